@@ -1,0 +1,168 @@
+"""The pipeline's configuration: loading, validation, and per-job settings.
+
+One config drives both the Snakefile and dvc.yaml. ``validate_config`` checks it against
+``workflow/schemas/config.schema.yaml`` (unknown keys, wrong types) and then against the code
+(registered methods, their hyperparameters), raising ``ConfigError`` with the offending key's
+path. ``pretrain_settings`` and ``probe_settings`` cut out what one job needs, so a job reruns
+exactly when its own settings change.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+PROBES = ("linear", "fewshot")
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the key path and the fix in its message."""
+
+
+def dataclass_from_dict(cls: type[T], values: dict[str, Any] | None, section: str) -> T:
+    """Build a settings dataclass, rejecting keys it does not have; lists become tuples."""
+    values = dict(values or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{section}: unknown key(s) {unknown}; known keys: {sorted(fields)}")
+    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**converted)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into a copy of ``base`` the way Snakemake merges config files."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config(*paths: str | Path) -> dict[str, Any]:
+    """Read and merge YAML config files (later files override earlier ones), then validate."""
+    config: dict[str, Any] = {}
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        config = deep_merge(config, loaded)
+    validate_config(config)
+    return config
+
+
+def _key_path(parts: Any) -> str:
+    return ".".join(str(p) for p in parts) or "<top level>"
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` naming the key when ``config`` is not a valid pipeline config."""
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors[:10]:
+            where = _key_path(err.absolute_path)
+            if err.validator == "additionalProperties":
+                lines.append(f"{where}: {err.message} (check the spelling against the schema)")
+            else:
+                lines.append(f"{where}: {err.message}")
+        raise ConfigError(
+            "invalid config (schema: workflow/schemas/config.schema.yaml):\n  " + "\n  ".join(lines)
+        )
+    _check_semantics(config)
+
+
+def _check_semantics(config: dict[str, Any]) -> None:
+    from sdclr.methods import METHODS, create_method
+
+    for name, dataset in config["datasets"].items():
+        source = dataset["source"]
+        if source["name"] == "image_list":
+            missing = [k for k in ("image_root", "train_list", "test_list") if k not in source]
+            if missing:
+                raise ConfigError(f"datasets.{name}.source: image_list needs {missing}")
+        rule = dataset.get("groups", {})
+        if rule.get("kind") == "thresholds" and not {"many_above", "few_below"} <= set(rule):
+            raise ConfigError(f"datasets.{name}.groups: thresholds need many_above and few_below")
+        for run, method in dataset["methods"].items():
+            where = f"datasets.{name}.methods.{run}"
+            algorithm = method.get("algorithm", run)
+            if algorithm not in METHODS:
+                raise ConfigError(
+                    f"{where}: unknown method {algorithm!r}; known methods: "
+                    f"{', '.join(sorted(METHODS))} (set 'algorithm' to one of them, or add a "
+                    "module in sdclr/methods/)"
+                )
+            try:
+                create_method(algorithm, method.get("hyperparameters"))
+            except ValueError as err:
+                raise ConfigError(f"{where}.hyperparameters: {err}") from err
+
+
+def method_spec(config: dict[str, Any], dataset: str, method: str) -> dict[str, Any]:
+    """The resolved method entry: algorithm, label, pretrain_set and hyperparameters."""
+    entry = config["datasets"][dataset]["methods"][method]
+    return {
+        "name": method,
+        "algorithm": entry.get("algorithm", method),
+        "label": entry.get("label", method),
+        "pretrain_set": entry.get("pretrain_set", "D_i"),
+        "hyperparameters": dict(entry.get("hyperparameters") or {}),
+    }
+
+
+def pretrain_settings(config: dict[str, Any], dataset: str, method: str) -> dict[str, Any]:
+    """Everything one pretraining job depends on (and nothing else)."""
+    entry = config["datasets"][dataset]
+    return {
+        "dataset": dataset,
+        "method": method_spec(config, dataset, method),
+        "model": dict(entry.get("model") or {}),
+        "augmentation": dict(entry["augmentation"]),
+        "pretrain": dict(entry["pretrain"]),
+        "device": config.get("device", "auto"),
+    }
+
+
+def probe_settings(config: dict[str, Any], dataset: str, probe: str) -> dict[str, Any]:
+    """Everything one probe job depends on besides its input files."""
+    if probe not in PROBES:
+        raise ConfigError(f"unknown probe {probe!r}; known probes: {PROBES}")
+    entry = config["datasets"][dataset]
+    return {
+        "dataset": dataset,
+        "probe": probe,
+        "probe_config": dict(entry[f"{probe}_probe"]),
+        "groups": dict(entry.get("groups") or {"kind": "thirds"}),
+        "device": config.get("device", "auto"),
+    }
+
+
+def split_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """What cutting a split depends on."""
+    return {"dataset": dataset, "longtail": dict(config["datasets"][dataset]["longtail"])}
+
+
+def labels(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Display names: ``{"datasets": {key: label}, "methods": {key: label}}``."""
+    out: dict[str, dict[str, str]] = {"datasets": {}, "methods": {}}
+    for name, dataset in config["datasets"].items():
+        out["datasets"][name] = dataset.get("label", name)
+        for run, method in dataset["methods"].items():
+            out["methods"][run] = method.get("label", run)
+    return out

@@ -1,0 +1,732 @@
+"""Batched, on-device SimCLR augmentation with torchvision (v1) semantics.
+
+Images are uint8 tensors ``[N, C, H, W]`` (``C`` = 1 or 3) already on the training device.
+Every random parameter is drawn per sample, in one batched call, from an optional
+``torch.Generator`` (which must live on the images' device), and every transform is applied to
+the whole batch at once. Per view the pipeline is the one of the SimCLR paper as written with
+torchvision::
+
+    RandomResizedCrop(size, scale=(0.1, 1.0), ratio=(3/4, 4/3), interpolation=BICUBIC)
+    RandomHorizontalFlip(p=0.5)
+    RandomApply([ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8)   # random op order per sample
+    RandomGrayscale(p=0.2)
+    RandomApply([GaussianBlur(kernel ~ 10% of size, sigma=(0.1, 2.0))], p=blur_p)
+    ToTensor()                                              # [0, 1], no normalisation
+
+The functional maths follows ``torchvision.transforms._functional_tensor`` (the tensor backend of
+``torchvision.transforms.functional``):
+
+* **Resize.** torchvision resizes tensors with ``antialias=True`` (its default since 0.17), which
+  for bilinear/bicubic calls PyTorch's separable *anti-aliased* kernels, both when up- and when
+  downscaling. That kernel is PIL's: bicubic uses the Keys cubic with ``a = -0.5`` (not the
+  ``a = -0.75`` of plain ``F.interpolate``/``grid_sample``), the filter support is widened by the
+  scale factor when downscaling (so downscaling is properly anti-aliased), and taps that fall
+  outside the crop are dropped and the remaining weights renormalised. :func:`resized_crop`
+  builds exactly these weights per sample as dense ``[out, in]`` matrices restricted to each
+  sample's crop window and applies them as two batched matmuls, so it matches
+  ``torchvision.transforms.functional.resized_crop`` on float tensors to float32 rounding
+  (about 1e-6) for upscaling *and* downscaling.
+* **Colour.** Brightness, contrast, saturation and hue use torchvision's ``_blend`` (with its
+  clamp to [0, 1]), its grayscale weights (0.2989, 0.587, 0.114), the per-sample mean of the
+  grayscale image for contrast, and its rgb -> hsv -> rgb round trip for hue. For one-channel
+  images saturation and hue are no-ops and grayscale is the identity, as in torchvision.
+* **Blur.** torchvision's normalised Gaussian kernel with reflect padding, applied separably
+  (mathematically identical to its 2-D kernel).
+
+Where the batched pipeline differs from torchvision's per-image PIL pipeline: it works in float
+from the start (PIL rounds to uint8 after every step and uses integer grayscale weights and uint8
+HSV), and :class:`BatchAugment` clamps the bicubic output to [0, 1] (PIL's uint8 output is
+clamped implicitly; torchvision's float-tensor resize is not). These are quantisation-level
+differences; the random parameter distributions are identical.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+__all__ = [
+    "AugmentConfig",
+    "AugmentParams",
+    "BatchAugment",
+    "apply_color_jitter",
+    "apply_gaussian_blur",
+    "apply_grayscale",
+    "blur_kernel_size",
+    "color_jitter",
+    "crop_flip_with_params",
+    "gaussian_blur",
+    "random_crop_flip",
+    "random_grayscale",
+    "resized_crop",
+    "rgb_to_grayscale",
+    "sample_crop_boxes",
+    "sample_jitter_params",
+]
+
+_INTERPOLATIONS = ("bicubic", "bilinear")
+# torchvision's ITU-R 601-2 luma weights (``_functional_tensor.rgb_to_grayscale``).
+_GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
+# Index of each colour op in jitter factor / order tensors (torchvision's ``fn_idx`` order).
+BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Parameters of the SimCLR view augmentation (defaults: the SimCLR CIFAR recipe).
+
+    Attributes:
+        crop_size: Output side length of the square crop.
+        scale: RandomResizedCrop area-fraction range.
+        ratio: RandomResizedCrop aspect-ratio (w / h) range, sampled log-uniformly.
+        flip_p: Horizontal flip probability.
+        jitter: ColorJitter strengths (brightness, contrast, saturation, hue).
+        jitter_p: Probability of applying the colour jitter at all (RandomApply).
+        grayscale_p: RandomGrayscale probability.
+        blur_p: Gaussian blur probability; 0 disables the blur.
+        blur_sigma: Blur sigma range, sampled uniformly per sample.
+        interpolation: ``"bicubic"`` or ``"bilinear"`` for the crop resize.
+    """
+
+    crop_size: int
+    scale: tuple[float, float] = (0.1, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    blur_p: float = 0.0
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    interpolation: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        if int(self.crop_size) != self.crop_size or self.crop_size <= 0:
+            raise ValueError(f"crop_size must be a positive integer, got {self.crop_size!r}")
+        for name in ("scale", "ratio", "blur_sigma"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"{name} must satisfy 0 < low <= high, got {(lo, hi)}")
+        if self.scale[1] > 1:
+            raise ValueError(f"scale must lie in (0, 1], got {self.scale}")
+        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
+        if len(self.jitter) != 4 or min(self.jitter) < 0:
+            raise ValueError(f"jitter must be 4 non-negative strengths, got {self.jitter}")
+        if self.jitter[HUE] > 0.5:
+            raise ValueError(f"hue jitter must be <= 0.5, got {self.jitter[HUE]}")
+        if self.interpolation not in _INTERPOLATIONS:
+            raise ValueError(
+                f"interpolation must be one of {_INTERPOLATIONS}, got {self.interpolation!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AugmentConfig:
+        """Build a config from a plain mapping (e.g. parsed YAML).
+
+        Lists become tuples. Unknown keys raise ``ValueError`` naming the key and listing the
+        known ones, so a typo in a config file cannot be silently ignored.
+        """
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(k for k in d if k not in known)
+        if unknown:
+            raise ValueError(
+                f"unknown augmentation key(s) {unknown}; known keys are {sorted(known)}"
+            )
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _rand(shape: Sequence[int], generator: torch.Generator | None, device: Any) -> Tensor:
+    """Uniform [0, 1) float32 draws from ``generator`` (or the global RNG) on ``device``."""
+    return torch.rand(tuple(shape), generator=generator, device=device)
+
+
+def _uniform(
+    n: int, low: float, high: float, generator: torch.Generator | None, device: Any
+) -> Tensor:
+    return low + (high - low) * _rand((n,), generator, device)
+
+
+def _bernoulli(n: int, p: float, generator: torch.Generator | None, device: Any) -> Tensor:
+    """Boolean mask with P(True) = p, as torchvision's ``torch.rand(1) < p``."""
+    return _rand((n,), generator, device) < p
+
+
+def _check_float_images(images: Tensor) -> None:
+    if images.ndim != 4:
+        raise ValueError(f"expected images of shape [N, C, H, W], got {tuple(images.shape)}")
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"expected 1 or 3 channels, got {images.shape[1]}")
+    if not images.is_floating_point():
+        raise TypeError(f"expected a floating point image tensor, got {images.dtype}")
+
+
+def _to_float(images: Tensor) -> Tensor:
+    """uint8 -> float32 in [0, 1] (ToTensor); float input is returned as float32 unchanged."""
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32).div_(255.0)
+    if images.is_floating_point():
+        return images.to(torch.float32)
+    raise TypeError(f"expected uint8 or floating point images, got {images.dtype}")
+
+
+def _per_sample(values: Tensor) -> Tensor:
+    """[N] -> [N, 1, 1, 1] for broadcasting against images."""
+    return values.reshape(-1, 1, 1, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# RandomResizedCrop
+# --------------------------------------------------------------------------------------------
+
+
+def sample_crop_boxes(
+    n: int,
+    height: int,
+    width: int,
+    scale: Sequence[float] = (0.1, 1.0),
+    ratio: Sequence[float] = (3 / 4, 4 / 3),
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Sample ``n`` RandomResizedCrop boxes for a ``height`` x ``width`` image.
+
+    Vectorised ``torchvision.transforms.RandomResizedCrop.get_params``: up to 10 attempts of
+    ``area ~ U(scale) * H * W`` and ``log(ratio) ~ U(log ratio)``, ``w = round(sqrt(area * r))``,
+    ``h = round(sqrt(area / r))`` (round half to even, as Python's ``round``); the first attempt
+    that fits gives the box with a uniform integer offset; if none fits, the central-crop
+    fallback (whole image clipped to the ratio range).
+
+    Returns:
+        int64 tensor ``[n, 4]`` of ``(top, left, h, w)`` on ``device`` (default: the generator's
+        device, else CPU).
+    """
+    if device is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+    attempts = 10
+    area = float(height * width)
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    # Draw in float32 like torchvision, do the geometry in float64 like its math.sqrt.
+    target_area = area * (scale[0] + (scale[1] - scale[0]) * _rand((n, attempts), generator, device))
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * _rand((n, attempts), generator, device))
+    target_area, aspect = target_area.double(), aspect.double()
+    w = torch.round(torch.sqrt(target_area * aspect)).long()
+    h = torch.round(torch.sqrt(target_area / aspect)).long()
+    ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    found = ok.any(dim=1)
+    first = torch.argmax(ok.to(torch.uint8), dim=1, keepdim=True)  # first True attempt
+    h = h.gather(1, first).squeeze(1)
+    w = w.gather(1, first).squeeze(1)
+
+    # Central-crop fallback (same for every sample).
+    in_ratio = float(width) / float(height)
+    if in_ratio < min(ratio):
+        fw, fh = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        fh, fw = height, int(round(height * max(ratio)))
+    else:
+        fw, fh = width, height
+    h = torch.where(found, h, torch.full_like(h, fh))
+    w = torch.where(found, w, torch.full_like(w, fw))
+
+    # randint(0, H - h + 1) as floor(u * (H - h + 1)), clamped against float round-up.
+    u = _rand((n, 2), generator, device).double()
+    top = torch.minimum((u[:, 0] * (height - h + 1)).long(), height - h)
+    left = torch.minimum((u[:, 1] * (width - w + 1)).long(), width - w)
+    top = torch.where(found, top, torch.full_like(top, (height - fh) // 2))
+    left = torch.where(found, left, torch.full_like(left, (width - fw) // 2))
+    return torch.stack([top, left, h, w], dim=1)
+
+
+def _aa_filter(x: Tensor, interpolation: str) -> Tensor:
+    """PyTorch's anti-aliasing interpolation filters (PIL's): Keys cubic a=-0.5, or triangle."""
+    x = x.abs()
+    if interpolation == "bilinear":
+        return (1.0 - x).clamp_min(0.0)
+    a = -0.5
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    far = (((x - 5.0) * x + 8.0) * x - 4.0) * a
+    return torch.where(x < 1.0, near, torch.where(x < 2.0, far, torch.zeros_like(x)))
+
+
+def _resize_weights(
+    start: Tensor, length: Tensor, out_size: int, in_size: int, interpolation: str
+) -> Tensor:
+    """Per-sample ``[N, out_size, in_size]`` matrices resizing the window ``[start, start+length)``.
+
+    Reproduces ``_upsample_{bicubic,bilinear}2d_aa`` (align_corners=False) on the cropped
+    window: ``scale = length / out``, support ``interp/2 * max(scale, 1)``, taps outside the
+    window dropped, weights normalised to sum to one.
+    """
+    dev = start.device
+    interp_size = 4.0 if interpolation == "bicubic" else 2.0
+    scale = (length.to(torch.float32) / out_size)[:, None, None]  # [N, 1, 1]
+    support = interp_size * 0.5 * scale.clamp_min(1.0)
+    invscale = 1.0 / scale.clamp_min(1.0)
+    centre = scale * (torch.arange(out_size, device=dev, dtype=torch.float32)[None, :, None] + 0.5)
+    xmin = torch.trunc(centre - support + 0.5).clamp_min(0.0)
+    xmax = torch.minimum(torch.trunc(centre + support + 0.5), length.to(torch.float32)[:, None, None])
+    # Input position relative to the crop window: [N, 1, in_size].
+    j = (torch.arange(in_size, device=dev)[None, None, :] - start[:, None, None]).to(torch.float32)
+    inside = (j >= xmin) & (j < xmax)
+    w = _aa_filter((j - centre + 0.5) * invscale, interpolation) * inside
+    total = w.sum(dim=-1, keepdim=True)
+    return w / torch.where(total == 0, torch.ones_like(total), total)
+
+
+def resized_crop(
+    images_float: Tensor,
+    boxes: Tensor,
+    size: int | Sequence[int],
+    interpolation: str = "bicubic",
+) -> Tensor:
+    """Crop each image to its box and resize it to ``size``, batched.
+
+    Matches ``torchvision.transforms.functional.resized_crop(img, top, left, h, w, size,
+    interpolation)`` on float tensors (antialias=True, the default) per sample, to float32
+    rounding (~1e-6), for both up- and downscaling; see the module docstring. Like torchvision
+    on float tensors, the bicubic output is *not* clamped (it can overshoot [0, 1] slightly).
+
+    Args:
+        images_float: float ``[N, C, H, W]``.
+        boxes: int ``[N, 4]`` of ``(top, left, h, w)`` lying inside the image.
+        size: output side (int) or ``(height, width)``.
+        interpolation: ``"bicubic"`` or ``"bilinear"``.
+    """
+    _check_float_images(images_float)
+    if interpolation not in _INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
+    out_h, out_w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    boxes = boxes.to(device=images_float.device, dtype=torch.long)
+    n, _, height, width = images_float.shape
+    if boxes.shape != (n, 4):
+        raise ValueError(f"boxes must have shape [{n}, 4], got {tuple(boxes.shape)}")
+    top, left, h, w = boxes.unbind(dim=1)
+    wy = _resize_weights(top, h, out_h, height, interpolation).to(images_float.dtype)
+    wx = _resize_weights(left, w, out_w, width, interpolation).to(images_float.dtype)
+    # Horizontal pass first (as PyTorch's CPU kernel), then vertical.
+    rows = torch.matmul(images_float, wx.transpose(1, 2)[:, None])  # [N, C, H, out_w]
+    return torch.matmul(wy[:, None], rows)  # [N, C, out_h, out_w]
+
+
+# --------------------------------------------------------------------------------------------
+# Colour
+# --------------------------------------------------------------------------------------------
+
+
+def rgb_to_grayscale(images_float: Tensor) -> Tensor:
+    """torchvision's ``rgb_to_grayscale`` (one output channel); 1-channel input is copied."""
+    if images_float.shape[-3] == 1:
+        return images_float.clone()
+    r, g, b = images_float.unbind(dim=-3)
+    gray = _GRAY_WEIGHTS[0] * r + _GRAY_WEIGHTS[1] * g + _GRAY_WEIGHTS[2] * b
+    return gray.unsqueeze(-3)
+
+
+def _blend(img1: Tensor, img2: Tensor, ratio: Tensor) -> Tensor:
+    """torchvision ``_blend`` with a per-sample ratio ``[N]``, clamped to [0, 1]."""
+    r = _per_sample(ratio)
+    return (r * img1 + (1.0 - r) * img2).clamp(0.0, 1.0)
+
+
+def _adjust_brightness(img: Tensor, factor: Tensor) -> Tensor:
+    return _blend(img, torch.zeros_like(img), factor)
+
+
+def _adjust_contrast(img: Tensor, factor: Tensor) -> Tensor:
+    mean = rgb_to_grayscale(img).mean(dim=(-3, -2, -1), keepdim=True)
+    return _blend(img, mean, factor)
+
+
+def _adjust_saturation(img: Tensor, factor: Tensor) -> Tensor:
+    if img.shape[-3] == 1:
+        return img
+    return _blend(img, rgb_to_grayscale(img), factor)
+
+
+def _rgb2hsv(img: Tensor) -> Tensor:
+    # Same maths as torchvision's _functional_tensor._rgb2hsv.
+    r, g, b = img.unbind(dim=-3)
+    maxc = torch.max(img, dim=-3).values
+    minc = torch.min(img, dim=-3).values
+    eqc = maxc == minc
+    cr = maxc - minc
+    ones = torch.ones_like(maxc)
+    s = cr / torch.where(eqc, ones, maxc)
+    cr_divisor = torch.where(eqc, ones, cr)
+    rc = (maxc - r) / cr_divisor
+    gc = (maxc - g) / cr_divisor
+    bc = (maxc - b) / cr_divisor
+    hr = (maxc == r) * (bc - gc)
+    hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
+    hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
+    h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0)
+    return torch.stack((h, s, maxc), dim=-3)
+
+
+def _hsv2rgb(img: Tensor) -> Tensor:
+    # torchvision's _functional_tensor._hsv2rgb, with its one-hot einsum over the six hue
+    # sectors replaced by an equivalent (bit-identical) gather of the selected candidate.
+    h, s, v = img.unbind(dim=-3)
+    i = torch.floor(h * 6.0)
+    f = (h * 6.0) - i
+    i = i.to(dtype=torch.long)
+    p = torch.clamp((v * (1.0 - s)), 0.0, 1.0)
+    q = torch.clamp((v * (1.0 - s * f)), 0.0, 1.0)
+    t = torch.clamp((v * (1.0 - s * (1.0 - f))), 0.0, 1.0)
+    i = i % 6
+    candidates = torch.stack((v, q, p, t), dim=-3)
+    # Sector -> candidate index (0 v, 1 q, 2 p, 3 t) for r, g, b: torchvision's a1, a2, a3.
+    table = torch.tensor(
+        [[0, 1, 2, 2, 3, 0], [3, 0, 0, 1, 2, 2], [2, 2, 3, 0, 0, 1]], device=img.device
+    )
+    index = torch.stack([table[c][i] for c in range(3)], dim=-3)
+    return candidates.gather(-3, index)
+
+
+def _adjust_hue(img: Tensor, factor: Tensor) -> Tensor:
+    if img.shape[-3] == 1:
+        return img
+    h, s, v = _rgb2hsv(img).unbind(dim=-3)
+    h = torch.remainder(h + factor.reshape(-1, 1, 1), 1.0)
+    return _hsv2rgb(torch.stack((h, s, v), dim=-3))
+
+
+_JITTER_OPS = (_adjust_brightness, _adjust_contrast, _adjust_saturation, _adjust_hue)
+
+
+def _jitter_ranges(
+    brightness: float, contrast: float, saturation: float, hue: float
+) -> list[tuple[float, float] | None]:
+    """torchvision ColorJitter ranges; ``None`` where the strength is 0 (op disabled)."""
+    for name, value in (("brightness", brightness), ("contrast", contrast),
+                        ("saturation", saturation), ("hue", hue)):
+        if value < 0:
+            raise ValueError(f"{name} jitter must be non-negative, got {value}")
+    if hue > 0.5:
+        raise ValueError(f"hue jitter must be <= 0.5, got {hue}")
+    ranges: list[tuple[float, float] | None] = [
+        (max(0.0, 1.0 - v), 1.0 + v) if v > 0 else None for v in (brightness, contrast, saturation)
+    ]
+    ranges.append((-hue, hue) if hue > 0 else None)
+    return ranges
+
+
+def sample_jitter_params(
+    n: int,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Per-sample ColorJitter parameters, as ``ColorJitter.get_params`` draws them per call.
+
+    Returns:
+        ``factors``: float ``[n, 4]`` (brightness, contrast, saturation, hue), each uniform in
+        torchvision's range ``[max(0, 1 - s), 1 + s]`` (hue: ``[-h, h]``); identity values
+        (1, 1, 1, 0) for disabled ops. ``order``: int64 ``[n, 4]``, a uniformly random
+        permutation of the op indices 0..3 per sample (torchvision's ``randperm(4)``).
+    """
+    if device is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+    order = torch.argsort(_rand((n, 4), generator, device), dim=1)
+    u = _rand((n, 4), generator, device)
+    cols = []
+    for k, rng in enumerate(_jitter_ranges(brightness, contrast, saturation, hue)):
+        if rng is None:
+            cols.append(torch.full((n,), 0.0 if k == HUE else 1.0, device=device))
+        else:
+            cols.append(rng[0] + (rng[1] - rng[0]) * u[:, k])
+    return torch.stack(cols, dim=1), order
+
+
+def apply_color_jitter(
+    images_float: Tensor,
+    factors: Tensor,
+    order: Tensor,
+    enabled: Sequence[bool] = (True, True, True, True),
+) -> Tensor:
+    """Apply colour ops with explicit per-sample ``factors [N, 4]`` in per-sample ``order [N, 4]``.
+
+    Sample ``n`` gets, for ``k = 0..3``, op ``order[n, k]`` (0 brightness, 1 contrast,
+    2 saturation, 3 hue) with factor ``factors[n, order[n, k]]`` -- the same as calling
+    torchvision's ``adjust_brightness/contrast/saturation/hue`` in that order. Ops with
+    ``enabled[op] == False`` are skipped (torchvision's ``None`` factors). Each sample goes
+    through each op once: at step ``k`` the batch is split by op, so the cost is independent of
+    how many distinct orders occur.
+    """
+    _check_float_images(images_float)
+    out = images_float
+    order = order.to(images_float.device)
+    factors = factors.to(device=images_float.device, dtype=images_float.dtype)
+    for k in range(4):
+        step = order[:, k]
+        new = out.clone()
+        for op, fn in enumerate(_JITTER_OPS):
+            if not enabled[op]:
+                continue
+            idx = torch.nonzero(step == op).squeeze(1)
+            if idx.numel() == 0:
+                continue
+            new[idx] = fn(out[idx], factors[idx, op])
+        out = new
+    return out
+
+
+def color_jitter(
+    images_float: Tensor,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """torchvision ``ColorJitter(brightness, contrast, saturation, hue)``, always applied, with
+    independent factors and an independent random op order per sample.
+
+    One-channel images: saturation and hue are no-ops (torchvision's PIL-matching behaviour),
+    but their factors are still drawn.
+    """
+    _check_float_images(images_float)
+    factors, order = sample_jitter_params(
+        images_float.shape[0], brightness, contrast, saturation, hue, generator,
+        images_float.device,
+    )
+    enabled = [r is not None for r in _jitter_ranges(brightness, contrast, saturation, hue)]
+    return apply_color_jitter(images_float, factors, order, enabled)
+
+
+def apply_grayscale(images_float: Tensor, mask: Tensor) -> Tensor:
+    """Grayscale (channel count kept, 3 identical channels) the samples where ``mask`` is True."""
+    _check_float_images(images_float)
+    if images_float.shape[1] == 1:
+        return images_float  # torchvision: rgb_to_grayscale of a 1-channel image is a copy
+    gray = rgb_to_grayscale(images_float).expand_as(images_float)
+    return torch.where(_per_sample(mask.to(images_float.device)), gray, images_float)
+
+
+def random_grayscale(
+    images_float: Tensor, p: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """torchvision ``RandomGrayscale(p)`` per sample; keeps the channel count."""
+    _check_float_images(images_float)
+    mask = _bernoulli(images_float.shape[0], p, generator, images_float.device)
+    return apply_grayscale(images_float, mask)
+
+
+# --------------------------------------------------------------------------------------------
+# Gaussian blur
+# --------------------------------------------------------------------------------------------
+
+
+def blur_kernel_size(crop_size: int) -> int:
+    """SimCLR's blur kernel: ~10% of the crop side, made odd, at least 3 (224 -> 23, 32 -> 3)."""
+    k = max(3, int(0.1 * crop_size))
+    return k + 1 if k % 2 == 0 else k
+
+
+def apply_gaussian_blur(
+    images_float: Tensor, sigma: Tensor, kernel_size: int, mask: Tensor | None = None
+) -> Tensor:
+    """torchvision ``gaussian_blur(img, [k, k], [s, s])`` with a per-sample ``sigma [N]``.
+
+    Reflect padding and torchvision's normalised kernel, applied separably as grouped convs.
+    Only the samples where ``mask`` is True (all if ``None``) are blurred.
+    """
+    _check_float_images(images_float)
+    if kernel_size <= 0 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size}")
+    dev = images_float.device
+    sigma = sigma.to(device=dev, dtype=images_float.dtype)
+    if mask is not None:
+        idx = torch.nonzero(mask.to(dev)).squeeze(1)
+        out = images_float.clone()
+        if idx.numel() > 0:
+            out[idx] = apply_gaussian_blur(images_float[idx], sigma[idx], kernel_size)
+        return out
+    n, c, h, w = images_float.shape
+    half = (kernel_size - 1) * 0.5
+    x = torch.linspace(-half, half, steps=kernel_size, dtype=images_float.dtype, device=dev)
+    pdf = torch.exp(-0.5 * (x[None, :] / sigma[:, None]).pow(2))
+    k1d = (pdf / pdf.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # [N*C, k]
+    pad = kernel_size // 2
+    flat = F.pad(images_float.reshape(1, n * c, h, w), [pad, pad, pad, pad], mode="reflect")
+    flat = F.conv2d(flat, k1d[:, None, None, :], groups=n * c)
+    flat = F.conv2d(flat, k1d[:, None, :, None], groups=n * c)
+    return flat.reshape(n, c, h, w)
+
+
+def gaussian_blur(
+    images_float: Tensor,
+    p: float,
+    sigma_range: Sequence[float],
+    kernel_size: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``RandomApply([GaussianBlur(kernel_size, sigma_range)], p)`` per sample."""
+    _check_float_images(images_float)
+    n, dev = images_float.shape[0], images_float.device
+    mask = _bernoulli(n, p, generator, dev)
+    sigma = _uniform(n, sigma_range[0], sigma_range[1], generator, dev)
+    return apply_gaussian_blur(images_float, sigma, kernel_size, mask)
+
+
+# --------------------------------------------------------------------------------------------
+# Full SimCLR view
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AugmentParams:
+    """Every random parameter of one :class:`BatchAugment` call (all tensors have length N).
+
+    Attributes:
+        boxes: int64 ``[N, 4]`` crop boxes ``(top, left, h, w)``.
+        flip: bool, horizontal flip.
+        jitter: bool, colour jitter applied (RandomApply).
+        jitter_factors: float ``[N, 4]`` (brightness, contrast, saturation, hue).
+        jitter_order: int64 ``[N, 4]`` op permutation.
+        grayscale: bool, grayscale applied.
+        blur: bool, blur applied.
+        blur_sigma: float, blur sigma.
+    """
+
+    boxes: Tensor
+    flip: Tensor
+    jitter: Tensor
+    jitter_factors: Tensor
+    jitter_order: Tensor
+    grayscale: Tensor
+    blur: Tensor
+    blur_sigma: Tensor
+
+
+class BatchAugment:
+    """One SimCLR view per image, batched on the images' device (see the module docstring)."""
+
+    def __init__(self, config: AugmentConfig):
+        self.config = config
+        self.blur_kernel_size = blur_kernel_size(config.crop_size)
+        self._jitter_enabled = [r is not None for r in _jitter_ranges(*config.jitter)]
+
+    def sample_params(
+        self,
+        n: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> AugmentParams:
+        """Draw all per-sample parameters for a batch of ``n`` images of ``height x width``."""
+        cfg = self.config
+        if device is None:
+            device = generator.device if generator is not None else torch.device("cpu")
+        boxes = sample_crop_boxes(n, height, width, cfg.scale, cfg.ratio, generator, device)
+        flip = _bernoulli(n, cfg.flip_p, generator, device)
+        jitter = _bernoulli(n, cfg.jitter_p, generator, device)
+        factors, order = sample_jitter_params(n, *cfg.jitter, generator=generator, device=device)
+        gray = _bernoulli(n, cfg.grayscale_p, generator, device)
+        blur = _bernoulli(n, cfg.blur_p, generator, device)
+        sigma = _uniform(n, cfg.blur_sigma[0], cfg.blur_sigma[1], generator, device)
+        return AugmentParams(boxes, flip, jitter, factors, order, gray, blur, sigma)
+
+    def apply(self, images: Tensor, params: AugmentParams) -> Tensor:
+        """Apply explicit parameters: uint8/float ``[N, C, H, W]`` -> float ``[N, C, s, s]``."""
+        cfg = self.config
+        x = _to_float(images)
+        x = resized_crop(x, params.boxes, cfg.crop_size, cfg.interpolation)
+        x = x.clamp_(0.0, 1.0)  # PIL / uint8-tensor resize output is clamped to the pixel range
+        x = torch.where(_per_sample(params.flip), x.flip(-1), x)
+        if cfg.jitter_p > 0 and any(self._jitter_enabled):
+            idx = torch.nonzero(params.jitter).squeeze(1)
+            if idx.numel() > 0:
+                x[idx] = apply_color_jitter(
+                    x[idx], params.jitter_factors[idx], params.jitter_order[idx],
+                    self._jitter_enabled,
+                )
+        if cfg.grayscale_p > 0:
+            x = apply_grayscale(x, params.grayscale)
+        if cfg.blur_p > 0:
+            x = apply_gaussian_blur(x, params.blur_sigma, self.blur_kernel_size, params.blur)
+        return x
+
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """uint8 [N,C,H,W] on any device -> float32 [N,C,crop,crop] in [0,1] on the same device.
+
+        All randomness comes from ``generator`` when given (it must be on ``images.device``).
+        """
+        if images.ndim != 4 or images.shape[1] not in (1, 3):
+            raise ValueError(f"expected [N, 1|3, H, W] images, got {tuple(images.shape)}")
+        n, _, h, w = images.shape
+        params = self.sample_params(n, h, w, generator, images.device)
+        return self.apply(images, params)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+
+# --------------------------------------------------------------------------------------------
+# Linear-probe augmentation
+# --------------------------------------------------------------------------------------------
+
+
+def crop_flip_with_params(
+    images: Tensor, padding: int, offsets: Tensor, flip: Tensor
+) -> Tensor:
+    """Zero-pad by ``padding``, take the ``H x W`` window at ``offsets [N, 2]`` = (top, left)
+    in padded coordinates, and mirror it horizontally where ``flip [N]`` is True.
+
+    uint8 or float in, float32 [0, 1] out.
+    """
+    x = _to_float(images)
+    n, c, h, w = x.shape
+    dev = x.device
+    padded = F.pad(x, [padding] * 4)
+    offsets = offsets.to(device=dev, dtype=torch.long)
+    cols_base = torch.arange(w, device=dev)
+    cols_base = torch.where(flip.to(dev)[:, None], (w - 1) - cols_base, cols_base)  # [N, W]
+    rows = offsets[:, :1] + torch.arange(h, device=dev)[None, :]  # [N, H]
+    cols = offsets[:, 1:] + cols_base  # [N, W]
+    batch = torch.arange(n, device=dev)[:, None, None]
+    out = padded[batch, :, rows[:, :, None], cols[:, None, :]]  # [N, H, W, C]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def random_crop_flip(
+    images: Tensor, padding: int = 4, generator: torch.Generator | None = None
+) -> Tensor:
+    """Linear-probe train augmentation, batched: torchvision ``RandomCrop(size=H,
+    padding=padding)`` (zero padding) + ``RandomHorizontalFlip``. uint8 or float in, float
+    [0, 1] out.
+
+    Output keeps the input's ``H x W`` (for square images this is exactly
+    ``RandomCrop(size=H, padding=padding)``); offsets are uniform in ``[0, 2 * padding]`` per
+    axis and per sample, and each sample is flipped with probability 0.5.
+    """
+    if images.ndim != 4:
+        raise ValueError(f"expected [N, C, H, W] images, got {tuple(images.shape)}")
+    n, dev = images.shape[0], images.device
+    offsets = torch.floor(_rand((n, 2), generator, dev) * (2 * padding + 1)).long()
+    offsets = offsets.clamp_(max=2 * padding)
+    flip = _bernoulli(n, 0.5, generator, dev)
+    return crop_flip_with_params(images, padding, offsets, flip)

@@ -1,0 +1,248 @@
+"""Long-tail splits: validation hold-out, D_i, D_b and S_b, deterministic in (dataset, split).
+
+PROTOCOL.md's construction, for C classes with ``n_train`` training images per class after the
+validation hold-out:
+
+* ``validation``: ``validation_per_class`` images of every class, drawn once per dataset (the
+  same for every split, as in the reference), never used for pretraining.
+* ``D_i`` (imbalanced pretraining set): class ``order[k]`` keeps
+  ``n_k = floor(n_max * r ** (-k / (C - 1)))`` images, with a class order shuffled anew for
+  every split.
+* ``D_b`` (balanced control of about the same size): ``floor(|D_i| / C)`` images per class.
+* ``S_b`` (few-shot probe set): ``floor(fewshot_fraction * n_train)`` images per class, drawn
+  from inside ``D_i``.
+
+Within each class one random permutation of its training images is drawn and all three sets
+are prefixes of it, so ``S_b`` is inside ``D_i`` by construction (as in the reference files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdclr.io import read_json, write_json
+
+SUBSETS = ("train", "validation", "D_i", "D_b", "S_b")
+
+
+@dataclass(frozen=True)
+class LongTailConfig:
+    """How a split is cut; see the module docstring for the formulas."""
+
+    validation_per_class: int
+    n_max: int | None = None  # None: every remaining training image of the head class
+    imbalance_ratio: float = 100.0
+    balanced_per_class: int | None = None  # None: floor(|D_i| / C)
+    fewshot_fraction: float = 0.01
+    fewshot_per_class: int | None = None  # overrides fewshot_fraction
+    probe_train_per_class: int | None = None  # None: the whole balanced train pool
+
+
+def longtail_counts(n_max: int, num_classes: int, imbalance_ratio: float) -> list[int]:
+    """Per-rank class sizes of the exponential profile.
+
+    ``n_k = floor(n_max * r ** (-k / (C - 1)))`` for ``k = 0 .. C-1``; a tiny tolerance keeps
+    values that are integers in exact arithmetic (``4500 / 100 = 45``) from rounding down.
+    """
+    if num_classes < 2:
+        raise ValueError("a long-tail profile needs at least 2 classes")
+    if imbalance_ratio < 1:
+        raise ValueError(f"imbalance_ratio must be >= 1, got {imbalance_ratio}")
+    return [
+        math.floor(n_max * imbalance_ratio ** (-k / (num_classes - 1)) + 1e-9)
+        for k in range(num_classes)
+    ]
+
+
+def split_seed(dataset: str, split: int | str) -> int:
+    """A stable 63-bit seed for ``(dataset, split)`` that does not depend on Python's hash."""
+    digest = hashlib.sha256(f"{dataset}/split{split}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _indices_by_class(labels: np.ndarray, num_classes: int) -> list[np.ndarray]:
+    return [np.flatnonzero(labels == c) for c in range(num_classes)]
+
+
+def validation_holdout(
+    labels: np.ndarray, num_classes: int, per_class: int, dataset: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split training indices into (train pool, validation), stratified, fixed per dataset."""
+    rng = np.random.default_rng(split_seed(dataset, "validation"))
+    train, validation = [], []
+    for c, idx in enumerate(_indices_by_class(labels, num_classes)):
+        if len(idx) <= per_class:
+            raise ValueError(
+                f"class {c} has {len(idx)} training images, too few to hold out "
+                f"validation_per_class={per_class}; lower longtail.validation_per_class"
+            )
+        perm = rng.permutation(idx)
+        validation.append(perm[:per_class])
+        train.append(perm[per_class:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(validation))
+
+
+def make_longtail_split(
+    labels: Sequence[int] | np.ndarray,
+    num_classes: int,
+    config: LongTailConfig,
+    dataset: str,
+    split: int,
+) -> dict[str, Any]:
+    """Cut one long-tail split of a training set; return its record (see ``split_record``)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    pool, validation = validation_holdout(labels, num_classes, config.validation_per_class, dataset)
+    by_class = _indices_by_class(labels[pool], num_classes)
+    n_train = min(len(idx) for idx in by_class)
+    n_max = config.n_max if config.n_max is not None else n_train
+    if n_max > n_train:
+        raise ValueError(
+            f"longtail.n_max={n_max} exceeds the {n_train} training images of the smallest "
+            "class after the validation hold-out; lower n_max or validation_per_class"
+        )
+    rank_counts = longtail_counts(n_max, num_classes, config.imbalance_ratio)
+    rng = np.random.default_rng(split_seed(dataset, split))
+    class_order = rng.permutation(num_classes)
+    di_counts = np.zeros(num_classes, dtype=np.int64)
+    di_counts[class_order] = rank_counts
+    balanced = config.balanced_per_class or int(di_counts.sum()) // num_classes
+    fewshot = config.fewshot_per_class or math.floor(config.fewshot_fraction * n_train + 1e-9)
+    if fewshot > di_counts.min():
+        raise ValueError(
+            f"S_b needs {fewshot} images per class inside D_i, but the tail class of D_i has "
+            f"only {di_counts.min()}; lower fewshot_per_class/fewshot_fraction or raise n_max"
+        )
+    if balanced > n_train:
+        raise ValueError(f"balanced_per_class={balanced} exceeds the {n_train} images per class")
+    subsets: dict[str, list[np.ndarray]] = {"D_i": [], "D_b": [], "S_b": []}
+    for c in range(num_classes):
+        perm = rng.permutation(pool[labels[pool] == c])
+        subsets["D_i"].append(perm[: di_counts[c]])
+        subsets["D_b"].append(perm[:balanced])
+        subsets["S_b"].append(perm[:fewshot])
+    indices = {"train": pool, "validation": validation}
+    indices.update({name: np.sort(np.concatenate(parts)) for name, parts in subsets.items()})
+    if config.probe_train_per_class is not None:
+        indices["train"] = _per_class_prefix(
+            pool, labels, num_classes, config.probe_train_per_class, rng
+        )
+    return split_record(dataset, split, labels, num_classes, indices)
+
+
+def _per_class_prefix(
+    pool: np.ndarray, labels: np.ndarray, num_classes: int, per_class: int, rng: np.random.Generator
+) -> np.ndarray:
+    parts = []
+    for c in range(num_classes):
+        idx = pool[labels[pool] == c]
+        parts.append(rng.permutation(idx)[:per_class])
+    return np.sort(np.concatenate(parts))
+
+
+def split_record(
+    dataset: str,
+    split: int,
+    labels: np.ndarray,
+    num_classes: int,
+    indices: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """The on-disk form of a split: indices plus a manifest a person can read.
+
+    ``class_order`` lists class ids from the most to the least frequent in ``D_i`` (ties by id);
+    ``counts[subset][c]`` is the number of images of class ``c`` in that subset.
+    """
+    labels = np.asarray(labels)
+    counts = {
+        name: np.bincount(labels[idx], minlength=num_classes).tolist()
+        for name, idx in indices.items()
+    }
+    di = np.asarray(counts["D_i"])
+    class_order = sorted(range(num_classes), key=lambda c: (-di[c], c))
+    return {
+        "dataset": dataset,
+        "split": int(split),
+        "num_classes": num_classes,
+        "class_order": class_order,
+        "sizes": {name: len(idx) for name, idx in indices.items()},
+        "counts": counts,
+        "indices": {name: [int(i) for i in idx] for name, idx in indices.items()},
+    }
+
+
+def check_split(record: dict[str, Any], num_train_images: int, source: str = "split") -> None:
+    """Raise ValueError naming the problem when a split is inconsistent.
+
+    Checks every subset is present and in range, has no duplicates, that pretraining and
+    probe-training subsets are disjoint from validation, and that S_b lies inside D_i.
+    """
+    missing = [name for name in SUBSETS if name not in record.get("indices", {})]
+    if missing:
+        raise ValueError(f"{source}: missing subset(s) {missing}")
+    sets = {}
+    for name in SUBSETS:
+        idx = np.asarray(record["indices"][name], dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= num_train_images):
+            raise ValueError(
+                f"{source}: {name} has indices outside [0, {num_train_images}); "
+                "is the file for another dataset?"
+            )
+        if len(np.unique(idx)) != len(idx):
+            raise ValueError(f"{source}: {name} contains duplicate indices")
+        sets[name] = set(idx.tolist())
+    for name in ("train", "D_i", "D_b", "S_b"):
+        overlap = sets[name] & sets["validation"]
+        if overlap:
+            raise ValueError(
+                f"{source}: {len(overlap)} images of {name} are also in the validation set"
+            )
+    if not sets["S_b"] <= sets["D_i"]:
+        raise ValueError(f"{source}: {len(sets['S_b'] - sets['D_i'])} images of S_b are not in D_i")
+
+
+def split_from_index_files(
+    files: dict[str, str | Path],
+    labels: Sequence[int] | np.ndarray,
+    num_classes: int,
+    dataset: str,
+    split: int,
+) -> dict[str, Any]:
+    """Build a split from external ``.npy`` index files (the reference implementation's).
+
+    ``files`` maps each of ``train``, ``validation``, ``D_i``, ``D_b``, ``S_b`` to a path whose
+    array indexes the dataset's training set; the result is checked with ``check_split``.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    indices = {}
+    for name in SUBSETS:
+        if name not in files:
+            raise ValueError(f"reference split files: no path given for {name!r}")
+        path = Path(files[name])
+        if not path.exists():
+            raise FileNotFoundError(f"reference split file for {name} not found: {path}")
+        try:
+            indices[name] = np.sort(np.load(path, allow_pickle=False).astype(np.int64).ravel())
+        except ValueError as err:
+            raise ValueError(f"{path} is not a .npy array of indices ({err})") from err
+    record = split_record(dataset, split, labels, num_classes, indices)
+    check_split(record, len(labels), source=f"reference split {split} of {dataset}")
+    return record
+
+
+def save_split(record: dict[str, Any], path: str | Path) -> None:
+    """Write a split record as JSON, atomically."""
+    write_json(path, record)
+
+
+def load_split(path: str | Path) -> dict[str, Any]:
+    """Read a split record written by ``save_split``."""
+    record = read_json(path)
+    if "indices" not in record or "counts" not in record:
+        raise ValueError(f"{path} is not a split file (no 'indices'/'counts'); re-run make_split")
+    return record

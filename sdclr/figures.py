@@ -1,0 +1,183 @@
+"""Figures: group accuracies with error bars, split class profiles, accuracy vs frequency."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from sdclr.groups import GROUPS, class_groups  # noqa: E402
+from sdclr.io import save_figure  # noqa: E402
+from sdclr.report import COLUMNS, PROBE_TITLES, aggregate, records_frame  # noqa: E402
+
+GROUP_COLOURS = {"Many": "#4C72B0", "Medium": "#DD8452", "Few": "#C44E52"}
+
+
+def _method_colours(methods: Sequence[str]) -> dict[str, Any]:
+    cmap = plt.get_cmap("tab10")
+    return {m: cmap(i % 10) for i, m in enumerate(methods)}
+
+
+def _label(labels: dict | None, kind: str, key: str) -> str:
+    return (labels or {}).get(kind, {}).get(key, key)
+
+
+def plot_group_accuracy(
+    records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None = None
+) -> None:
+    """Bars of Many / Medium / Few / All per method, mean ± std over splits, one panel per
+    dataset x probe; the Std (balancedness) value is printed above each method's bars."""
+    frame = records_frame(records)
+    datasets = list(dict.fromkeys(frame["dataset"]))
+    probes = [p for p in PROBE_TITLES if p in set(frame["probe"])]
+    fig, axes = plt.subplots(
+        len(datasets), len(probes), figsize=(6.0 * len(probes), 4.2 * len(datasets)), squeeze=False
+    )
+    columns = [*GROUPS, "All"]
+    for i, dataset in enumerate(datasets):
+        for j, probe in enumerate(probes):
+            ax = axes[i][j]
+            table = aggregate(frame[(frame.dataset == dataset) & (frame.probe == probe)])
+            methods = list(table["method"])
+            colours = _method_colours(methods)
+            width = 0.8 / max(1, len(methods))
+            x = np.arange(len(columns))
+            for k, row in table.iterrows():
+                means = [row[f"{c}_mean"] for c in columns]
+                stds = [row[f"{c}_std"] for c in columns]
+                ax.bar(
+                    x + (k - (len(methods) - 1) / 2) * width,
+                    means,
+                    width,
+                    yerr=stds,
+                    capsize=3,
+                    color=colours[row.method],
+                    label=f"{_label(labels, 'methods', row.method)} (Std {row.Std_mean:.2f})",
+                )
+            ax.set_xticks(x, columns)
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title(f"{_label(labels, 'datasets', dataset)}: {PROBE_TITLES[probe]}")
+            lows = [
+                row[f"{c}_mean"] - row[f"{c}_std"] for _, row in table.iterrows() for c in columns
+            ]
+            ax.set_ylim(max(0.0, min(lows) - 10), 100)
+            ax.grid(axis="y", alpha=0.3)
+            ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle("Group accuracy, mean ± std over splits (Many / Medium / Few by D_i frequency)")
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def plot_class_profile(
+    splits: Sequence[dict[str, Any]],
+    path: str | Path,
+    group_rules: dict[str, dict] | None = None,
+    labels: dict | None = None,
+) -> None:
+    """Per dataset: D_i images per class rank (log scale) for every split, with the Many /
+    Medium / Few ranges shaded, and the sizes of D_i, D_b and S_b in the legend."""
+    datasets = list(dict.fromkeys(s["dataset"] for s in splits))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.2), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        ds_splits = [s for s in splits if s["dataset"] == dataset]
+        rule = (group_rules or {}).get(dataset, {"kind": "thirds"})
+        first = ds_splits[0]
+        counts = np.asarray(first["counts"]["D_i"])
+        groups = class_groups(counts, rule)
+        ranks = {
+            c: r for r, c in enumerate(sorted(range(len(counts)), key=lambda c: (-counts[c], c)))
+        }
+        for name in GROUPS:
+            if groups[name]:
+                lo = min(ranks[c] for c in groups[name]) - 0.5
+                hi = max(ranks[c] for c in groups[name]) + 0.5
+                ax.axvspan(lo, hi, color=GROUP_COLOURS[name], alpha=0.08)
+                ax.text(
+                    (lo + hi) / 2,
+                    1.02,
+                    name,
+                    transform=ax.get_xaxis_transform(),
+                    ha="center",
+                    fontsize=9,
+                    color=GROUP_COLOURS[name],
+                )
+        for s in ds_splits:
+            sorted_counts = sorted(s["counts"]["D_i"], reverse=True)
+            sizes = s["sizes"]
+            ax.plot(
+                range(len(sorted_counts)),
+                sorted_counts,
+                marker="o",
+                ms=3,
+                label=f"split {s['split']}: |D_i|={sizes['D_i']}, |D_b|={sizes['D_b']}, "
+                f"|S_b|={sizes['S_b']}",
+            )
+        ax.set_yscale("log")
+        ax.set_xlabel("class rank in D_i (most to least frequent)")
+        ax.set_ylabel("training images in D_i")
+        ax.set_title(f"{_label(labels, 'datasets', dataset)}: long-tail profile", pad=16)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def plot_accuracy_vs_frequency(
+    records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None = None
+) -> None:
+    """Per-class test accuracy against the class's D_i count (log x), every class of every
+    split as a point, with each method's trend as the mean accuracy of each frequency rank."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    probes = [p for p in PROBE_TITLES if any(r["probe"] == p for r in records)]
+    fig, axes = plt.subplots(
+        len(datasets), len(probes), figsize=(6.0 * len(probes), 4.2 * len(datasets)), squeeze=False
+    )
+    for i, dataset in enumerate(datasets):
+        for j, probe in enumerate(probes):
+            ax = axes[i][j]
+            chosen = [r for r in records if r["dataset"] == dataset and r["probe"] == probe]
+            methods = list(dict.fromkeys(r["method"] for r in chosen))
+            colours = _method_colours(methods)
+            for method in methods:
+                runs = [r for r in chosen if r["method"] == method]
+                counts = np.concatenate([r["train_counts"] for r in runs])
+                acc = np.concatenate([r["per_class_accuracy"] for r in runs])
+                ax.scatter(counts, acc, s=12, alpha=0.35, color=colours[method])
+                # Trend: mean accuracy at each frequency rank (rank k has the same count in
+                # every split of an exponential profile).
+                ranked = np.array(
+                    [
+                        np.asarray(r["per_class_accuracy"])[
+                            np.argsort(-np.asarray(r["train_counts"]), kind="stable")
+                        ]
+                        for r in runs
+                    ]
+                )
+                rank_counts = np.sort(np.asarray(runs[0]["train_counts"]))[::-1]
+                ax.plot(
+                    rank_counts,
+                    ranked.mean(axis=0),
+                    color=colours[method],
+                    lw=2,
+                    label=_label(labels, "methods", method),
+                )
+            ax.set_xscale("log")
+            ax.set_xlabel("training images of the class in D_i")
+            ax.set_ylabel("per-class test accuracy (%)")
+            ax.set_title(f"{_label(labels, 'datasets', dataset)}: {PROBE_TITLES[probe]}")
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+__all__ = ["COLUMNS", "plot_accuracy_vs_frequency", "plot_class_profile", "plot_group_accuracy"]

@@ -1,0 +1,30 @@
+"""Contrastive losses as plain functions."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent (SimCLR's normalised temperature-scaled cross-entropy) of two views.
+
+    With ``z = normalize(cat(z1, z2))`` (2N rows, unit L2 norm) and ``s_ij = z_i . z_j``, the
+    positive of row ``i`` is its partner ``p(i) = (i + N) mod 2N`` and
+
+        loss = 1/(2N) * sum_i -log( exp(s_{i,p(i)} / t) / sum_{j != i} exp(s_ij / t) )
+
+    i.e. the denominator holds the positive and the 2N - 2 other views, never the view itself.
+    It is computed as a cross-entropy over the similarity rows with the diagonal masked out.
+    """
+    if z1.shape != z2.shape:
+        raise ValueError(
+            f"views must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
+    n = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    logits = z @ z.T / temperature
+    self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    targets = torch.arange(2 * n, device=z.device).roll(n)
+    return F.cross_entropy(logits, targets)

@@ -1,0 +1,50 @@
+"""SDCLR: SimCLR against a pruned self-competitor of the same network (Jiang et al. 2021).
+
+At the start of every epoch the ``ceil(p * N)`` smallest-magnitude conv weights are masked
+(global unstructured pruning). View 1 goes through the dense branch, view 2 through the
+pruned branch, which shares the masked weights but has its own BatchNorm layers (dual BN);
+the loss is NT-Xent(z_dense, z_pruned).
+
+The reference implementation back-propagates twice, each time with the other branch's
+projections detached. The sum of those two gradients is exactly the gradient of one
+NT-Xent(z_dense, z_pruned) with nothing detached (each backward yields the partial derivative
+through one argument), so a single backward trains both branches identically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from sdclr.methods.base import Method, register
+from sdclr.methods.losses import nt_xent
+from sdclr.models import branch, global_magnitude_prune
+
+
+@register
+class SDCLR(Method):
+    name = "sdclr"
+    dual_bn = True
+
+    @dataclasses.dataclass(frozen=True)
+    class Hyperparameters:
+        temperature: float = 0.2
+        prune_ratio: float = 0.9
+        head_hidden_layers: int = 2
+
+    def __init__(self, hyperparameters: dict | None = None) -> None:
+        super().__init__(hyperparameters)
+        if not 0.0 <= self.hparams.prune_ratio < 1.0:
+            raise ValueError(f"sdclr prune_ratio must be in [0, 1), got {self.hparams.prune_ratio}")
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        pruned = global_magnitude_prune(model, self.hparams.prune_ratio)
+        return {"pruned_weights": float(pruned)}
+
+    def loss(self, model: nn.Module, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+        z_dense = model(view1)
+        with branch(model, pruned=True):
+            z_pruned = model(view2)
+        return nt_xent(z_dense, z_pruned, self.hparams.temperature)

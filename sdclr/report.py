@@ -1,0 +1,170 @@
+"""Aggregation of evaluation records into the paper's mean ± std tables.
+
+Conventions (PROTOCOL.md): within a split, Many / Medium / Few are mean per-class accuracies
+of the thirds (or threshold groups) by ``D_i`` frequency, Std is the population std of those
+three, All is the mean per-class accuracy. Across splits each column is reported as
+mean ± population std (ddof = 0). With several training seeds per split, the seeds of a split
+are averaged first, so the ± always measures the spread over splits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sdclr.groups import GROUPS
+from sdclr.io import read_json, write_json, write_text
+
+COLUMNS = (*GROUPS, "Std", "All")
+PROBE_TITLES = {"linear": "Linear separability", "fewshot": "Few-shot (S_b) probe"}
+
+
+def load_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Read evaluation JSON files written by ``sdclr.evaluate.run_probe``."""
+    records = []
+    for path in paths:
+        record = read_json(path)
+        if "summary" not in record or "dataset" not in record:
+            raise ValueError(f"{path} is not an evaluation record (no 'summary'); re-run its probe")
+        records.append(record)
+    return records
+
+
+def records_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per evaluation: dataset, method, split, seed, probe and the five columns."""
+    rows = [
+        {
+            "dataset": r["dataset"],
+            "method": r["method"],
+            "split": r["split"],
+            "seed": r["seed"],
+            "probe": r["probe"],
+            **{c: r["summary"][c] for c in COLUMNS},
+        }
+        for r in records
+    ]
+    return pd.DataFrame(rows, columns=["dataset", "method", "split", "seed", "probe", *COLUMNS])
+
+
+def aggregate(frame: pd.DataFrame, order: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """Mean and population std over splits for every (dataset, method).
+
+    Returns columns ``dataset, method, splits, runs`` and ``<col>_mean, <col>_std`` for each of
+    Many, Medium, Few, Std, All. Rows follow ``order`` (pairs of dataset, method) when given.
+    """
+    per_split = frame.groupby(["dataset", "method", "split"], sort=False)[list(COLUMNS)].mean()
+    runs = frame.groupby(["dataset", "method"], sort=False).size()
+    grouped = per_split.groupby(level=["dataset", "method"], sort=False)
+    out = pd.DataFrame({"splits": grouped.size(), "runs": runs})
+    for column in COLUMNS:
+        out[f"{column}_mean"] = grouped[column].mean()
+        out[f"{column}_std"] = grouped[column].agg(lambda s: float(np.std(s.to_numpy(), ddof=0)))
+    out = out.reset_index()
+    if order is not None:
+        rank = {pair: i for i, pair in enumerate(order)}
+        out = out.sort_values(
+            by=["dataset", "method"],
+            key=lambda _: out.apply(lambda r: rank.get((r.dataset, r.method), len(rank)), axis=1),
+        ).reset_index(drop=True)
+    return out
+
+
+def _cell(mean: float, std: float, separator: str = " ± ") -> str:
+    return "n/a" if np.isnan(mean) else f"{mean:.2f}{separator}{std:.2f}"
+
+
+def _display(table: pd.DataFrame, labels: dict[str, dict[str, str]] | None) -> pd.DataFrame:
+    labels = labels or {"datasets": {}, "methods": {}}
+    return pd.DataFrame(
+        {
+            "Dataset": [labels["datasets"].get(d, d) for d in table["dataset"]],
+            "Method": [labels["methods"].get(m, m) for m in table["method"]],
+            **{
+                c: [_cell(m, s) for m, s in zip(table[f"{c}_mean"], table[f"{c}_std"], strict=True)]
+                for c in COLUMNS
+            },
+            "Splits": table["splits"],
+        }
+    )
+
+
+def to_markdown(table: pd.DataFrame, probe: str, labels: dict | None = None) -> str:
+    """A Markdown table: one row per dataset x method, columns as mean ± std (%)."""
+    shown = _display(table, labels)
+    header = "| " + " | ".join(shown.columns) + " |"
+    rule = "|" + "|".join("---" for _ in shown.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    title = f"## {PROBE_TITLES.get(probe, probe)} (%, mean ± std over splits)"
+    note = (
+        "Many/Medium/Few: mean per-class test accuracy of the classes in each third by D_i "
+        "frequency; Std: population std of the three; All: mean per-class accuracy."
+    )
+    return "\n".join([title, "", header, rule, *body, "", note, ""])
+
+
+def to_latex(table: pd.DataFrame, probe: str, labels: dict | None = None) -> str:
+    """A LaTeX tabular (booktabs) with ``mean $\\pm$ std`` cells."""
+    shown = _display(table, labels).drop(columns="Splits")
+    lines = [
+        f"% {PROBE_TITLES.get(probe, probe)}: mean $\\pm$ population std over splits (%)",
+        "\\begin{tabular}{ll" + "c" * len(COLUMNS) + "}",
+        "\\toprule",
+        " & ".join(shown.columns) + " \\\\",
+        "\\midrule",
+    ]
+    for row in shown.itertuples(index=False):
+        cells = [str(v).replace(" ± ", " $\\pm$ ").replace("_", "\\_") for v in row]
+        lines.append(" & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def to_metrics(table: pd.DataFrame) -> dict[str, Any]:
+    """Nested ``{dataset: {method: {column: {mean, std}}}}`` for JSON (DVC metrics)."""
+    out: dict[str, Any] = {}
+    for row in table.itertuples(index=False):
+        entry = {
+            c: {
+                "mean": round(getattr(row, f"{c}_mean"), 4),
+                "std": round(getattr(row, f"{c}_std"), 4),
+            }
+            for c in COLUMNS
+        }
+        entry["splits"] = int(row.splits)
+        out.setdefault(row.dataset, {})[row.method] = entry
+    return out
+
+
+def write_tables(
+    records: Sequence[dict[str, Any]],
+    probe: str,
+    outputs: dict[str, str | Path],
+    order: Sequence[tuple[str, str]] | None = None,
+    labels: dict | None = None,
+) -> pd.DataFrame:
+    """Aggregate the ``probe`` records and write each format named in ``outputs``.
+
+    ``outputs`` maps any of ``md``, ``csv``, ``tex``, ``json`` to a path; each is written
+    atomically. Returns the aggregated table.
+    """
+    chosen = [r for r in records if r["probe"] == probe]
+    if not chosen:
+        raise ValueError(f"no evaluation records for the {probe!r} probe")
+    table = aggregate(records_frame(chosen), order)
+    writers = {
+        "md": lambda: to_markdown(table, probe, labels),
+        "csv": lambda: table.to_csv(index=False, float_format="%.4f"),
+        "tex": lambda: to_latex(table, probe, labels),
+    }
+    for fmt, path in outputs.items():
+        if fmt == "json":
+            write_json(path, to_metrics(table))
+        elif fmt in writers:
+            write_text(path, writers[fmt]())
+        else:
+            raise ValueError(f"unknown table format {fmt!r}; use md, csv, tex or json")
+    return table
