@@ -146,7 +146,7 @@ def train_probe(
         range(1, config.epochs + 1), desc=desc, unit="epoch", disable=not progress, mininterval=2.0
     ):
         order = torch.randperm(n, generator=generator, device=generator.device).to(device)
-        loss_sum, batches = 0.0, 0
+        loss_sum, batches = torch.zeros((), device=device), 0
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
             if fixed_features is not None:
@@ -161,14 +161,14 @@ def train_probe(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += float(loss)
+            loss_sum += loss.detach()
             batches += 1
         scheduler.step()
         val_acc = float(
             np.nanmean(per_class_accuracy(_predict(linear, val_features), val_labels, num_classes))
         )
         history.append(
-            {"epoch": epoch, "train_loss": loss_sum / max(1, batches), "val_accuracy": val_acc}
+            {"epoch": epoch, "train_loss": float(loss_sum) / max(1, batches), "val_accuracy": val_acc}
         )
         if val_acc > best_acc:
             best_acc, best_epoch, best_state = val_acc, epoch, copy.deepcopy(linear.state_dict())

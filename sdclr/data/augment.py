@@ -225,7 +225,8 @@ def sample_crop_boxes(
     area = float(height * width)
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
     # Draw in float32 like torchvision, do the geometry in float64 like its math.sqrt.
-    target_area = area * (scale[0] + (scale[1] - scale[0]) * _rand((n, attempts), generator, device))
+    u_area = _rand((n, attempts), generator, device)
+    target_area = area * (scale[0] + (scale[1] - scale[0]) * u_area)
     aspect = torch.exp(log_lo + (log_hi - log_lo) * _rand((n, attempts), generator, device))
     target_area, aspect = target_area.double(), aspect.double()
     w = torch.round(torch.sqrt(target_area * aspect)).long()
@@ -283,7 +284,9 @@ def _resize_weights(
     invscale = 1.0 / scale.clamp_min(1.0)
     centre = scale * (torch.arange(out_size, device=dev, dtype=torch.float32)[None, :, None] + 0.5)
     xmin = torch.trunc(centre - support + 0.5).clamp_min(0.0)
-    xmax = torch.minimum(torch.trunc(centre + support + 0.5), length.to(torch.float32)[:, None, None])
+    xmax = torch.minimum(
+        torch.trunc(centre + support + 0.5), length.to(torch.float32)[:, None, None]
+    )
     # Input position relative to the crop window: [N, 1, in_size].
     j = (torch.arange(in_size, device=dev)[None, None, :] - start[:, None, None]).to(torch.float32)
     inside = (j >= xmin) & (j < xmax)
@@ -304,6 +307,9 @@ def resized_crop(
     interpolation)`` on float tensors (antialias=True, the default) per sample, to float32
     rounding (~1e-6), for both up- and downscaling; see the module docstring. Like torchvision
     on float tensors, the bicubic output is *not* clamped (it can overshoot [0, 1] slightly).
+    The resize is two batched matmuls with dense per-sample weight matrices ``[N, out, H]`` and
+    ``[N, out, W]``; if TF32 matmuls are enabled on CUDA
+    (``torch.backends.cuda.matmul.allow_tf32``) the result is only accurate to ~1e-3.
 
     Args:
         images_float: float ``[N, C, H, W]``.

@@ -1,0 +1,137 @@
+"""One function per pipeline stage: read its input files, call the library, write its outputs.
+
+The scripts in ``scripts/`` parse arguments and call these; Snakemake rules and DVC stages
+call the scripts. Every output is written atomically (``sdclr.io``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sdclr.config import dataclass_from_dict
+from sdclr.data.datasets import dataset_summary, load_dataset, load_saved_dataset, save_dataset
+from sdclr.data.splits import (
+    LongTailConfig,
+    check_split,
+    load_split,
+    make_longtail_split,
+    save_split,
+)
+from sdclr.device import pick_device
+from sdclr.evaluate import run_probe
+from sdclr.io import write_json
+from sdclr.train import pretrain
+
+log = logging.getLogger(__name__)
+
+
+def prepare_dataset_stage(
+    source: dict[str, Any], data_root: str | Path, download: bool, out: str | Path, summary_out: str | Path
+) -> None:
+    """Raw dataset -> one uint8 tensor file plus a JSON summary (sizes, per-class counts)."""
+    dataset = load_dataset(source, data_root, download=download)
+    save_dataset(dataset, out)
+    write_json(summary_out, dataset_summary(dataset))
+    log.info("%s: %d train / %d test images, %d classes", source["name"],
+             len(dataset.train_labels), len(dataset.test_labels), dataset.num_classes)
+
+
+def make_split_stage(data: str | Path, settings: dict[str, Any], split: int, out: str | Path) -> None:
+    """Cut long-tail split ``split`` of the prepared dataset and write it as JSON."""
+    dataset = load_saved_dataset(data)
+    config = dataclass_from_dict(LongTailConfig, settings["longtail"], "longtail")
+    record = make_longtail_split(
+        dataset.train_labels.numpy(), dataset.num_classes, config, settings["dataset"], split
+    )
+    check_split(record, len(dataset.train_labels), source=str(out))
+    save_split(record, out)
+    log.info("split %d: %s", split, record["sizes"])
+
+
+def pretrain_stage(
+    data: str | Path,
+    split_path: str | Path,
+    settings: dict[str, Any],
+    seed: int,
+    out_dir: str | Path,
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Pretrain on the split's ``D_i`` (or ``D_b``) images; resumes from ``out_dir/resume.pt``."""
+    if threads:
+        torch.set_num_threads(threads)
+    dataset = load_saved_dataset(data)
+    split = load_split(split_path)
+    subset = settings["method"]["pretrain_set"]
+    indices = torch.as_tensor(split["indices"][subset], dtype=torch.long)
+    device = pick_device(settings.get("device", "auto"))
+    return pretrain(settings, dataset.train_images[indices], out_dir, seed, device, progress)
+
+
+def probe_stage(
+    data: str | Path,
+    split_path: str | Path,
+    model_path: str | Path,
+    settings: dict[str, Any],
+    seed: int,
+    out: str | Path,
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the linear or few-shot probe of one pretrained model and write its record."""
+    if threads:
+        torch.set_num_threads(threads)
+    dataset = load_saved_dataset(data)
+    split = load_split(split_path)
+    device = pick_device(settings.get("device", "auto"))
+    record = run_probe(model_path, dataset, split, settings, seed, device, progress)
+    write_json(out, record)
+    return record
+
+
+def tables_stage(
+    evals: Sequence[str | Path],
+    probe: str,
+    outputs: dict[str, str | Path],
+    order: Sequence[tuple[str, str]] | None = None,
+    labels: dict | None = None,
+) -> None:
+    """Aggregate evaluation records into the ``probe`` table in every requested format."""
+    # pandas/matplotlib load here, not at module import: the many training jobs never need them.
+    from sdclr.report import load_records, write_tables
+
+    write_tables(load_records(evals), probe, outputs, order, labels)
+
+
+def figures_stage(
+    evals: Sequence[str | Path],
+    splits: Sequence[str | Path],
+    group_accuracy: str | Path,
+    class_profile: str | Path,
+    accuracy_vs_frequency: str | Path,
+    group_rules: dict[str, dict] | None = None,
+    labels: dict | None = None,
+) -> None:
+    """Write the three figures from evaluation records and split files."""
+    from sdclr.figures import plot_accuracy_vs_frequency, plot_class_profile, plot_group_accuracy
+    from sdclr.report import load_records
+
+    records = load_records(evals)
+    plot_group_accuracy(records, group_accuracy, labels)
+    plot_class_profile([load_split(p) for p in splits], class_profile, group_rules, labels)
+    plot_accuracy_vs_frequency(records, accuracy_vs_frequency, labels)
+
+
+__all__ = [
+    "figures_stage",
+    "make_split_stage",
+    "prepare_dataset_stage",
+    "pretrain_stage",
+    "probe_stage",
+    "tables_stage",
+]

@@ -1,0 +1,16 @@
+rule prepare_dataset:
+    output:
+        data=DATASET,
+        summary=DATASET_SUMMARY,
+    params:
+        source=source_json,
+        data_root=config.get("data_root", "results/data/raw"),
+        download="" if config.get("download", True) else "--no-download",
+    log:
+        "results/logs/prepare_dataset/{dataset}.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python scripts/prepare_dataset.py --source {params.source:q} "
+        "--data-root {params.data_root:q} {params.download} "
+        "--out {output.data:q} --summary {output.summary:q} 2> {log:q}"

@@ -1,0 +1,63 @@
+# Aggregation only reads evaluation records: `snakemake tables figures` (or `--forcerun
+# make_tables make_figures`) regenerates every table and figure without any training.
+
+
+rule make_tables:
+    input:
+        evals=lambda w: eval_files(w.probe),
+    output:
+        md=report(
+            "results/tables/{probe}.md", category="Tables", caption="../report/table.rst"
+        ),
+        csv="results/tables/{probe}.csv",
+        tex="results/tables/{probe}.tex",
+        json="results/tables/{probe}.json",
+    params:
+        order=row_order(),
+        labels=display_labels(),
+    log:
+        "results/logs/make_tables/{probe}.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python scripts/make_tables.py --probe {wildcards.probe} --evals {input.evals:q} "
+        "--md {output.md:q} --csv {output.csv:q} --tex {output.tex:q} --json {output.json:q} "
+        "--order {params.order:q} --labels {params.labels:q} 2> {log:q}"
+
+
+rule make_figures:
+    input:
+        evals=[f for p in PROBES for f in eval_files(p)],
+        splits=split_files(),
+    output:
+        group_accuracy=report(
+            FIGURES["group_accuracy"], category="Figures", caption="../report/figures.rst"
+        ),
+        class_profile=report(
+            FIGURES["class_profile"], category="Figures", caption="../report/figures.rst"
+        ),
+        accuracy_vs_frequency=report(
+            FIGURES["accuracy_vs_frequency"], category="Figures", caption="../report/figures.rst"
+        ),
+    params:
+        rules=group_rules(),
+        labels=display_labels(),
+    log:
+        "results/logs/make_figures.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python scripts/make_figures.py --evals {input.evals:q} --splits {input.splits:q} "
+        "--group-accuracy {output.group_accuracy:q} --class-profile {output.class_profile:q} "
+        "--accuracy-vs-frequency {output.accuracy_vs_frequency:q} "
+        "--group-rules {params.rules:q} --labels {params.labels:q} 2> {log:q}"
+
+
+rule tables:
+    input:
+        [TABLE.format(probe=p, ext=e) for p in PROBES for e in TABLE_FORMATS],
+
+
+rule figures:
+    input:
+        list(FIGURES.values()),

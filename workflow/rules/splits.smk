@@ -1,0 +1,14 @@
+rule make_split:
+    input:
+        data=DATASET,
+    output:
+        split=SPLIT,
+    params:
+        settings=split_settings_json,
+    log:
+        "results/logs/make_split/{dataset}/split{split}.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python scripts/make_split.py --settings {params.settings:q} --data {input.data:q} "
+        "--split {wildcards.split} --out {output.split:q} 2> {log:q}"
