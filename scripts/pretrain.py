@@ -16,7 +16,9 @@ parser.add_argument("--out-dir", required=True, help="checkpoint directory")
 parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
 args = parser.parse_args()
 setup_logging()
-settings = resolve_settings(args, lambda config: pretrain_settings(config, args.dataset, args.method))
+settings = resolve_settings(
+    args, lambda config: pretrain_settings(config, args.dataset, args.method)
+)
 pretrain_stage(
     args.data, args.split, settings, args.seed, args.out_dir, args.threads, not args.quiet
 )

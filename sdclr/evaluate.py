@@ -168,7 +168,11 @@ def train_probe(
             np.nanmean(per_class_accuracy(_predict(linear, val_features), val_labels, num_classes))
         )
         history.append(
-            {"epoch": epoch, "train_loss": float(loss_sum) / max(1, batches), "val_accuracy": val_acc}
+            {
+                "epoch": epoch,
+                "train_loss": float(loss_sum) / max(1, batches),
+                "val_accuracy": val_acc,
+            }
         )
         if val_acc > best_acc:
             best_acc, best_epoch, best_state = val_acc, epoch, copy.deepcopy(linear.state_dict())

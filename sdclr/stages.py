@@ -31,17 +31,28 @@ log = logging.getLogger(__name__)
 
 
 def prepare_dataset_stage(
-    source: dict[str, Any], data_root: str | Path, download: bool, out: str | Path, summary_out: str | Path
+    source: dict[str, Any],
+    data_root: str | Path,
+    download: bool,
+    out: str | Path,
+    summary_out: str | Path,
 ) -> None:
     """Raw dataset -> one uint8 tensor file plus a JSON summary (sizes, per-class counts)."""
     dataset = load_dataset(source, data_root, download=download)
     save_dataset(dataset, out)
     write_json(summary_out, dataset_summary(dataset))
-    log.info("%s: %d train / %d test images, %d classes", source["name"],
-             len(dataset.train_labels), len(dataset.test_labels), dataset.num_classes)
+    log.info(
+        "%s: %d train / %d test images, %d classes",
+        source["name"],
+        len(dataset.train_labels),
+        len(dataset.test_labels),
+        dataset.num_classes,
+    )
 
 
-def make_split_stage(data: str | Path, settings: dict[str, Any], split: int, out: str | Path) -> None:
+def make_split_stage(
+    data: str | Path, settings: dict[str, Any], split: int, out: str | Path
+) -> None:
     """Cut long-tail split ``split`` of the prepared dataset and write it as JSON."""
     dataset = load_saved_dataset(data)
     config = dataclass_from_dict(LongTailConfig, settings["longtail"], "longtail")

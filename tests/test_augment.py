@@ -162,8 +162,9 @@ def test_crop_boxes_match_torchvision_distribution(height, width, scale):
         assert torch.allclose(s_ref[key].quantile(q), s_ours[key].quantile(q), atol=2 * tol), key
 
     # The same thresholds reject a plausible wrong sampler (linear ratio, clamping).
-    wrong = _box_stats(_wrong_linear_ratio_boxes(n, height, width, scale, RATIO, _gen(2)),
-                       height, width)
+    wrong = _box_stats(
+        _wrong_linear_ratio_boxes(n, height, width, scale, RATIO, _gen(2)), height, width
+    )
     assert _ks(s_ref["aspect"], wrong["aspect"]) > 2 * threshold
     assert _ks(s_ref["area"], wrong["area"]) > 2 * threshold
 
@@ -218,8 +219,10 @@ def test_resized_crop_matches_torchvision(interpolation, height, width, size):
     out = resized_crop(x, boxes, size, interpolation)
     mode = InterpolationMode(interpolation)
     ref = torch.stack(
-        [TF.resized_crop(x[i], *boxes[i].tolist(), [size, size], interpolation=mode)
-         for i in range(n)]
+        [
+            TF.resized_crop(x[i], *boxes[i].tolist(), [size, size], interpolation=mode)
+            for i in range(n)
+        ]
     )
     assert out.shape == (n, 3, size, size)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
@@ -336,9 +339,7 @@ def test_gaussian_blur_matches_torchvision():
     sigma = 0.1 + 1.9 * torch.rand(8, generator=_gen(1))
     for k in (3, 5):
         out = apply_gaussian_blur(x, sigma, k)
-        ref = torch.stack(
-            [TF.gaussian_blur(x[i], [k, k], [float(sigma[i])] * 2) for i in range(8)]
-        )
+        ref = torch.stack([TF.gaussian_blur(x[i], [k, k], [float(sigma[i])] * 2) for i in range(8)])
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
     assert torch.equal(gaussian_blur(x, 0.0, (0.1, 2.0), 3, generator=_gen(2)), x)
     assert [blur_kernel_size(s) for s in (32, 96, 224)] == [3, 9, 23]
@@ -434,14 +435,17 @@ def test_batchaugment_statistics_match_torchvision_pil_pipeline(channels, size):
     """Pixel statistics of BatchAugment match the per-image PIL torchvision Compose pipeline."""
     images = _textures(64, channels, size, seed=0)
     repeats = 32
-    pipeline = T.Compose([
-        T.RandomResizedCrop(size, scale=(0.1, 1.0), ratio=RATIO,
-                            interpolation=InterpolationMode.BICUBIC),
-        T.RandomHorizontalFlip(p=0.5),
-        T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-        T.RandomGrayscale(p=0.2),
-        T.ToTensor(),
-    ])
+    pipeline = T.Compose(
+        [
+            T.RandomResizedCrop(
+                size, scale=(0.1, 1.0), ratio=RATIO, interpolation=InterpolationMode.BICUBIC
+            ),
+            T.RandomHorizontalFlip(p=0.5),
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+            T.ToTensor(),
+        ]
+    )
     pils = [TF.to_pil_image(im) for im in images]
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -452,8 +456,13 @@ def test_batchaugment_statistics_match_torchvision_pil_pipeline(channels, size):
     a, b = _pipeline_stats(ref), _pipeline_stats(ours)
     # Relative tolerances: seed-to-seed noise is <= ~1.5%; dropping the hue jitter, bilinear
     # instead of bicubic, scale (0.3, 1) or jitter 0.6 each move some statistic by >= 4%.
-    rel_tol = {"mean": 0.03, "image_std": 0.03, "channel_spread": 0.03,
-               "horizontal_gradient": 0.03, "image_mean_std": 0.05}
+    rel_tol = {
+        "mean": 0.03,
+        "image_std": 0.03,
+        "channel_spread": 0.03,
+        "horizontal_gradient": 0.03,
+        "image_mean_std": 0.05,
+    }
     for key, tol in rel_tol.items():
         if a[key] == 0:
             assert b[key] == 0, key

@@ -423,8 +423,12 @@ def _jitter_ranges(
     brightness: float, contrast: float, saturation: float, hue: float
 ) -> list[tuple[float, float] | None]:
     """torchvision ColorJitter ranges; ``None`` where the strength is 0 (op disabled)."""
-    for name, value in (("brightness", brightness), ("contrast", contrast),
-                        ("saturation", saturation), ("hue", hue)):
+    for name, value in (
+        ("brightness", brightness),
+        ("contrast", contrast),
+        ("saturation", saturation),
+        ("hue", hue),
+    ):
         if value < 0:
             raise ValueError(f"{name} jitter must be non-negative, got {value}")
     if hue > 0.5:
@@ -515,7 +519,12 @@ def color_jitter(
     """
     _check_float_images(images_float)
     factors, order = sample_jitter_params(
-        images_float.shape[0], brightness, contrast, saturation, hue, generator,
+        images_float.shape[0],
+        brightness,
+        contrast,
+        saturation,
+        hue,
+        generator,
         images_float.device,
     )
     enabled = [r is not None for r in _jitter_ranges(brightness, contrast, saturation, hue)]
@@ -667,7 +676,9 @@ class BatchAugment:
             idx = torch.nonzero(params.jitter).squeeze(1)
             if idx.numel() > 0:
                 x[idx] = apply_color_jitter(
-                    x[idx], params.jitter_factors[idx], params.jitter_order[idx],
+                    x[idx],
+                    params.jitter_factors[idx],
+                    params.jitter_order[idx],
                     self._jitter_enabled,
                 )
         if cfg.grayscale_p > 0:
@@ -696,9 +707,7 @@ class BatchAugment:
 # --------------------------------------------------------------------------------------------
 
 
-def crop_flip_with_params(
-    images: Tensor, padding: int, offsets: Tensor, flip: Tensor
-) -> Tensor:
+def crop_flip_with_params(images: Tensor, padding: int, offsets: Tensor, flip: Tensor) -> Tensor:
     """Zero-pad by ``padding``, take the ``H x W`` window at ``offsets [N, 2]`` = (top, left)
     in padded coordinates, and mirror it horizontally where ``flip [N]`` is True.
 

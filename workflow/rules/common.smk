@@ -1,6 +1,7 @@
 # Config validation, path templates, target lists and input functions shared by the rules.
 
 import json
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
@@ -24,8 +25,8 @@ DATASET = "results/data/{dataset}/dataset.pt"
 DATASET_SUMMARY = "results/data/{dataset}/summary.json"
 SPLIT = "results/splits/{dataset}/split{split}.json"
 RUN_DIR = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}"
-MODEL = RUN_DIR + "/model.pt"
-TRAIN_LOG = RUN_DIR + "/train_log.csv"
+MODEL = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}/model.pt"
+TRAIN_LOG = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}/train_log.csv"
 EVAL = "results/eval/{dataset}/{method}/split{split}/seed{seed}/{probe}.json"
 TABLE = "results/tables/{probe}.{ext}"
 FIGURES = {
@@ -34,6 +35,11 @@ FIGURES = {
     "accuracy_vs_frequency": "results/figures/accuracy_vs_frequency.png",
 }
 PROBES = sdclr_config.PROBES
+
+
+def script(name):
+    """A stage script's path, next to the Snakefile, so `--directory` can put results elsewhere."""
+    return str(Path(workflow.basedir) / "scripts" / name)
 TABLE_FORMATS = ("md", "csv", "tex", "json")
 
 
@@ -72,28 +78,33 @@ def row_order():
 
 
 def display_labels():
-    return json.dumps(sdclr_config.labels(config))
+    return canonical_json(sdclr_config.labels(config))
 
 
 def group_rules():
-    return json.dumps(
+    return canonical_json(
         {d: entry.get("groups", {"kind": "thirds"}) for d, entry in config["datasets"].items()}
     )
 
 
+def canonical_json(value):
+    """Settings as a params string that changes only when a value does, not its key order."""
+    return json.dumps(value, sort_keys=True)
+
+
 def source_json(wildcards):
-    return json.dumps(config["datasets"][wildcards.dataset]["source"])
+    return canonical_json(config["datasets"][wildcards.dataset]["source"])
 
 
 def split_settings_json(wildcards):
-    return json.dumps(sdclr_config.split_settings(config, wildcards.dataset))
+    return canonical_json(sdclr_config.split_settings(config, wildcards.dataset))
 
 
 def pretrain_settings_json(wildcards):
-    return json.dumps(sdclr_config.pretrain_settings(config, wildcards.dataset, wildcards.method))
+    return canonical_json(sdclr_config.pretrain_settings(config, wildcards.dataset, wildcards.method))
 
 
 def probe_settings_json(wildcards):
     settings = sdclr_config.probe_settings(config, wildcards.dataset, wildcards.probe)
     settings["crop_size"] = config["datasets"][wildcards.dataset]["augmentation"]["crop_size"]
-    return json.dumps(settings)
+    return canonical_json(settings)

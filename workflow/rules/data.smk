@@ -3,6 +3,7 @@ rule prepare_dataset:
         data=DATASET,
         summary=DATASET_SUMMARY,
     params:
+        script=script("prepare_dataset.py"),
         source=source_json,
         data_root=config.get("data_root", "results/data/raw"),
         download="" if config.get("download", True) else "--no-download",
@@ -11,6 +12,6 @@ rule prepare_dataset:
     conda:
         "../../environment.yml"
     shell:
-        "python scripts/prepare_dataset.py --source {params.source:q} "
+        "python {params.script:q} --source {params.source:q} "
         "--data-root {params.data_root:q} {params.download} "
         "--out {output.data:q} --summary {output.summary:q} 2> {log:q}"

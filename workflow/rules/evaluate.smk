@@ -6,6 +6,7 @@ rule probe:
     output:
         record=EVAL,
     params:
+        script=script("evaluate.py"),
         settings=probe_settings_json,
     threads: 1
     resources:
@@ -15,6 +16,6 @@ rule probe:
     conda:
         "../../environment.yml"
     shell:
-        "python scripts/evaluate.py --settings {params.settings:q} --data {input.data:q} "
+        "python {params.script:q} --settings {params.settings:q} --data {input.data:q} "
         "--split {input.split:q} --model {input.model:q} --seed {wildcards.seed} "
         "--out {output.record:q} --threads {threads} 2> {log:q}"

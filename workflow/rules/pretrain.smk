@@ -11,6 +11,7 @@ rule pretrain:
         model=MODEL,
         train_log=TRAIN_LOG,
     params:
+        script=script("pretrain.py"),
         settings=pretrain_settings_json,
         run_dir=RUN_DIR,
     threads: 1
@@ -21,6 +22,6 @@ rule pretrain:
     conda:
         "../../environment.yml"
     shell:
-        "python scripts/pretrain.py --settings {params.settings:q} --data {input.data:q} "
+        "python {params.script:q} --settings {params.settings:q} --data {input.data:q} "
         "--split {input.split:q} --seed {wildcards.seed} --out-dir {params.run_dir:q} "
         "--threads {threads} 2> {log:q}"

@@ -13,6 +13,7 @@ rule make_tables:
         tex="results/tables/{probe}.tex",
         json="results/tables/{probe}.json",
     params:
+        script=script("make_tables.py"),
         order=row_order(),
         labels=display_labels(),
     log:
@@ -20,7 +21,7 @@ rule make_tables:
     conda:
         "../../environment.yml"
     shell:
-        "python scripts/make_tables.py --probe {wildcards.probe} --evals {input.evals:q} "
+        "python {params.script:q} --probe {wildcards.probe} --evals {input.evals:q} "
         "--md {output.md:q} --csv {output.csv:q} --tex {output.tex:q} --json {output.json:q} "
         "--order {params.order:q} --labels {params.labels:q} 2> {log:q}"
 
@@ -40,6 +41,7 @@ rule make_figures:
             FIGURES["accuracy_vs_frequency"], category="Figures", caption="../report/figures.rst"
         ),
     params:
+        script=script("make_figures.py"),
         rules=group_rules(),
         labels=display_labels(),
     log:
@@ -47,7 +49,7 @@ rule make_figures:
     conda:
         "../../environment.yml"
     shell:
-        "python scripts/make_figures.py --evals {input.evals:q} --splits {input.splits:q} "
+        "python {params.script:q} --evals {input.evals:q} --splits {input.splits:q} "
         "--group-accuracy {output.group_accuracy:q} --class-profile {output.class_profile:q} "
         "--accuracy-vs-frequency {output.accuracy_vs_frequency:q} "
         "--group-rules {params.rules:q} --labels {params.labels:q} 2> {log:q}"

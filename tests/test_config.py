@@ -1,0 +1,93 @@
+"""Config validation: the schema and the code's own checks stop a bad config with its key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sdclr.config import (
+    ConfigError,
+    load_config,
+    pretrain_settings,
+    probe_settings,
+    validate_config,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_embedded_default_is_valid(config):
+    """config/config.yaml passes the schema and the method checks."""
+    validate_config(config)
+    assert load_config(ROOT / "config" / "config.yaml") == config
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c.update(sedes=[0]), "sedes"),
+        (
+            lambda c: c["datasets"]["fmnist_lt"]["pretrain"].update(epochs="ten"),
+            r"datasets\.fmnist_lt\.pretrain\.epochs",
+        ),
+        (
+            lambda c: c["datasets"]["fmnist_lt"]["pretrain"].update(epoch=3),
+            r"datasets\.fmnist_lt\.pretrain: .*'epoch'",
+        ),
+        (
+            lambda c: c["datasets"]["fmnist_lt"]["source"].update(name="mnist"),
+            r"datasets\.fmnist_lt\.source\.name",
+        ),
+        (
+            lambda c: c["datasets"]["fmnist_lt"]["methods"].update(byol={}),
+            r"datasets\.fmnist_lt\.methods\.byol: unknown method 'byol'; "
+            r"known methods: sdclr, simclr",
+        ),
+        (
+            lambda c: c["datasets"]["fmnist_lt"]["methods"]["sdclr"]["hyperparameters"].update(
+                prune=0.5
+            ),
+            r"methods\.sdclr\.hyperparameters.*prune",
+        ),
+        (
+            lambda c: c["datasets"]["fmnist_lt"]["augmentation"].update(flip_p=2),
+            r"augmentation\.flip_p",
+        ),
+    ],
+)
+def test_bad_config_names_the_key(config, edit, message):
+    """An unknown key, a wrong type, an unknown dataset source, an unknown method or a wrong
+    hyperparameter stops validation with a message naming the key."""
+    bad = copy.deepcopy(config)
+    edit(bad)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(bad)
+
+
+def test_job_settings_hold_only_what_the_job_depends_on(config):
+    """Pretrain settings change with that method's hyperparameters only; probe settings don't
+    change with any method's."""
+    other = copy.deepcopy(config)
+    other["datasets"]["fmnist_lt"]["methods"]["sdclr"]["hyperparameters"]["prune_ratio"] = 0.5
+    assert pretrain_settings(config, "fmnist_lt", "simclr") == pretrain_settings(
+        other, "fmnist_lt", "simclr"
+    )
+    assert pretrain_settings(config, "fmnist_lt", "sdclr") != pretrain_settings(
+        other, "fmnist_lt", "sdclr"
+    )
+    assert probe_settings(config, "fmnist_lt", "linear") == probe_settings(
+        other, "fmnist_lt", "linear"
+    )
+    assert pretrain_settings(config, "fmnist_lt", "sdclr")["method"]["algorithm"] == "sdclr"
+
+
+def test_missing_config_file(tmp_path):
+    """A config path that does not exist is named."""
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,133 @@
+"""Pretraining: learning-rate schedule, checkpoints, resume, logs."""
+
+import csv
+import math
+
+import pytest
+import torch
+
+from sdclr.train import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain, warmup_cosine_lr
+
+
+def tiny_settings(method="sdclr", epochs=4):
+    return {
+        "dataset": "toy",
+        "method": {
+            "name": method,
+            "algorithm": method,
+            "label": method,
+            "pretrain_set": "D_i",
+            "hyperparameters": {"temperature": 0.2},
+        },
+        "model": {"arch": "resnet18", "stem": "cifar", "width": 0.0625, "projection_dim": 16},
+        "augmentation": {"crop_size": 12},
+        "pretrain": {
+            "epochs": epochs,
+            "batch_size": 16,
+            "lr": 0.1,
+            "warmup_epochs": 1,
+            "checkpoint_every": 1,
+        },
+        "device": "cpu",
+    }
+
+
+def toy_images(n=48):
+    return torch.randint(
+        0, 256, (n, 3, 14, 14), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
+    )
+
+
+def test_warmup_then_cosine_to_final_lr():
+    """Linear warm-up to the base lr, then cosine down to final_lr, per iteration."""
+    assert warmup_cosine_lr(0, 100, 10, 0.5, 1e-6) == pytest.approx(0.05)
+    assert warmup_cosine_lr(9, 100, 10, 0.5, 1e-6) == pytest.approx(0.5)
+    assert warmup_cosine_lr(10, 100, 10, 0.5, 1e-6) == pytest.approx(0.5)
+    assert warmup_cosine_lr(55, 100, 10, 0.5, 1e-6) == pytest.approx(0.25 + 0.5e-6)
+    assert warmup_cosine_lr(100, 100, 10, 0.5, 1e-6) == pytest.approx(1e-6)
+    lrs = [warmup_cosine_lr(i, 100, 10, 0.5, 1e-6) for i in range(10, 100)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method", ["simclr", "sdclr"])
+def test_resumed_run_ends_with_the_same_weights(tmp_path, method):
+    """A run interrupted after epoch 2 and restarted ends with exactly the weights of an
+    uninterrupted run (CPU, fixed seed): model, optimiser, RNG and masks all resume."""
+    torch.set_num_threads(1)
+    images = toy_images()
+    full = tmp_path / "full"
+    pretrain(tiny_settings(method), images, full, seed=3, progress=False)
+
+    def stop_after_two(epoch, metrics):
+        if epoch == 2:
+            raise Interrupt
+
+    resumed = tmp_path / "resumed"
+    with pytest.raises(Interrupt):
+        pretrain(
+            tiny_settings(method),
+            images,
+            resumed,
+            seed=3,
+            progress=False,
+            on_epoch_end=stop_after_two,
+        )
+    assert torch.load(resumed / CHECKPOINT_NAME, weights_only=False)["epoch"] == 2
+    assert not (resumed / MODEL_NAME).exists()
+    epochs_run = []
+    pretrain(
+        tiny_settings(method),
+        images,
+        resumed,
+        seed=3,
+        progress=False,
+        on_epoch_end=lambda e, m: epochs_run.append(e),
+    )
+    assert epochs_run == [3, 4]
+    a = torch.load(full / MODEL_NAME, weights_only=False)["state_dict"]
+    b = torch.load(resumed / MODEL_NAME, weights_only=False)["state_dict"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    with open(resumed / LOG_NAME) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert all(math.isfinite(float(r["loss"])) for r in rows)
+
+
+def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
+    """A damaged resume.pt stops the run with a message naming it, and is not deleted."""
+    (tmp_path / CHECKPOINT_NAME).write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt"):
+        pretrain(tiny_settings(), toy_images(), tmp_path, seed=0, progress=False)
+    assert (tmp_path / CHECKPOINT_NAME).read_bytes() == b"not a checkpoint"
+
+
+def test_checkpoint_from_other_settings_is_not_silently_resumed(tmp_path):
+    """Resuming with changed settings would mix two runs: it is refused, the checkpoint kept."""
+    pretrain(tiny_settings(epochs=1), toy_images(), tmp_path, seed=0, progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        pretrain(tiny_settings(epochs=2), toy_images(), tmp_path, seed=0, progress=False)
+    assert (tmp_path / CHECKPOINT_NAME).exists()
+
+
+def test_training_reduces_the_loss(tmp_path):
+    """Real optimisation: instance discrimination on 64 distinct images gets easier, so the
+    contrastive loss of the last epochs is well below that of the first."""
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (64, 3, 14, 14), dtype=torch.uint8)
+    settings = tiny_settings("simclr", epochs=10)
+    settings["pretrain"].update(lr=0.2, batch_size=32)
+    settings["augmentation"] = {
+        "crop_size": 12,
+        "scale": [0.6, 1.0],
+        "jitter_p": 0.0,
+        "grayscale_p": 0.0,
+    }
+    pretrain(settings, images, tmp_path, seed=0, progress=False)
+    with open(tmp_path / LOG_NAME) as handle:
+        losses = [float(r["loss"]) for r in csv.DictReader(handle)]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5
