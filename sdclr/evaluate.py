@@ -152,9 +152,10 @@ def train_probe(
             if fixed_features is not None:
                 features = fixed_features[idx]
             else:
+                # Crop and flip where the images and the generator live (CPU), then move.
                 views = random_crop_flip(
-                    train_images[idx.to(train_images.device)].to(device), config.padding, generator
-                )
+                    train_images[idx.to(train_images.device)], config.padding, generator
+                ).to(device)
                 with torch.no_grad():
                     features = backbone(views).float()
             loss = F.cross_entropy(linear(features), train_labels[idx])

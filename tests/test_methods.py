@@ -77,3 +77,33 @@ def test_simclr_loss_is_nt_xent_of_one_joint_forward():
     model.load_state_dict(state)
     z = model(torch.cat([v1, v2]))
     assert loss.item() == pytest.approx(nt_xent(*z.chunk(2), 0.5).item(), rel=1e-6)
+
+
+def test_a_new_method_module_is_registered_without_other_edits():
+    """Dropping one module with an @register class into sdclr/methods is all it takes: a fresh
+    interpreter importing sdclr.methods knows it."""
+    import subprocess
+    import sys
+    import uuid
+    from pathlib import Path
+
+    import sdclr.methods as methods_package
+
+    name = f"zz_test_{uuid.uuid4().hex[:8]}"
+    module = Path(methods_package.__path__[0]) / f"{name}.py"
+    module.write_text(
+        "from sdclr.methods.base import Method, register\n"
+        "from sdclr.methods.losses import nt_xent\n\n\n"
+        f"@register\nclass Toy(Method):\n    name = {name!r}\n\n"
+        "    def loss(self, model, view1, view2):\n"
+        "        return nt_xent(model(view1), model(view2), self.hparams.temperature)\n"
+    )
+    try:
+        code = (
+            f"from sdclr.methods import create_method; "
+            f"print(create_method({name!r}, {{'temperature': 0.3}}).hparams.temperature)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0 and out.stdout.strip() == "0.3", out.stderr
+    finally:
+        module.unlink()

@@ -1,8 +1,18 @@
-"""Pretraining methods, registered by name. Importing this package registers the built-ins."""
+"""Pretraining methods, registered by name.
 
-from sdclr.methods import sdclr as _sdclr  # noqa: F401  (registers "sdclr")
-from sdclr.methods import simclr as _simclr  # noqa: F401  (registers "simclr")
+Importing this package imports every module in it, so a new method is one file here with a
+class decorated by ``@register``; no other edit is needed for the registry to know it.
+"""
+
+import importlib
+import pkgutil
+
 from sdclr.methods.base import METHODS, Method, create_method, get_method, register
 from sdclr.methods.losses import nt_xent
+
+_INFRASTRUCTURE = {"base", "losses"}
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["METHODS", "Method", "create_method", "get_method", "register", "nt_xent"]
