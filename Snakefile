@@ -1,13 +1,16 @@
 # The SDCLR pipeline: long-tail splits -> pretraining -> linear / few-shot probes -> tables.
-# `snakemake` runs config/config.yaml (the embedded Fashion-MNIST-LT demo) with the default
-# profile; `--configfile config/paper/<experiment>.yaml` selects another experiment.
+# `snakemake` runs config/config.yaml (the embedded Fashion-MNIST-LT demo);
+# `--configfile config/paper/<experiment>.yaml` runs that experiment instead (it replaces the
+# default rather than being merged into it; several --configfile's are merged with each other).
 
 from snakemake.utils import min_version
 
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -24,3 +27,7 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+
+
+onsuccess:
+    record_in_dvc()

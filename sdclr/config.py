@@ -3,8 +3,9 @@
 One config drives both the Snakefile and dvc.yaml. ``validate_config`` checks it against
 ``workflow/schemas/config.schema.yaml`` (unknown keys, wrong types) and then against the code
 (registered methods, their hyperparameters), raising ``ConfigError`` with the offending key's
-path. ``pretrain_settings`` and ``probe_settings`` cut out what one job needs, so a job reruns
-exactly when its own settings change.
+path. ``normalize_config`` turns the user's experiment grid into per-dataset entries;
+``pretrain_settings`` and ``probe_settings`` cut out what one job needs from that form, so a
+job reruns exactly when its own settings change.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PROBES = ("linear", "fewshot")
 T = TypeVar("T")
 
@@ -47,19 +49,80 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return loaded
+
+
+def _find_config(name: str) -> Path:
+    """A config path relative to the working directory if it exists there, else to the repo."""
+    return Path(name) if Path(name).exists() else REPO_ROOT / name
+
+
 def load_config(*paths: str | Path) -> dict[str, Any]:
-    """Read and merge YAML config files (later files override earlier ones), then validate."""
+    """Read and merge YAML config files (later files override earlier ones, as Snakemake's
+    ``--configfile``), validate them, and return the normalised config (``normalize_config``)."""
     config: dict[str, Any] = {}
     for path in paths:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at the top level")
-        config = deep_merge(config, loaded)
-    validate_config(config)
-    return config
+        config = deep_merge(config, _read_yaml(path))
+    return normalize_config(config)
+
+
+def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate a user config and turn it into the per-dataset form the pipeline uses.
+
+    A user config is an *experiment*: a grid of ``datasets`` x ``methods`` x ``splits`` x
+    ``seeds`` (the lists dvc.yaml's ``matrix`` iterates), or ``experiments:``, a list of
+    experiment files whose grids are run together. The normalised form is
+    ``{"experiment": name, "datasets": {name: {...the dataset's settings, "methods",
+    "splits", "seeds", "data_root", "download", "device"}}}``.
+    """
+    if "experiments" not in config:
+        validate_config(config)
+        return _normalize_experiment(config)
+    extra = sorted(set(config) - {"experiment", "experiments"})
+    if extra:
+        raise ConfigError(
+            f"a config with 'experiments' lists experiment files only; move {extra} into them"
+        )
+    if not isinstance(config["experiments"], list) or not config["experiments"]:
+        raise ConfigError("experiments: must be a non-empty list of experiment config files")
+    datasets: dict[str, Any] = {}
+    for name in config["experiments"]:
+        path = _find_config(name)
+        experiment = _read_yaml(path)
+        if "experiments" in experiment:
+            raise ConfigError(f"experiments: {name} is itself a list of experiments")
+        try:
+            validate_config(experiment)
+        except ConfigError as err:
+            raise ConfigError(f"in {name}: {err}") from None
+        for dataset, entry in _normalize_experiment(experiment)["datasets"].items():
+            if dataset in datasets:
+                raise ConfigError(f"experiments: dataset {dataset!r} appears in two experiments")
+            datasets[dataset] = entry
+    return {"experiment": config.get("experiment", "experiments"), "datasets": datasets}
+
+
+def _normalize_experiment(config: dict[str, Any]) -> dict[str, Any]:
+    shared = {
+        "methods": config["methods"],
+        "splits": config["splits"],
+        "seeds": config["seeds"],
+        "data_root": config.get("data_root", "results/data/raw"),
+        "download": config.get("download", True),
+        "device": config.get("device", "auto"),
+    }
+    datasets = {
+        name: {**copy.deepcopy(entry), **copy.deepcopy(shared)}
+        for name, entry in config["datasets"].items()
+    }
+    return {"experiment": config.get("experiment", "experiment"), "datasets": datasets}
 
 
 def _key_path(parts: Any) -> str:
@@ -67,7 +130,7 @@ def _key_path(parts: Any) -> str:
 
 
 def validate_config(config: dict[str, Any]) -> None:
-    """Raise ``ConfigError`` naming the key when ``config`` is not a valid pipeline config."""
+    """Raise ``ConfigError`` naming the key when ``config`` is not a valid experiment config."""
     import jsonschema
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -99,19 +162,19 @@ def _check_semantics(config: dict[str, Any]) -> None:
         rule = dataset.get("groups", {})
         if rule.get("kind") == "thresholds" and not {"many_above", "few_below"} <= set(rule):
             raise ConfigError(f"datasets.{name}.groups: thresholds need many_above and few_below")
-        for run, method in dataset["methods"].items():
-            where = f"datasets.{name}.methods.{run}"
-            algorithm = method.get("algorithm", run)
-            if algorithm not in METHODS:
-                raise ConfigError(
-                    f"{where}: unknown method {algorithm!r}; known methods: "
-                    f"{', '.join(sorted(METHODS))} (set 'algorithm' to one of them, or add a "
-                    "module in sdclr/methods/)"
-                )
-            try:
-                create_method(algorithm, method.get("hyperparameters"))
-            except ValueError as err:
-                raise ConfigError(f"{where}.hyperparameters: {err}") from err
+    for run, method in config["methods"].items():
+        where = f"methods.{run}"
+        algorithm = method.get("algorithm", run)
+        if algorithm not in METHODS:
+            raise ConfigError(
+                f"{where}: unknown method {algorithm!r}; known methods: "
+                f"{', '.join(sorted(METHODS))} (set 'algorithm' to one of them, or add a "
+                "module in sdclr/methods/)"
+            )
+        try:
+            create_method(algorithm, method.get("hyperparameters"))
+        except ValueError as err:
+            raise ConfigError(f"{where}.hyperparameters: {err}") from err
 
 
 def method_spec(config: dict[str, Any], dataset: str, method: str) -> dict[str, Any]:
@@ -135,7 +198,7 @@ def pretrain_settings(config: dict[str, Any], dataset: str, method: str) -> dict
         "model": dict(entry.get("model") or {}),
         "augmentation": dict(entry["augmentation"]),
         "pretrain": dict(entry["pretrain"]),
-        "device": config.get("device", "auto"),
+        "device": entry["device"],
     }
 
 
@@ -149,7 +212,8 @@ def probe_settings(config: dict[str, Any], dataset: str, probe: str) -> dict[str
         "probe": probe,
         "probe_config": dict(entry[f"{probe}_probe"]),
         "groups": dict(entry.get("groups") or {"kind": "thirds"}),
-        "device": config.get("device", "auto"),
+        "crop_size": entry["augmentation"]["crop_size"],
+        "device": entry["device"],
     }
 
 

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 
 from sdclr.groups import GROUPS, class_groups  # noqa: E402
 from sdclr.io import save_figure  # noqa: E402
-from sdclr.report import COLUMNS, PROBE_TITLES, aggregate, records_frame  # noqa: E402
+from sdclr.report import PROBE_TITLES, aggregate, records_frame  # noqa: E402
 
 GROUP_COLOURS = {"Many": "#4C72B0", "Medium": "#DD8452", "Few": "#C44E52"}
 
@@ -180,4 +180,52 @@ def plot_accuracy_vs_frequency(
     plt.close(fig)
 
 
-__all__ = ["COLUMNS", "plot_accuracy_vs_frequency", "plot_class_profile", "plot_group_accuracy"]
+def plot_paper_comparison(
+    comparisons: dict[str, Any], path: str | Path, labels: dict | None = None
+) -> None:
+    """Ours (y) against the paper's (x) for every dataset x method x column, one panel per
+    probe, with ± std error bars and the y = x line: points below the line fall short."""
+    probes = [p for p in PROBE_TITLES if p in comparisons]
+    fig, axes = plt.subplots(1, len(probes), figsize=(6.0 * len(probes), 5.4), squeeze=False)
+    markers = {"Many": "^", "Medium": "s", "Few": "v", "Std": "x", "All": "o"}
+    for ax, probe in zip(axes[0], probes, strict=True):
+        frame = comparisons[probe]
+        keys = list(dict.fromkeys(zip(frame["dataset"], frame["method"], strict=True)))
+        colours = _method_colours([f"{d}/{m}" for d, m in keys])
+        for dataset, method in keys:
+            part = frame[(frame.dataset == dataset) & (frame.method == method)]
+            colour = colours[f"{dataset}/{method}"]
+            for row in part.itertuples(index=False):
+                ax.errorbar(
+                    row.paper_mean,
+                    row.ours_mean,
+                    xerr=np.nan_to_num(row.paper_std),
+                    yerr=row.ours_std,
+                    fmt=markers[row.column],
+                    color=colour,
+                    ms=6,
+                    capsize=2,
+                    alpha=0.85,
+                )
+            ax.plot(
+                [],
+                [],
+                "o",
+                color=colour,
+                label=f"{_label(labels, 'datasets', dataset)} {_label(labels, 'methods', method)}",
+            )
+        for column, marker in markers.items():
+            ax.plot([], [], marker, color="grey", label=column)
+        values = np.concatenate([frame["paper_mean"], frame["ours_mean"]]) if len(frame) else [0]
+        lo, hi = max(0.0, float(np.min(values)) - 5), min(100.0, float(np.max(values)) + 5)
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, alpha=0.6)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_xlabel("paper (%)")
+        ax.set_ylabel("ours (%)")
+        ax.set_title(f"{PROBE_TITLES[probe]}: ours vs paper")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)

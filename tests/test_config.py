@@ -9,6 +9,7 @@ import yaml
 from sdclr.config import (
     ConfigError,
     load_config,
+    normalize_config,
     pretrain_settings,
     probe_settings,
     validate_config,
@@ -23,9 +24,32 @@ def config():
 
 
 def test_embedded_default_is_valid(config):
-    """config/config.yaml passes the schema and the method checks."""
+    """config/config.yaml passes the schema and the method checks; normalising gives every
+    dataset the experiment's methods, splits and seeds."""
     validate_config(config)
-    assert load_config(ROOT / "config" / "config.yaml") == config
+    normalized = load_config(ROOT / "config" / "config.yaml")
+    entry = normalized["datasets"]["fmnist_lt"]
+    assert entry["methods"] == config["methods"] and entry["splits"] == config["splits"]
+    assert (
+        entry["seeds"] == config["seeds"]
+        and entry["model"] == config["datasets"]["fmnist_lt"]["model"]
+    )
+
+
+def test_experiments_list_is_the_union_of_its_grids(tmp_path):
+    """A config of `experiments:` runs every listed experiment with its own methods and splits;
+    other keys beside the list, or one dataset in two experiments, are errors."""
+    normalized = normalize_config(
+        {"experiments": ["config/paper/cifar10_lt.yaml", "config/paper/imagenet100_lt.yaml"]}
+    )
+    assert set(normalized["datasets"]) == {"cifar10_lt", "imagenet100_lt"}
+    assert normalized["datasets"]["imagenet100_lt"]["splits"] == [1]
+    assert "simclr_balanced" in normalized["datasets"]["cifar10_lt"]["methods"]
+    assert "simclr_balanced" not in normalized["datasets"]["imagenet100_lt"]["methods"]
+    with pytest.raises(ConfigError, match="move \\['seeds'\\]"):
+        normalize_config({"experiments": ["config/config.yaml"], "seeds": [0]})
+    with pytest.raises(ConfigError, match="appears in two experiments"):
+        normalize_config({"experiments": ["config/config.yaml", "config/config.yaml"]})
 
 
 @pytest.mark.parametrize(
@@ -45,14 +69,12 @@ def test_embedded_default_is_valid(config):
             r"datasets\.fmnist_lt\.source\.name",
         ),
         (
-            lambda c: c["datasets"]["fmnist_lt"]["methods"].update(byol={}),
-            r"datasets\.fmnist_lt\.methods\.byol: unknown method 'byol'; "
+            lambda c: c["methods"].update(byol={}),
+            r"methods\.byol: unknown method 'byol'; "
             r"known methods: sdclr, simclr",
         ),
         (
-            lambda c: c["datasets"]["fmnist_lt"]["methods"]["sdclr"]["hyperparameters"].update(
-                prune=0.5
-            ),
+            lambda c: c["methods"]["sdclr"]["hyperparameters"].update(prune=0.5),
             r"methods\.sdclr\.hyperparameters.*prune",
         ),
         (
@@ -74,7 +96,8 @@ def test_job_settings_hold_only_what_the_job_depends_on(config):
     """Pretrain settings change with that method's hyperparameters only; probe settings don't
     change with any method's."""
     other = copy.deepcopy(config)
-    other["datasets"]["fmnist_lt"]["methods"]["sdclr"]["hyperparameters"]["prune_ratio"] = 0.5
+    other["methods"]["sdclr"]["hyperparameters"]["prune_ratio"] = 0.5
+    config, other = normalize_config(config), normalize_config(other)
     assert pretrain_settings(config, "fmnist_lt", "simclr") == pretrain_settings(
         other, "fmnist_lt", "simclr"
     )

@@ -90,6 +90,9 @@ class ImageDataset:
     test_images: torch.Tensor = field(repr=False)  # uint8 [M, C, H, W]
     test_labels: torch.Tensor = field(repr=False)  # int64 [M]
     classes: list[str]
+    # For list-file sources: the list path of every training image, so that external subset
+    # lists (ImageNet-100-LT's D_i / D_b / S_b files) can be mapped to indices.
+    train_paths: list[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.classes = [str(c) for c in self.classes]
@@ -121,6 +124,11 @@ class ImageDataset:
                     f"dataset {self.name!r}: {split} labels span [{int(labels.min())}, "
                     f"{int(labels.max())}] but there are {len(self.classes)} classes"
                 )
+        if self.train_paths is not None and len(self.train_paths) != len(self.train_labels):
+            raise ValueError(
+                f"dataset {self.name!r}: {len(self.train_paths)} train paths for "
+                f"{len(self.train_labels)} train images"
+            )
         if self.train_images.shape[1:] != self.test_images.shape[1:]:
             raise ValueError(
                 f"dataset {self.name!r}: train images are {list(self.train_images.shape[1:])} "
@@ -189,6 +197,7 @@ def save_dataset(ds: ImageDataset, path: str | os.PathLike) -> None:
             "train_labels": ds.train_labels.contiguous(),
             "test_images": ds.test_images.contiguous(),
             "test_labels": ds.test_labels.contiguous(),
+            "train_paths": ds.train_paths,
         },
     )
 
@@ -221,6 +230,7 @@ def load_saved_dataset(path: str | os.PathLike) -> ImageDataset:
             test_images=obj["test_images"],
             test_labels=obj["test_labels"],
             classes=list(obj["classes"]),
+            train_paths=obj.get("train_paths"),
         )
     except (ValueError, TypeError) as err:
         raise ValueError(f"saved dataset {path} is inconsistent ({err}); {hint}") from err
@@ -470,12 +480,13 @@ def _load_image_list_source(source: dict) -> ImageDataset:
     )
     if not image_root.is_dir():
         raise FileNotFoundError(f"image_root {image_root} does not exist. {how}")
-    lists = {}
-    for split in ("train", "test"):
-        list_path = Path(source[f"{split}_list"]).expanduser()
-        if not list_path.is_file():
-            raise FileNotFoundError(f"{split}_list {list_path} does not exist. {how}")
-        lists[split] = (list_path, *read_image_list(list_path))
+    train_lists = source["train_list"]
+    if isinstance(train_lists, str):
+        train_lists = [train_lists]
+    lists = {
+        "train": _merge_image_lists([_checked_list(p, "train_list", how) for p in train_lists]),
+        "test": _checked_list(source["test_list"], "test_list", how),
+    }
 
     num_classes = int(max(int(lists[s][2].max()) for s in lists)) + 1
     classes: list[str | None] = [None] * num_classes
@@ -501,7 +512,37 @@ def _load_image_list_source(source: dict) -> ImageDataset:
         test_images=images["test"],
         test_labels=lists["test"][2],
         classes=class_names,
+        train_paths=list(lists["train"][1]),
     )
+
+
+def _checked_list(path: str, key: str, how: str) -> tuple[Path, list[str], torch.Tensor]:
+    list_path = Path(path).expanduser()
+    if not list_path.is_file():
+        raise FileNotFoundError(f"{key} {list_path} does not exist. {how}")
+    return (list_path, *read_image_list(list_path))
+
+
+def _merge_image_lists(
+    lists: Sequence[tuple[Path, list[str], torch.Tensor]],
+) -> tuple[Path, list[str], torch.Tensor]:
+    """Union of several list files, first occurrence first; a path listed with two different
+    labels is an error naming both files."""
+    seen: dict[str, tuple[int, Path]] = {}
+    paths: list[str] = []
+    for list_path, rel_paths, labels in lists:
+        for rel, label in zip(rel_paths, labels.tolist(), strict=True):
+            if rel in seen:
+                if seen[rel][0] != label:
+                    raise ValueError(
+                        f"{rel} has label {seen[rel][0]} in {seen[rel][1]} but {label} in "
+                        f"{list_path}"
+                    )
+                continue
+            seen[rel] = (label, list_path)
+            paths.append(rel)
+    labels = torch.tensor([seen[p][0] for p in paths], dtype=torch.int64)
+    return lists[0][0], paths, labels
 
 
 def _default_workers() -> int:

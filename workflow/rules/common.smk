@@ -1,16 +1,23 @@
 # Config validation, path templates, target lists and input functions shared by the rules.
 
 import json
+import os
+import shlex
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from sdclr import config as sdclr_config
+from sdclr import paths
 
+# Validate the user's config and replace it by its per-dataset form (sdclr.config).
 try:
-    sdclr_config.validate_config(config)
+    _normalized = sdclr_config.normalize_config(config)
 except sdclr_config.ConfigError as err:
     raise WorkflowError(str(err)) from None
+config.clear()
+config.update(_normalized)
 
 
 wildcard_constraints:
@@ -21,60 +28,41 @@ wildcard_constraints:
     probe="linear|fewshot",
 
 
-DATASET = "results/data/{dataset}/dataset.pt"
-DATASET_SUMMARY = "results/data/{dataset}/summary.json"
-SPLIT = "results/splits/{dataset}/split{split}.json"
-RUN_DIR = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}"
-MODEL = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}/model.pt"
-TRAIN_LOG = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}/train_log.csv"
-EVAL = "results/eval/{dataset}/{method}/split{split}/seed{seed}/{probe}.json"
-TABLE = "results/tables/{probe}.{ext}"
-FIGURES = {
-    "group_accuracy": "results/figures/group_accuracy.png",
-    "class_profile": "results/figures/class_profile.png",
-    "accuracy_vs_frequency": "results/figures/accuracy_vs_frequency.png",
-}
-PROBES = sdclr_config.PROBES
+DATASET = paths.DATASET
+DATASET_SUMMARY = paths.DATASET_SUMMARY
+SPLIT = paths.SPLIT
+RUN_DIR = paths.RUN_DIR
+MODEL = paths.MODEL
+TRAIN_LOG = paths.TRAIN_LOG
+EVAL = paths.EVAL
+TABLE = paths.TABLE
+TABLE_FORMATS = paths.TABLE_FORMATS
+FIGURES = paths.FIGURES
+COMPARISON = paths.COMPARISON
+PROBES = paths.PROBES
+REPORTED = str(Path(workflow.basedir) / "config" / "paper" / "reported.yaml")
 
 
 def script(name):
     """A stage script's path, next to the Snakefile, so `--directory` can put results elsewhere."""
     return str(Path(workflow.basedir) / "scripts" / name)
-TABLE_FORMATS = ("md", "csv", "tex", "json")
-
-
-def runs():
-    """Every (dataset, method, split, seed) of the config, in config order."""
-    return [
-        {"dataset": d, "method": m, "split": s, "seed": seed}
-        for d, entry in config["datasets"].items()
-        for m in entry["methods"]
-        for s in entry["splits"]
-        for seed in config["seeds"]
-    ]
-
-
-def split_files():
-    return [
-        SPLIT.format(dataset=d, split=s)
-        for d, entry in config["datasets"].items()
-        for s in entry["splits"]
-    ]
 
 
 def eval_files(probe):
-    return [EVAL.format(probe=probe, **run) for run in runs()]
+    return paths.eval_files(config, probe)
+
+
+def split_files():
+    return paths.split_files(config)
 
 
 def final_targets():
     tables = [TABLE.format(probe=p, ext=e) for p in PROBES for e in TABLE_FORMATS]
-    return tables + list(FIGURES.values())
+    return tables + list(FIGURES.values()) + list(COMPARISON.values())
 
 
 def row_order():
-    return json.dumps(
-        [[d, m] for d, entry in config["datasets"].items() for m in entry["methods"]]
-    )
+    return json.dumps(paths.row_order(config))
 
 
 def display_labels():
@@ -82,14 +70,17 @@ def display_labels():
 
 
 def group_rules():
-    return canonical_json(
-        {d: entry.get("groups", {"kind": "thirds"}) for d, entry in config["datasets"].items()}
-    )
+    return canonical_json(paths.group_rules(config))
+
+
+def paper_names():
+    return canonical_json(paths.paper_names(config))
 
 
 def canonical_json(value):
     """Settings as a params string that changes only when a value does, not its key order."""
     return json.dumps(value, sort_keys=True)
+
 
 
 def source_json(wildcards):
@@ -100,11 +91,39 @@ def split_settings_json(wildcards):
     return canonical_json(sdclr_config.split_settings(config, wildcards.dataset))
 
 
+def reference_split_files(wildcards):
+    """The reference split files of this split (none when splits are generated)."""
+    files = config["datasets"][wildcards.dataset]["longtail"].get("reference_splits") or {}
+    return sorted({path.replace("{split}", wildcards.split) for path in files.values()})
+
+
 def pretrain_settings_json(wildcards):
     return canonical_json(sdclr_config.pretrain_settings(config, wildcards.dataset, wildcards.method))
 
 
 def probe_settings_json(wildcards):
-    settings = sdclr_config.probe_settings(config, wildcards.dataset, wildcards.probe)
-    settings["crop_size"] = config["datasets"][wildcards.dataset]["augmentation"]["crop_size"]
-    return canonical_json(settings)
+    return canonical_json(sdclr_config.probe_settings(config, wildcards.dataset, wildcards.probe))
+
+
+def data_root(wildcards):
+    return config["datasets"][wildcards.dataset]["data_root"]
+
+
+def download_flag(wildcards):
+    return "" if config["datasets"][wildcards.dataset]["download"] else "--no-download"
+
+
+def record_in_dvc():
+    """After a successful run of DVC's own config, record the outputs in DVC, once.
+
+    dvc.yaml reads config/config.yaml, so runs of another --configfile are not recorded.
+    SDCLR_DVC_RECORD=0 turns recording off.
+    """
+    if os.environ.get("SDCLR_DVC_RECORD", "1") == "0":
+        return
+    if workflow.overwrite_configfiles:
+        logger.info("DVC: not recording (dvc.yaml tracks config/config.yaml, not --configfile)")
+        return
+    if not Path(".dvc").is_dir():
+        return
+    shell(f"python {shlex.quote(script('dvc_record.py'))}")

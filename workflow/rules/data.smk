@@ -5,8 +5,8 @@ rule prepare_dataset:
     params:
         script=script("prepare_dataset.py"),
         source=source_json,
-        data_root=config.get("data_root", "results/data/raw"),
-        download="" if config.get("download", True) else "--no-download",
+        data_root=data_root,
+        download=download_flag,
     log:
         "results/logs/prepare_dataset/{dataset}.log",
     conda:

@@ -58,8 +58,47 @@ rule make_figures:
 rule tables:
     input:
         [TABLE.format(probe=p, ext=e) for p in PROBES for e in TABLE_FORMATS],
+        COMPARISON.values(),
 
 
 rule figures:
     input:
         list(FIGURES.values()),
+
+
+rule compare_with_paper:
+    input:
+        evals=[f for p in PROBES for f in eval_files(p)],
+        reported=REPORTED,
+    output:
+        linear_md=report(
+            COMPARISON["linear_md"],
+            category="Paper comparison",
+            caption="../report/comparison.rst",
+        ),
+        linear_csv=COMPARISON["linear_csv"],
+        fewshot_md=report(
+            COMPARISON["fewshot_md"],
+            category="Paper comparison",
+            caption="../report/comparison.rst",
+        ),
+        fewshot_csv=COMPARISON["fewshot_csv"],
+        figure=report(
+            COMPARISON["figure"],
+            category="Paper comparison",
+            caption="../report/comparison.rst",
+        ),
+    params:
+        script=script("compare_with_paper.py"),
+        paper_names=paper_names(),
+        labels=display_labels(),
+    log:
+        "results/logs/compare_with_paper.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python {params.script:q} --evals {input.evals:q} --reported {input.reported:q} "
+        "--paper-names {params.paper_names:q} --linear-md {output.linear_md:q} "
+        "--linear-csv {output.linear_csv:q} --fewshot-md {output.fewshot_md:q} "
+        "--fewshot-csv {output.fewshot_csv:q} --figure {output.figure:q} "
+        "--labels {params.labels:q} 2> {log:q}"

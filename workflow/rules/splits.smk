@@ -1,6 +1,7 @@
 rule make_split:
     input:
         data=DATASET,
+        reference=reference_split_files,
     output:
         split=SPLIT,
     params:

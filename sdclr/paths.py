@@ -1,0 +1,78 @@
+"""Where every stage writes: the one set of path templates the Snakefile, dvc.yaml and the
+scripts share (dvc.yaml spells the same templates with ``${item.*}``; a test checks they
+agree)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DATASET = "results/data/{dataset}/dataset.pt"
+DATASET_SUMMARY = "results/data/{dataset}/summary.json"
+SPLIT = "results/splits/{dataset}/split{split}.json"
+RUN_DIR = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}"
+MODEL = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}/model.pt"
+CHECKPOINT = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}/resume.pt"
+TRAIN_LOG = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}/train_log.csv"
+EVAL = "results/eval/{dataset}/{method}/split{split}/seed{seed}/{probe}.json"
+TABLE = "results/tables/{probe}.{ext}"
+TABLE_FORMATS = ("md", "csv", "tex", "json")
+FIGURES = {
+    "group_accuracy": "results/figures/group_accuracy.png",
+    "class_profile": "results/figures/class_profile.png",
+    "accuracy_vs_frequency": "results/figures/accuracy_vs_frequency.png",
+}
+COMPARISON = {
+    "linear_md": "results/tables/linear_vs_paper.md",
+    "linear_csv": "results/tables/linear_vs_paper.csv",
+    "fewshot_md": "results/tables/fewshot_vs_paper.md",
+    "fewshot_csv": "results/tables/fewshot_vs_paper.csv",
+    "figure": "results/figures/paper_comparison.png",
+}
+PROBES = ("linear", "fewshot")
+
+
+def runs(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every (dataset, method, split, seed) of a normalised config, in config order."""
+    return [
+        {"dataset": d, "method": m, "split": s, "seed": seed}
+        for d, entry in config["datasets"].items()
+        for m in entry["methods"]
+        for s in entry["splits"]
+        for seed in entry["seeds"]
+    ]
+
+
+def eval_files(config: dict[str, Any], probe: str) -> list[str]:
+    """The evaluation records of ``probe`` for every run of a normalised config."""
+    return [EVAL.format(probe=probe, **run) for run in runs(config)]
+
+
+def split_files(config: dict[str, Any]) -> list[str]:
+    """Every split file of a normalised config."""
+    return [
+        SPLIT.format(dataset=d, split=s)
+        for d, entry in config["datasets"].items()
+        for s in entry["splits"]
+    ]
+
+
+def row_order(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(dataset, method) pairs in config order: the row order of the tables."""
+    return [(d, m) for d, entry in config["datasets"].items() for m in entry["methods"]]
+
+
+def group_rules(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each dataset's Many / Medium / Few rule."""
+    return {d: dict(entry["groups"]) for d, entry in config["datasets"].items()}
+
+
+def paper_names(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Which rows are the paper's: ``{dataset: {"name": ..., "methods": {method: name}}}``."""
+    return {
+        d: {
+            "name": entry["paper"],
+            "methods": {m: v["paper"] for m, v in entry["methods"].items() if "paper" in v},
+        }
+        for d, entry in config["datasets"].items()
+        if "paper" in entry
+    }

@@ -1,0 +1,167 @@
+"""`dvc repro` and DVC versioning, in temporary git + DVC repositories (tiny config)."""
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+
+pytestmark = pytest.mark.slow
+
+
+def run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        list(args), cwd=cwd, env=ENV, capture_output=True, text=True, timeout=1200
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def project_copy(dest: Path) -> Path:
+    """The project's files (as a clone has them, no results) in a new git + DVC repository
+    whose config/config.yaml is the tiny test config."""
+    files = run(ROOT, "git", "ls-files", "-co", "--exclude-standard").stdout.split("\n")
+    for name in filter(None, files):
+        if name.startswith("results/") and name != "results/README.md":
+            continue
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    shutil.copy(TINY, dest / "config" / "config.yaml")
+    run(dest, "git", "init", "-q")
+    run(
+        dest,
+        "git",
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "user.name=t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "empty",
+    )
+    run(dest, str(BIN / "dvc"), "init", "-q")
+    run(dest, "git", "add", "-A")
+    run(dest, "git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "project")
+    return dest
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def output_hashes(repo: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((repo / "results").rglob("*"))
+        if p.is_file() and "raw" not in p.parts and "logs" not in p.parts and p.name != ".gitignore"
+    }
+
+
+def declared_outputs(repo: Path) -> set[str]:
+    """Every output path dvc.yaml declares (all stages, matrix expanded), repo-relative."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        return {
+            str(Path(out.fs_path).relative_to(repo.resolve()))
+            for stage in dvc_repo.index.stages
+            for out in stage.outs
+        }
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory) -> Path:
+    """A repository in which `dvc repro` ran the tiny config to completion."""
+    repo = project_copy(tmp_path_factory.mktemp("dvc-repro"))
+    proc = run(repo, str(BIN / "dvc"), "repro")
+    assert "Running stage 'compare_with_paper'" in proc.stdout
+    return repo
+
+
+@pytest.fixture(scope="module")
+def snakemade(tmp_path_factory) -> Path:
+    """A repository in which Snakemake ran the same config (recording in DVC at the end)."""
+    repo = project_copy(tmp_path_factory.mktemp("dvc-snakemake"))
+    proc = run(repo, str(BIN / "snakemake"), "--cores", "2")
+    assert "recorded the outputs in DVC" in proc.stdout + proc.stderr
+    return repo
+
+
+def test_repro_completes_and_a_second_repro_runs_nothing(reproduced):
+    """`dvc repro` produces the tables; run again, it runs no stage."""
+    assert "| SDCLR |" in (reproduced / "results" / "tables" / "linear.md").read_text()
+    again = run(reproduced, str(BIN / "dvc"), "repro")
+    assert stages_run(again.stdout) == set()
+    assert "Data and pipelines are up to date" in again.stdout
+    metrics = run(reproduced, str(BIN / "dvc"), "metrics", "show").stdout
+    assert "results/tables/linear.json" in metrics and "fmnist_lt.sdclr.All.mean" in metrics
+
+
+def test_changing_one_method_reruns_only_its_stages(reproduced):
+    """A changed SDCLR hyperparameter reruns SDCLR's pretraining and probes and the
+    aggregation, and nothing of SimCLR, the data or the splits (a real `dvc repro`: its dry
+    run cannot see that a rerun changes an output)."""
+    config_path = reproduced / "config" / "config.yaml"
+    original = config_path.read_text()
+    config = yaml.safe_load(original)
+    config["methods"]["sdclr"]["hyperparameters"]["prune_ratio"] = 0.5
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        rerun = run(reproduced, str(BIN / "dvc"), "repro")
+    finally:
+        config_path.write_text(original)
+    ran = stages_run(rerun.stdout)
+    expected = {f"pretrain@fmnist_lt-sdclr-{s}-0" for s in (1, 2)}
+    expected |= {f"probe@fmnist_lt-sdclr-{s}-0-{p}" for s in (1, 2) for p in ("linear", "fewshot")}
+    expected |= {"make_tables@linear", "make_tables@fewshot", "make_figures", "compare_with_paper"}
+    assert ran == expected, rerun.stdout
+
+
+def test_dvc_outputs_equal_the_files_snakemake_produces(snakemade):
+    """The outputs dvc.yaml declares are exactly the files a Snakemake run of the same config
+    produces (raw data and logs aside)."""
+    produced = set(output_hashes(snakemade))
+    produced.discard("results/README.md")
+    assert declared_outputs(snakemade) == produced
+
+
+def test_after_snakemake_and_recording_dvc_is_clean(snakemade):
+    """After a Snakemake run and its recording step, `dvc status` is clean and `dvc repro`
+    runs nothing."""
+    status = run(snakemade, str(BIN / "dvc"), "status")
+    assert "Data and pipelines are up to date" in status.stdout, status.stdout
+    assert stages_run(run(snakemade, str(BIN / "dvc"), "repro").stdout) == set()
+
+
+def test_push_then_pull_restores_identical_files(reproduced, tmp_path):
+    """Outputs pushed to a local directory remote come back identical after the workspace
+    copies and the cache are deleted."""
+    run(
+        reproduced, str(BIN / "dvc"), "remote", "add", "-d", "-f", "local", str(tmp_path / "remote")
+    )
+    run(reproduced, str(BIN / "dvc"), "push")
+    declared = declared_outputs(reproduced)
+    before = {
+        name: digest for name, digest in output_hashes(reproduced).items() if name in declared
+    }
+    assert set(before) == declared and any(name.endswith("model.pt") for name in before)
+    for name in before:
+        (reproduced / name).unlink()
+    shutil.rmtree(reproduced / ".dvc" / "cache")
+    run(reproduced, str(BIN / "dvc"), "pull")
+    after = {name: digest for name, digest in output_hashes(reproduced).items() if name in declared}
+    assert after == before

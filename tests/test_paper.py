@@ -1,0 +1,303 @@
+"""The paper's experiment grid: configs, reference splits, and the comparison with the paper."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sdclr.config import load_config
+from sdclr.data.datasets import ImageDataset, read_image_list
+from sdclr.data.splits import (
+    LongTailConfig,
+    import_reference_split,
+    make_longtail_split,
+    save_split,
+)
+from sdclr.groups import class_groups, group_summary
+from sdclr.paper import compare_with_paper, comparison_markdown, load_reported
+from sdclr.report import aggregate, records_frame
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT / "config" / "paper"
+IMAGENET_LISTS = ROOT.parent / "shared" / "reference-splits" / "imagenet-100"
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+LIST_NAMES = [
+    "imageNet_100_LT_train.txt",
+    "imageNet_100_BL_train.txt",
+    "imageNet_100_sub_balance_train_0.01.txt",
+    "ImageNet_100_val.txt",
+    "ImageNet_100_test.txt",
+]
+
+
+def run_snakemake(workdir, *args):
+    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+def job_counts(output: str) -> dict[str, int]:
+    counts = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.parametrize("name", ["cifar10_lt", "cifar100_lt"])
+def test_cifar_paper_dag_has_five_splits_times_three_runs(tmp_path, name):
+    """5 splits x (SimCLR and SDCLR on D_i, SimCLR on D_b) pretraining jobs, each with a linear
+    and a few-shot probe, plus tables, figures and the comparison with the paper."""
+    proc = run_snakemake(
+        tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER / f"{name}.yaml")
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    counts = job_counts(proc.stdout)
+    assert counts["pretrain"] == 15 and counts["probe"] == 30 and counts["make_split"] == 5
+    assert counts["compare_with_paper"] == 1 and counts["make_tables"] == 2
+
+
+def _fake_imagenet_lists(workdir: Path) -> None:
+    lists = workdir / "results" / "data" / "raw" / "imagenet-100"
+    lists.mkdir(parents=True)
+    for name in LIST_NAMES:
+        (lists / name).write_text("train/n0/x.JPEG 0\n")
+    (workdir / "results" / "data" / "raw" / "imagenet").mkdir()
+
+
+def test_imagenet_and_all_paper_dags(tmp_path):
+    """ImageNet-100-LT lists 2 pretraining and 4 probe jobs; config/paper/all.yaml is the
+    union of the three experiments: 32 pretraining and 64 probe jobs."""
+    _fake_imagenet_lists(tmp_path)
+    for name, pretrain in (("imagenet100_lt", 2), ("all", 32)):
+        proc = run_snakemake(
+            tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER / f"{name}.yaml")
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        counts = job_counts(proc.stdout)
+        assert counts["pretrain"] == pretrain and counts["probe"] == 2 * pretrain
+
+
+def test_paper_configs_hold_the_protocol():
+    """The paper configs carry PROTOCOL.md's hyperparameters."""
+    c10 = load_config(PAPER / "cifar10_lt.yaml")["datasets"]["cifar10_lt"]
+    assert c10["splits"] == [1, 2, 3, 4, 5]
+    assert c10["pretrain"] | {} == {
+        **c10["pretrain"],
+        "epochs": 2000,
+        "batch_size": 512,
+        "lr": 0.5,
+        "momentum": 0.9,
+        "weight_decay": 1e-4,
+        "warmup_epochs": 10,
+        "final_lr": 1e-6,
+    }
+    assert c10["methods"]["sdclr"]["hyperparameters"]["prune_ratio"] == 0.9
+    assert c10["methods"]["simclr_balanced"]["pretrain_set"] == "D_b"
+    assert c10["linear_probe"]["milestones"] == [10, 20]
+    assert c10["fewshot_probe"]["epochs"] == 100
+    inet = load_config(PAPER / "imagenet100_lt.yaml")["datasets"]["imagenet100_lt"]
+    assert inet["model"]["arch"] == "resnet50" and inet["augmentation"]["crop_size"] == 224
+    assert inet["methods"]["sdclr"]["hyperparameters"] == {
+        "temperature": 0.3,
+        "prune_ratio": 0.3,
+        "head_hidden_layers": 2,
+    }
+    assert inet["groups"] == {"kind": "thresholds", "many_above": 100, "few_below": 20}
+
+
+@pytest.mark.skipif(not IMAGENET_LISTS.exists(), reason="reference splits absent")
+def test_imagenet_reference_lists_import_with_the_paper_sizes_and_groups():
+    """The reference ImageNet-100-LT lists import as a split: D_i 12,205, D_b 12,200, S_b 1,200,
+    and the threshold rule gives 39 Many / 48 Medium / 13 Few classes."""
+    train_lists = [IMAGENET_LISTS / n for n in LIST_NAMES[:4]]
+    paths, labels, seen = [], [], set()
+    for list_path in train_lists:
+        rel_paths, list_labels = read_image_list(list_path)
+        for p, label in zip(rel_paths, list_labels.tolist(), strict=True):
+            if p not in seen:
+                seen.add(p)
+                paths.append(p)
+                labels.append(label)
+    n = len(paths)
+    dataset = ImageDataset(
+        "imagenet100",
+        torch.zeros(n, 3, 1, 1, dtype=torch.uint8),
+        torch.tensor(labels),
+        torch.zeros(1, 3, 1, 1, dtype=torch.uint8),
+        torch.zeros(1, dtype=torch.long),
+        [str(i) for i in range(100)],
+        train_paths=paths,
+    )
+    files = {
+        "train": LIST_NAMES[1],
+        "validation": LIST_NAMES[3],
+        "D_i": LIST_NAMES[0],
+        "D_b": LIST_NAMES[1],
+        "S_b": LIST_NAMES[2],
+    }
+    record = import_reference_split(
+        {k: str(IMAGENET_LISTS / v) for k, v in files.items()}, dataset, "imagenet100_lt", 1
+    )
+    assert record["sizes"]["D_i"] == 12205
+    assert record["sizes"]["D_b"] == 12200
+    assert record["sizes"]["S_b"] == 1200
+    groups = class_groups(
+        record["counts"]["D_i"], {"kind": "thresholds", "many_above": 100, "few_below": 20}
+    )
+    assert [len(groups[g]) for g in ("Many", "Medium", "Few")] == [39, 48, 13]
+
+
+def test_reference_split_errors_name_the_file(tmp_path):
+    """An index file for another dataset (out of range) or a missing file is named."""
+    np.save(tmp_path / "train.npy", np.arange(0, 80))
+    np.save(tmp_path / "validation.npy", np.arange(80, 100))
+    np.save(tmp_path / "split1_D_i.npy", np.arange(0, 40))
+    np.save(tmp_path / "split1_D_b.npy", np.arange(0, 30))
+    np.save(tmp_path / "split1_S_b.npy", np.arange(0, 500))  # beyond a 100-image dataset
+    dataset = ImageDataset(
+        "toy",
+        torch.zeros(100, 1, 2, 2, dtype=torch.uint8),
+        torch.arange(100) % 10,
+        torch.zeros(1, 1, 2, 2, dtype=torch.uint8),
+        torch.zeros(1, dtype=torch.long),
+        [str(i) for i in range(10)],
+    )
+    files = {
+        k: str(tmp_path / f"{'split{split}_' if k.startswith(('D_', 'S_')) else ''}{k}.npy")
+        for k in ("train", "validation", "D_i", "D_b", "S_b")
+    }
+    with pytest.raises(ValueError, match="outside"):
+        import_reference_split(files, dataset, "toy", 1)
+    with pytest.raises(FileNotFoundError, match="split2_D_i"):
+        import_reference_split(files, dataset, "toy", 2)
+
+
+def hand_made_records(dataset="cifar10_lt", methods=("simclr", "sdclr")):
+    """Per-split summaries whose means are known: Many/Medium/Few/Std/All = 80/70/60/8/70 for
+    simclr (± 5 over splits on Many) and 90/80/70/8/80 for sdclr."""
+    records = []
+    for method, base in zip(methods, (0, 10), strict=False):
+        for split, shift in ((1, -5), (2, 5)):
+            for probe in ("linear", "fewshot"):
+                summary = {
+                    "Many": 80 + base + shift,
+                    "Medium": 70 + base,
+                    "Few": 60 + base,
+                    "Std": 8.0,
+                    "All": 70 + base,
+                }
+                records.append(
+                    {
+                        "dataset": dataset,
+                        "method": method,
+                        "split": split,
+                        "seed": 0,
+                        "probe": probe,
+                        "summary": summary,
+                    }
+                )
+    return records
+
+
+def test_comparison_table_differences():
+    """Ours, the paper's and ours - paper per dataset x method x column, for linked rows only."""
+    records = hand_made_records(methods=("simclr", "sdclr", "simclr_balanced"))
+    records += [{**r, "method": "simclr_balanced"} for r in hand_made_records()[:4]]
+    table = aggregate(records_frame([r for r in records if r["probe"] == "linear"]))
+    names = {
+        "cifar10_lt": {"name": "CIFAR10-LT", "methods": {"simclr": "SimCLR", "sdclr": "SDCLR"}}
+    }
+    comparison = compare_with_paper(table, load_reported(), "linear", names)
+    assert set(comparison["method"]) == {"simclr", "sdclr"}  # the D_b control has no paper row
+    row = comparison.set_index(["method", "column"])
+    assert row.at[("sdclr", "All"), "paper_mean"] == 82.00
+    assert row.at[("sdclr", "All"), "difference"] == pytest.approx(80 - 82.00)
+    assert row.at[("simclr", "Many"), "ours_std"] == pytest.approx(5.0)
+    assert row.at[("simclr", "Many"), "difference"] == pytest.approx(80 - 78.18)
+    assert row.at[("simclr", "Few"), "paper_std"] == 7.07
+    md = comparison_markdown(comparison, "linear")
+    assert "| CIFAR10-LT | SDCLR | ours | 90.00 ± 5.00 |" not in md  # labels default to keys
+    assert "| cifar10_lt | sdclr | ours | 90.00 ± 5.00 | 80.00 ± 0.00 |" in md
+    assert "| | | ours − paper | +3.56 | -1.84 | -6.23 | +2.94 | -2.00 |" in md
+
+
+def test_reaggregation_runs_no_training(tmp_path):
+    """With evaluation files in place and no checkpoints at all, the documented re-aggregation
+    command writes every table, figure and comparison of the paper config and runs nothing
+    else (real Snakemake)."""
+    config = PAPER / "cifar10_lt.yaml"
+    methods = ("simclr", "sdclr", "simclr_balanced")
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 5000)
+    for split in range(1, 6):
+        record = make_longtail_split(labels, 10, LongTailConfig(500, 4500), "cifar10_lt", split)
+        counts = record["counts"]["D_i"]
+        save_split(record, tmp_path / "results" / "splits" / "cifar10_lt" / f"split{split}.json")
+        for method in methods:
+            for probe in ("linear", "fewshot"):
+                acc = rng.uniform(50, 90, 10).tolist()
+                groups = class_groups(counts, {"kind": "thirds"})
+
+                path = (
+                    tmp_path
+                    / "results"
+                    / "eval"
+                    / "cifar10_lt"
+                    / method
+                    / f"split{split}"
+                    / "seed0"
+                    / f"{probe}.json"
+                )
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(
+                    json.dumps(
+                        {
+                            "dataset": "cifar10_lt",
+                            "method": method,
+                            "split": split,
+                            "seed": 0,
+                            "probe": probe,
+                            "per_class_accuracy": acc,
+                            "train_counts": counts,
+                            "summary": group_summary(acc, groups),
+                        }
+                    )
+                )
+    proc = run_snakemake(
+        tmp_path,
+        "tables",
+        "figures",
+        "--cores",
+        "2",
+        "--configfile",
+        str(config),
+        "--allowed-rules",
+        "tables",
+        "figures",
+        "make_tables",
+        "make_figures",
+        "compare_with_paper",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (tmp_path / "results" / "checkpoints").exists()
+    comparison = pd.read_csv(tmp_path / "results" / "tables" / "linear_vs_paper.csv")
+    assert len(comparison) == 2 * 5  # SimCLR and SDCLR rows x 5 columns; the D_b control: none
+    table = (tmp_path / "results" / "tables" / "linear.md").read_text()
+    assert "SimCLR (D_b)" in table
+    assert (tmp_path / "results" / "figures" / "paper_comparison.png").stat().st_size > 10_000
+    shutil.rmtree(tmp_path / "results")
