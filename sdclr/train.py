@@ -5,6 +5,14 @@ augmented there (``sdclr.data.augment``). All randomness (batch order, augmentat
 from one ``torch.Generator`` whose state is saved in every checkpoint, so a resumed run ends
 with the same weights as an uninterrupted one.
 
+The step (:class:`TrainStep`) is the fast path on every device: both views of a batch in one
+batched augmentation call, written straight into the model's memory format; the forward
+under bf16 autocast where ``pretrain.precision`` says so (``auto``: bf16 on CUDA, fp32 on
+CPU; the NT-Xent similarity matrix stays fp32); channels-last convolutions where
+``pretrain.channels_last`` says so (``auto``: on CUDA); optionally ``torch.compile``; and
+nothing in the step waits for the device (the epoch's loss is summed on the device and read
+once per epoch).
+
 Files in ``out_dir``:
   resume.pt       the last checkpoint (model, optimiser, generator, history), rewritten
                   atomically every ``checkpoint_every`` epochs and at the end
@@ -14,6 +22,7 @@ Files in ``out_dir``:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -30,7 +39,7 @@ from tqdm import tqdm
 from sdclr.config import dataclass_from_dict
 from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.io import torch_load, torch_save, write_text
-from sdclr.methods import create_method
+from sdclr.methods import Method, create_method
 from sdclr.models import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -38,6 +47,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "resume.pt"
 MODEL_NAME = "model.pt"
 LOG_NAME = "train_log.csv"
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,101 @@ class PretrainConfig:
     warmup_epochs: float = 10
     final_lr: float = 1e-6
     checkpoint_every: int = 10
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
+    channels_last: str | bool = "auto"  # auto (on CUDA) | true | false
+    compile: bool = False  # torch.compile the model
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"pretrain.precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
+        if self.channels_last not in ("auto", True, False):
+            raise ValueError(
+                f"pretrain.channels_last must be auto, true or false, got {self.channels_last!r}"
+            )
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"pretrain.compile must be true or false, got {self.compile!r}")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How the step runs on this device, resolved from ``PretrainConfig``'s ``auto`` values."""
+
+    device: str
+    precision: str  # "bf16" | "fp32"
+    channels_last: bool
+    compile: bool
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on the device, or nothing for fp32."""
+        if self.precision == "bf16":
+            return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def resolve_runtime(config: PretrainConfig, device: torch.device | str) -> Runtime:
+    """Resolve ``auto``: bf16 and channels-last on CUDA, fp32 and contiguous on CPU."""
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    precision = config.precision if config.precision != "auto" else ("bf16" if cuda else "fp32")
+    channels_last = cuda if config.channels_last == "auto" else bool(config.channels_last)
+    return Runtime(str(device), precision, channels_last, config.compile)
+
+
+class TrainStep:
+    """One SGD step of ``method`` on a uint8 batch: augment, forward, one backward, update.
+
+    Both views come from one :class:`BatchAugment` call on ``cat([batch, batch])`` (per-sample
+    parameters, so the two halves are independent views), already in the model's memory
+    format. Nothing here reads a value back to the host: the returned loss is a detached
+    device tensor.
+    """
+
+    def __init__(
+        self,
+        method: Method,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        augment: BatchAugment,
+        runtime: Runtime,
+    ) -> None:
+        self.method = method
+        self.model = model
+        self.optimizer = optimizer
+        self.augment = augment
+        self.runtime = runtime
+        if runtime.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.forward_model: torch.nn.Module = torch.compile(model) if runtime.compile else model
+
+    def views(
+        self, batch: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two augmented views of ``batch`` (uint8 [B, C, H, W] on the device)."""
+        both = self.augment(torch.cat([batch, batch]), generator, self.runtime.memory_format)
+        view1, view2 = both.chunk(2)
+        return view1, view2
+
+    def loss(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+        """The method's loss, under the runtime's autocast."""
+        with self.runtime.autocast():
+            return self.method.loss(self.forward_model, view1, view2)
+
+    def __call__(
+        self, batch: torch.Tensor, generator: torch.Generator | None, lr: float
+    ) -> torch.Tensor:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = self.loss(*self.views(batch, generator))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
 
 
 def warmup_cosine_lr(
@@ -69,6 +174,12 @@ def warmup_cosine_lr(
     return final_lr + 0.5 * (base_lr - final_lr) * (1.0 + math.cos(math.pi * progress))
 
 
+def _state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state with every tensor in the default (contiguous) layout, whatever the
+    training memory format, so saved files look the same from every runtime."""
+    return {k: v.contiguous() for k, v in model.state_dict().items()}
+
+
 def _write_log(path: Path, history: list[dict[str, float]]) -> None:
     buffer = io.StringIO()
     if history:
@@ -76,6 +187,15 @@ def _write_log(path: Path, history: list[dict[str, float]]) -> None:
         writer.writeheader()
         writer.writerows(history)
     write_text(path, buffer.getvalue())
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename ``path`` to the first free ``<stem>.stale-<n><suffix>`` next to it."""
+    n = 1
+    while (kept := path.with_name(f"{path.stem}.stale-{n}{path.suffix}")).exists():
+        n += 1
+    path.rename(kept)
+    return kept
 
 
 def pretrain(
@@ -102,6 +222,10 @@ def pretrain(
         dataclass_from_dict(AugmentConfig, settings["augmentation"], "augmentation")
     )
 
+    runtime = resolve_runtime(opt_config, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels
+
     torch.manual_seed(seed)
     in_channels = images.shape[1]
     model = method.build_model(model_config, in_channels).to(device)
@@ -123,23 +247,35 @@ def pretrain(
     start_epoch = 0
 
     checkpoint_path = out_dir / CHECKPOINT_NAME
-    if checkpoint_path.exists():
-        state = torch_load(checkpoint_path, "checkpoint")
-        if state.get("settings") != settings or state.get("seed") != seed:
-            raise ValueError(
-                f"checkpoint {checkpoint_path} was written with other settings or seed; "
-                "move it away (or delete it) to start this run afresh"
-            )
+    state = torch_load(checkpoint_path, "checkpoint") if checkpoint_path.exists() else None
+    if state is not None and (state.get("settings") != settings or state.get("seed") != seed):
+        # The config changed since this checkpoint (a new hyperparameter, say): this is a new
+        # run. The old checkpoint is kept, renamed, never deleted.
+        kept = _set_aside(checkpoint_path)
+        log.warning(
+            "%s was written with other settings or seed: starting afresh; kept it as %s",
+            checkpoint_path,
+            kept,
+        )
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"].to(generator.get_state().device))
         history = state["history"]
         start_epoch = state["epoch"]
         log.info("resumed from %s at epoch %d/%d", checkpoint_path, start_epoch, opt_config.epochs)
+        saved_runtime = state.get("runtime")
+        if saved_runtime is not None and saved_runtime != asdict(runtime):
+            log.warning(
+                "the checkpoint's epochs ran as %s, the rest runs as %s", saved_runtime, runtime
+            )
 
+    step_fn = TrainStep(method, model, optimizer, augment, runtime)
     images = images.to(device)
     log.info(
-        "pretraining %s (%s) on %d images, %d epochs x %d steps of batch %d, device %s",
+        "pretraining %s (%s) on %d images, %d epochs x %d steps of batch %d, device %s, "
+        "%s, channels_last %s, compile %s",
         spec["name"],
         spec["algorithm"],
         n,
@@ -147,6 +283,9 @@ def pretrain(
         steps_per_epoch,
         batch_size,
         device,
+        runtime.precision,
+        runtime.channels_last,
+        runtime.compile,
     )
     bar = tqdm(
         total=opt_config.epochs,
@@ -167,15 +306,8 @@ def pretrain(
             lr = warmup_cosine_lr(
                 iteration, total_steps, warmup_steps, opt_config.lr, opt_config.final_lr
             )
-            for group in optimizer.param_groups:
-                group["lr"] = lr
             batch = images[order[step * batch_size : (step + 1) * batch_size]]
-            view1, view2 = augment(batch, generator), augment(batch, generator)
-            loss = method.loss(model, view1, view2)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
+            loss_sum += step_fn(batch, generator, lr)
         seconds = time.perf_counter() - started
         mean_loss = float(loss_sum) / steps_per_epoch
         if not math.isfinite(mean_loss):
@@ -198,12 +330,13 @@ def pretrain(
                 checkpoint_path,
                 {
                     "epoch": done,
-                    "model": model.state_dict(),
+                    "model": _state_dict(model),
                     "optimizer": optimizer.state_dict(),
                     "generator": generator.get_state(),
                     "history": history,
                     "settings": settings,
                     "seed": seed,
+                    "runtime": asdict(runtime),
                 },
             )
         _write_log(out_dir / LOG_NAME, history)
@@ -226,6 +359,6 @@ def pretrain(
         "final_loss": history[-1]["loss"] if history else None,
         "num_images": n,
     }
-    torch_save(out_dir / MODEL_NAME, {**summary, "state_dict": model.state_dict()})
+    torch_save(out_dir / MODEL_NAME, {**summary, "state_dict": _state_dict(model)})
     _write_log(out_dir / LOG_NAME, history)
     return summary

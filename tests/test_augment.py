@@ -513,3 +513,77 @@ def test_random_crop_flip_offsets_uniform_and_flip_half():
     assert abs(flipped.double().mean().item() - 0.5) < 0.02
     expected = crop_flip_with_params(imgs, pad, torch.stack([top, left], 1), flipped)
     assert torch.equal(out, expected)
+
+
+# --------------------------------------------------------------------------------------------
+# Fast-path details: flip folded into the resize, weight tables, hue closed form, layout
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("height", "width"), [(32, 32), (40, 160)])  # weight table / computed
+def test_resized_crop_flip_equals_hflip_after_the_resize(height, width):
+    """Folding the flip into the horizontal weights gives TF.hflip of the resized crop, both
+    when the weights come from the cached table (small images) and when computed (large)."""
+    n = 16
+    x = torch.rand(n, 3, height, width, generator=_gen(0))
+    boxes = sample_crop_boxes(n, height, width, (0.1, 1.0), RATIO, generator=_gen(1))
+    flip = torch.arange(n) % 2 == 0
+    out = resized_crop(x, boxes, 32, "bicubic", flip)
+    plain = resized_crop(x, boxes, 32, "bicubic")
+    torch.testing.assert_close(out[~flip], plain[~flip], atol=0, rtol=0)
+    torch.testing.assert_close(out[flip], TF.hflip(plain[flip]), atol=1e-6, rtol=0)
+
+
+def test_resize_weight_table_holds_the_computed_weights():
+    """A looked-up window is the same matrix _resize_weights computes for it."""
+    from sdclr.data.augment import _axis_weights, _resize_weights
+
+    start = torch.tensor([0, 3, 10, 0, 31])
+    length = torch.tensor([32, 5, 22, 1, 1])
+    for interpolation in ("bicubic", "bilinear"):
+        table = _axis_weights(start, length, 32, 32, interpolation, torch.float32)
+        direct = _resize_weights(start, length, 32, 32, interpolation)
+        torch.testing.assert_close(table, direct, atol=0, rtol=0)
+
+
+def test_hue_matches_torchvision_on_ties_extremes_and_random_pixels():
+    """The closed-form hue shift equals TF.adjust_hue for every factor in [-0.5, 0.5] on
+    random pixels and on pixels whose max or min is tied between channels."""
+    from sdclr.data.augment import _adjust_hue
+
+    n = 64
+    x = torch.rand(n, 3, 8, 8, generator=_gen(0))
+    x[:, 1, 0] = x[:, 0, 0]  # r == g (ties at the max or the min)
+    x[:, 2, 1] = x[:, 1, 1]  # g == b
+    x[:, 2, 2] = x[:, 0, 2]  # r == b
+    x[:, :, 3] = x[:, :1, 3]  # gray
+    x[:, 0, 4], x[:, 1, 4], x[:, 2, 4] = 1.0, 0.0, 0.0  # pure red
+    factors = torch.linspace(-0.5, 0.5, n)
+    out = _adjust_hue(x, factors)
+    ref = torch.stack([TF.adjust_hue(x[i], float(factors[i])) for i in range(n)])
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+
+
+def test_batchaugment_memory_format_changes_layout_not_values():
+    """memory_format=channels_last returns the same numbers, laid out channels-last."""
+    imgs = _textures(8, 3, 32, seed=0)
+    aug = BatchAugment(AugmentConfig(crop_size=32))
+    a = aug(imgs, generator=_gen(3))
+    b = aug(imgs, generator=_gen(3), memory_format=torch.channels_last)
+    assert a.is_contiguous() and b.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(a, b)
+
+
+def test_color_jitter_mask_leaves_unselected_samples_untouched():
+    """apply_color_jitter with a mask jitters the selected samples as without the mask and
+    returns the others bit-identical; the input is not modified."""
+    x = _colour_test_images(12, 3, 8, seed=0)
+    before = x.clone()
+    factors, order = sample_jitter_params(12, 0.4, 0.4, 0.4, 0.1, generator=_gen(1))
+    mask = torch.arange(12) % 3 == 0
+    out = apply_color_jitter(x, factors, order, mask=mask)
+    assert torch.equal(x, before)
+    assert torch.equal(out[~mask], x[~mask])
+    torch.testing.assert_close(
+        out[mask], apply_color_jitter(x, factors, order)[mask], atol=1e-6, rtol=0
+    )

@@ -106,12 +106,23 @@ def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
     assert (tmp_path / CHECKPOINT_NAME).read_bytes() == b"not a checkpoint"
 
 
-def test_checkpoint_from_other_settings_is_not_silently_resumed(tmp_path):
-    """Resuming with changed settings would mix two runs: it is refused, the checkpoint kept."""
+def test_checkpoint_from_other_settings_starts_afresh_and_keeps_it(tmp_path):
+    """A changed config is a new run: the old checkpoint is not resumed (that would mix two
+    runs) and not deleted, but renamed beside the new one."""
     pretrain(tiny_settings(epochs=1), toy_images(), tmp_path, seed=0, progress=False)
-    with pytest.raises(ValueError, match="other settings"):
-        pretrain(tiny_settings(epochs=2), toy_images(), tmp_path, seed=0, progress=False)
-    assert (tmp_path / CHECKPOINT_NAME).exists()
+    old = (tmp_path / CHECKPOINT_NAME).read_bytes()
+    epochs_run = []
+    pretrain(
+        tiny_settings(epochs=2),
+        toy_images(),
+        tmp_path,
+        seed=0,
+        progress=False,
+        on_epoch_end=lambda e, m: epochs_run.append(e),
+    )
+    assert epochs_run == [1, 2]
+    assert (tmp_path / "resume.stale-1.pt").read_bytes() == old
+    assert torch.load(tmp_path / CHECKPOINT_NAME, weights_only=False)["epoch"] == 2
 
 
 def test_training_reduces_the_loss(tmp_path):
@@ -131,3 +142,47 @@ def test_training_reduces_the_loss(tmp_path):
     with open(tmp_path / LOG_NAME) as handle:
         losses = [float(r["loss"]) for r in csv.DictReader(handle)]
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5
+
+
+def test_precision_and_compile_settings_are_part_of_the_checkpointed_settings(tmp_path):
+    """pretrain.precision / channels_last / compile live in the settings a checkpoint is
+    compared with: another precision is a new run (the old checkpoint is not resumed but set
+    aside), and the checkpoint records the runtime its epochs ran with (fp32, contiguous on
+    CPU for 'auto')."""
+    settings = tiny_settings("simclr", epochs=1)
+    settings["pretrain"].update(precision="auto", channels_last="auto", compile=False)
+    pretrain(settings, toy_images(), tmp_path, seed=0, progress=False)
+    state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=False)
+    assert state["runtime"] == {
+        "device": "cpu",
+        "precision": "fp32",
+        "channels_last": False,
+        "compile": False,
+    }
+    changed = tiny_settings("simclr", epochs=1)
+    changed["pretrain"].update(precision="bf16", channels_last="auto", compile=False)
+    epochs_run = []
+    pretrain(
+        changed,
+        toy_images(),
+        tmp_path,
+        seed=0,
+        progress=False,
+        on_epoch_end=lambda e, m: epochs_run.append(e),
+    )
+    assert epochs_run == [1]  # not resumed from the fp32 checkpoint
+    assert (tmp_path / "resume.stale-1.pt").exists()
+    resumed = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=False)
+    assert resumed["runtime"]["precision"] == "bf16"
+
+
+def test_bf16_channels_last_run_trains_and_saves_a_plain_model(tmp_path):
+    """The CUDA defaults (bf16 autocast, channels-last) also run on the CPU: finite losses,
+    and model.pt holds ordinary contiguous tensors."""
+    settings = tiny_settings("sdclr", epochs=2)
+    settings["pretrain"].update(precision="bf16", channels_last=True)
+    pretrain(settings, toy_images(), tmp_path, seed=0, progress=False)
+    with open(tmp_path / LOG_NAME) as handle:
+        assert all(math.isfinite(float(r["loss"])) for r in csv.DictReader(handle))
+    state = torch.load(tmp_path / MODEL_NAME, weights_only=False)["state_dict"]
+    assert all(v.is_contiguous() for v in state.values())

@@ -28,10 +28,18 @@ The functional maths follows ``torchvision.transforms._functional_tensor`` (the 
   (about 1e-6) for upscaling *and* downscaling.
 * **Colour.** Brightness, contrast, saturation and hue use torchvision's ``_blend`` (with its
   clamp to [0, 1]), its grayscale weights (0.2989, 0.587, 0.114), the per-sample mean of the
-  grayscale image for contrast, and its rgb -> hsv -> rgb round trip for hue. For one-channel
-  images saturation and hue are no-ops and grayscale is the identity, as in torchvision.
+  grayscale image for contrast, and its rgb -> hsv -> rgb round trip for hue (in closed form,
+  the same function to float32 rounding). For one-channel images saturation and hue are
+  no-ops and grayscale is the identity, as in torchvision.
 * **Blur.** torchvision's normalised Gaussian kernel with reflect padding, applied separably
   (mathematically identical to its 2-D kernel).
+
+Speed (the training step's hot path): per-sample choices are arithmetic masks over the whole
+batch (per-sample 0 / 1 coefficients, ``lerp`` with 0 / 1 weights), never boolean indexing or
+``nonzero``, so nothing waits for the device; the horizontal flip is folded into the resize
+weights, which for small images are looked up in a cached table of every crop window; the
+resize works in a ``[N, H, C, W]`` buffer (each pass one plain ``bmm``) and everything after
+it happens in place in that buffer, copied once at the end into the requested memory format.
 
 Where the batched pipeline differs from torchvision's per-image PIL pipeline: it works in float
 from the start (PIL rounds to uint8 after every step and uses integer grayscale weights and uint8
@@ -179,6 +187,45 @@ def _check_float_images(images: Tensor) -> None:
         raise TypeError(f"expected a floating point image tensor, got {images.dtype}")
 
 
+class _Scratch:
+    """Reusable temporaries, one per name, kept between calls (by :class:`BatchAugment`).
+
+    Image-sized temporaries freshly allocated on every call cost more than the arithmetic on
+    them on a CPU (the allocator hands large blocks back to the OS, so each new one is
+    page-faulted in again: ~30% of the augmentation's time at CIFAR shapes); reusing them
+    avoids that. On CUDA, reuse is safe because every use is ordered on the stream. A
+    throwaway ``_Scratch()`` simply allocates. Not thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, Tensor] = {}
+
+    def __call__(self, name: str, shape: Sequence[int], like: Tensor) -> Tensor:
+        shape = tuple(shape)
+        buffer = self._buffers.get(name)
+        if (
+            buffer is None
+            or tuple(buffer.shape) != shape
+            or buffer.dtype != like.dtype
+            or buffer.device != like.device
+        ):
+            buffer = torch.empty(shape, dtype=like.dtype, device=like.device)
+            self._buffers[name] = buffer
+        return buffer
+
+
+def _to_float_hcw(images: Tensor, out: Tensor | None = None) -> Tensor:
+    """uint8 / float ``[N, C, H, W]`` -> float32 in [0, 1] laid out as ``[N, H, C, W]``
+    (contiguous, into ``out`` when given), converted and transposed in one copy."""
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise TypeError(f"expected uint8 or floating point images, got {images.dtype}")
+    n, c, h, w = images.shape
+    if out is None:
+        out = torch.empty((n, h, c, w), dtype=torch.float32, device=images.device)
+    out.copy_(images.permute(0, 2, 1, 3))
+    return out.div_(255.0) if images.dtype == torch.uint8 else out
+
+
 def _to_float(images: Tensor) -> Tensor:
     """uint8 -> float32 in [0, 1] (ToTensor); float input is returned as float32 unchanged."""
     if images.dtype == torch.uint8:
@@ -295,11 +342,109 @@ def _resize_weights(
     return w / torch.where(total == 0, torch.ones_like(total), total)
 
 
+# Largest weight table (elements) kept per (in size, out size, interpolation, device, dtype):
+# 32 px CIFAR needs 2 * 32 * 33 * 32 * 32 ~ 2.2 M (8.7 MB); larger images compute weights.
+_TABLE_LIMIT = 1 << 24
+_WEIGHT_TABLES: dict[tuple[int, int, str, str, torch.dtype], Tensor] = {}
+
+
+def _weight_table(
+    in_size: int, out_size: int, interpolation: str, device: torch.device, dtype: torch.dtype
+) -> Tensor | None:
+    """All resize matrices of one axis, ``[2, in_size, in_size + 1, out, in]``.
+
+    Entry ``[0, s, l]`` is :func:`_resize_weights` of the window ``[s, s + l)`` (zeros where
+    the window does not fit), so looking a box up is the same number as computing it; entry
+    ``[1, s, l]`` is the same matrix with its output rows reversed (the mirrored output).
+    ``None`` when the table would be larger than ``_TABLE_LIMIT`` elements.
+    """
+    if 2 * in_size * (in_size + 1) * out_size * in_size > _TABLE_LIMIT:
+        return None
+    key = (in_size, out_size, interpolation, str(device), dtype)
+    table = _WEIGHT_TABLES.get(key)
+    if table is None:
+        start = torch.arange(in_size, device=device).repeat_interleave(in_size + 1)
+        length = torch.arange(in_size + 1, device=device).repeat(in_size)
+        valid = (length >= 1) & (start + length <= in_size)
+        # Invalid pairs get a harmless dummy window, then are zeroed.
+        weights = _resize_weights(
+            torch.where(valid, start, torch.zeros_like(start)),
+            torch.where(valid, length, torch.ones_like(length)),
+            out_size,
+            in_size,
+            interpolation,
+        )
+        weights = (weights * valid[:, None, None]).to(dtype)
+        weights = weights.reshape(in_size, in_size + 1, out_size, in_size)
+        table = torch.stack([weights, weights.flip(-2)])
+        _WEIGHT_TABLES[key] = table
+    return table
+
+
+def _axis_weights(
+    start: Tensor,
+    length: Tensor,
+    out_size: int,
+    in_size: int,
+    interpolation: str,
+    dtype: torch.dtype,
+    flip: Tensor | None = None,
+) -> Tensor:
+    """``[N, out, in]`` resize matrices for the windows ``[start, start + length)``; where
+    ``flip`` is True the output rows are reversed (the resized window mirrored)."""
+    table = _weight_table(in_size, out_size, interpolation, start.device, dtype)
+    if table is None:
+        weights = _resize_weights(start, length, out_size, in_size, interpolation).to(dtype)
+        if flip is None:
+            return weights
+        # lerp with a 0 / 1 weight is exact, and has no boolean-mask kernel.
+        mirror = _per_sample(flip.to(device=weights.device, dtype=dtype))[:, :, :, 0]
+        return torch.lerp(weights, weights.flip(1), mirror)
+    # One row gather from the flattened table: index (flip, start, length).
+    index = start * (in_size + 1) + length
+    if flip is not None:
+        index = index + flip.to(device=start.device, dtype=torch.long) * (in_size * (in_size + 1))
+    return table.view(-1, out_size, in_size).index_select(0, index)
+
+
+def _resize_hcw(
+    images_hcw: Tensor,
+    boxes: Tensor,
+    out_h: int,
+    out_w: int,
+    interpolation: str,
+    flip: Tensor | None,
+    scratch: _Scratch | None = None,
+) -> Tensor:
+    """The batched crop + resize on ``[N, H, C, W]`` float images -> ``[N, out_h, C, out_w]``.
+
+    Rows-channels-columns order makes both passes one plain ``bmm`` each with no transposing
+    copy in between: horizontal ``[N, H*C, W] @ [N, W, out_w]`` (as PyTorch's CPU kernel,
+    first), then vertical ``[N, out_h, H] @ [N, H, C*out_w]``. With ``scratch`` both results
+    are reused buffers (the second is returned: the caller's working buffer).
+    """
+    scratch = scratch or _Scratch()
+    n, height, c, width = images_hcw.shape
+    boxes = boxes.to(device=images_hcw.device, dtype=torch.long)
+    if boxes.shape != (n, 4):
+        raise ValueError(f"boxes must have shape [{n}, 4], got {tuple(boxes.shape)}")
+    top, left, h, w = boxes.unbind(dim=1)
+    dtype = images_hcw.dtype
+    wy = _axis_weights(top, h, out_h, height, interpolation, dtype)
+    wx = _axis_weights(left, w, out_w, width, interpolation, dtype, flip)
+    rows = scratch("resize_rows", (n, height * c, out_w), images_hcw)
+    torch.bmm(images_hcw.reshape(n, height * c, width), wx.transpose(1, 2), out=rows)
+    out = scratch("resize_out", (n, out_h, c * out_w), images_hcw)
+    torch.bmm(wy, rows.view(n, height, c * out_w), out=out)
+    return out.view(n, out_h, c, out_w)
+
+
 def resized_crop(
     images_float: Tensor,
     boxes: Tensor,
     size: int | Sequence[int],
     interpolation: str = "bicubic",
+    flip: Tensor | None = None,
 ) -> Tensor:
     """Crop each image to its box and resize it to ``size``, batched.
 
@@ -308,29 +453,25 @@ def resized_crop(
     rounding (~1e-6), for both up- and downscaling; see the module docstring. Like torchvision
     on float tensors, the bicubic output is *not* clamped (it can overshoot [0, 1] slightly).
     The resize is two batched matmuls with dense per-sample weight matrices ``[N, out, H]`` and
-    ``[N, out, W]``; if TF32 matmuls are enabled on CUDA
-    (``torch.backends.cuda.matmul.allow_tf32``) the result is only accurate to ~1e-3.
+    ``[N, out, W]`` (looked up in a cached table of every window for small images); if TF32
+    matmuls are enabled on CUDA (``torch.backends.cuda.matmul.allow_tf32``) the result is only
+    accurate to ~1e-3.
 
     Args:
         images_float: float ``[N, C, H, W]``.
         boxes: int ``[N, 4]`` of ``(top, left, h, w)`` lying inside the image.
         size: output side (int) or ``(height, width)``.
         interpolation: ``"bicubic"`` or ``"bilinear"``.
+        flip: optional bool ``[N]``: mirror those outputs horizontally (``hflip`` after the
+            resize, folded into the horizontal weights at no extra cost: the same numbers).
     """
     _check_float_images(images_float)
     if interpolation not in _INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
     out_h, out_w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    boxes = boxes.to(device=images_float.device, dtype=torch.long)
-    n, _, height, width = images_float.shape
-    if boxes.shape != (n, 4):
-        raise ValueError(f"boxes must have shape [{n}, 4], got {tuple(boxes.shape)}")
-    top, left, h, w = boxes.unbind(dim=1)
-    wy = _resize_weights(top, h, out_h, height, interpolation).to(images_float.dtype)
-    wx = _resize_weights(left, w, out_w, width, interpolation).to(images_float.dtype)
-    # Horizontal pass first (as PyTorch's CPU kernel), then vertical.
-    rows = torch.matmul(images_float, wx.transpose(1, 2)[:, None])  # [N, C, H, out_w]
-    return torch.matmul(wy[:, None], rows)  # [N, C, out_h, out_w]
+    hcw = images_float.permute(0, 2, 1, 3).contiguous()
+    out = _resize_hcw(hcw, boxes, out_h, out_w, interpolation, flip)
+    return out.permute(0, 2, 1, 3).contiguous()
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,76 +488,99 @@ def rgb_to_grayscale(images_float: Tensor) -> Tensor:
     return gray.unsqueeze(-3)
 
 
-def _blend(img1: Tensor, img2: Tensor, ratio: Tensor) -> Tensor:
-    """torchvision ``_blend`` with a per-sample ratio ``[N]``, clamped to [0, 1]."""
-    r = _per_sample(ratio)
-    return (r * img1 + (1.0 - r) * img2).clamp(0.0, 1.0)
+def _gray_into(img: Tensor, out: Tensor) -> Tensor:
+    """``rgb_to_grayscale`` of a 3-channel ``img`` written into ``out [N, 1, H, W]``."""
+    torch.mul(img[:, 0:1], _GRAY_WEIGHTS[0], out=out)
+    out.add_(img[:, 1:2], alpha=_GRAY_WEIGHTS[1])
+    return out.add_(img[:, 2:3], alpha=_GRAY_WEIGHTS[2])
 
 
-def _adjust_brightness(img: Tensor, factor: Tensor) -> Tensor:
-    return _blend(img, torch.zeros_like(img), factor)
+def _blend_coefficients(
+    order: Tensor, op_factor: Tensor, active: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-position coefficients ``(f, beta, alpha) [N, 4]`` of :func:`_blend_step_`.
+
+    Where the op at a position is active, ``f`` is its factor and ``beta = (1 - f)`` if it is
+    saturation, ``alpha = (1 - f)`` if it is contrast (else 0); elsewhere ``f = 1`` and both
+    are 0, which makes the step the identity.
+    """
+    f = torch.where(active, op_factor, torch.ones_like(op_factor))
+    one_minus = 1.0 - f
+    beta = one_minus * (order == SATURATION).to(f.dtype)
+    alpha = one_minus * (order == CONTRAST).to(f.dtype)
+    return f, beta, alpha
 
 
-def _adjust_contrast(img: Tensor, factor: Tensor) -> Tensor:
-    mean = rgb_to_grayscale(img).mean(dim=(-3, -2, -1), keepdim=True)
-    return _blend(img, mean, factor)
+def _blend_step_(
+    img: Tensor, f: Tensor, beta: Tensor, alpha: Tensor, gray: Tensor | None
+) -> Tensor:
+    """One brightness / contrast / saturation op per sample, in place on ``img``.
+
+    Each of torchvision's three ops is ``_blend(img, target, f) = clamp(f * img + (1 - f) *
+    target, 0, 1)`` with the target 0 (brightness), the mean of the grayscale image
+    (contrast) or the grayscale image (saturation), so one blend with per-sample coefficients
+    ``[N]`` from :func:`_blend_coefficients` does any of them: ``img * f + beta * gray + alpha
+    * mean`` -- the same products as torchvision's. Inactive samples have ``f = 1`` and zero
+    coefficients: ``x * 1 + 0 = x`` (images are in [0, 1], so the clamp leaves them alone). No
+    per-op indexing (no host sync) and no temporaries of the image's size: ``gray`` is a
+    scratch buffer ``[N, 1, H, W]`` (``None`` for one-channel images, which have no
+    saturation and are their own grayscale).
+    """
+    if gray is None:
+        bias = alpha * img.mean(dim=(-3, -2, -1))
+        return img.mul_(_per_sample(f)).add_(_per_sample(bias)).clamp_(0.0, 1.0)
+    _gray_into(img, gray)
+    bias = alpha * gray.mean(dim=(-3, -2, -1))
+    gray.mul_(_per_sample(beta)).add_(_per_sample(bias))
+    return torch.addcmul(gray, img, _per_sample(f), out=img).clamp_(0.0, 1.0)
 
 
-def _adjust_saturation(img: Tensor, factor: Tensor) -> Tensor:
-    if img.shape[-3] == 1:
-        return img
-    return _blend(img, rgb_to_grayscale(img), factor)
+def _adjust_hue(img: Tensor, factor: Tensor, scratch: _Scratch | None = None) -> Tensor:
+    """torchvision ``adjust_hue`` with a per-sample ``factor [N]`` (3-channel, [0, 1] images).
 
-
-def _rgb2hsv(img: Tensor) -> Tensor:
-    # Same maths as torchvision's _functional_tensor._rgb2hsv.
+    The same function of the pixel as torchvision's ``_rgb2hsv`` -> shift -> ``_hsv2rgb``, in
+    closed form and with float arithmetic only (no boolean masks or ``where``, which are slow
+    on CPUs), mostly in place: with ``M``, ``m`` the channel max and min, ``C = M - m`` and the
+    hue in sextants ``H`` (torchvision's ``h * 6``: ``(g - b) / C`` where r is the max,
+    ``2 + (b - r) / C`` where g is, else ``4 + (r - g) / C``), output channel ``c`` is
+    ``M - C * ramp(H + 6 * factor + n_c)`` with ``n = 5, 3, 1`` for r, g, b and ``ramp(k) =
+    clamp(min(k, 4 - k), 0, 1)`` for ``k mod 6`` -- torchvision's ``v, p, q, t`` sector table
+    (``v * s = C``). The map is continuous in ``H``, so it agrees with torchvision to float32
+    rounding. Returns a new tensor (a ``scratch`` buffer when given).
+    """
+    scratch = scratch or _Scratch()
     r, g, b = img.unbind(dim=-3)
-    maxc = torch.max(img, dim=-3).values
-    minc = torch.min(img, dim=-3).values
-    eqc = maxc == minc
-    cr = maxc - minc
-    ones = torch.ones_like(maxc)
-    s = cr / torch.where(eqc, ones, maxc)
-    cr_divisor = torch.where(eqc, ones, cr)
-    rc = (maxc - r) / cr_divisor
-    gc = (maxc - g) / cr_divisor
-    bc = (maxc - b) / cr_divisor
-    hr = (maxc == r) * (bc - gc)
-    hg = ((maxc == g) & (maxc != r)) * (2.0 + rc - bc)
-    hb = ((maxc != g) & (maxc != r)) * (4.0 + gc - rc)
-    h = torch.fmod((hr + hg + hb) / 6.0 + 1.0, 1.0)
-    return torch.stack((h, s, maxc), dim=-3)
+    plane = r.shape
 
+    def buffer(name: str) -> Tensor:
+        return scratch(f"hue_{name}", plane, img)
 
-def _hsv2rgb(img: Tensor) -> Tensor:
-    # torchvision's _functional_tensor._hsv2rgb, with its one-hot einsum over the six hue
-    # sectors replaced by an equivalent (bit-identical) gather of the selected candidate.
-    h, s, v = img.unbind(dim=-3)
-    i = torch.floor(h * 6.0)
-    f = (h * 6.0) - i
-    i = i.to(dtype=torch.long)
-    p = torch.clamp((v * (1.0 - s)), 0.0, 1.0)
-    q = torch.clamp((v * (1.0 - s * f)), 0.0, 1.0)
-    t = torch.clamp((v * (1.0 - s * (1.0 - f))), 0.0, 1.0)
-    i = i % 6
-    candidates = torch.stack((v, q, p, t), dim=-3)
-    # Sector -> candidate index (0 v, 1 q, 2 p, 3 t) for r, g, b: torchvision's a1, a2, a3.
-    table = torch.tensor(
-        [[0, 1, 2, 2, 3, 0], [3, 0, 0, 1, 2, 2], [2, 2, 3, 0, 0, 1]], device=img.device
-    )
-    index = torch.stack([table[c][i] for c in range(3)], dim=-3)
-    return candidates.gather(-3, index)
-
-
-def _adjust_hue(img: Tensor, factor: Tensor) -> Tensor:
-    if img.shape[-3] == 1:
-        return img
-    h, s, v = _rgb2hsv(img).unbind(dim=-3)
-    h = torch.remainder(h + factor.reshape(-1, 1, 1), 1.0)
-    return _hsv2rgb(torch.stack((h, s, v), dim=-3))
-
-
-_JITTER_OPS = (_adjust_brightness, _adjust_contrast, _adjust_saturation, _adjust_hue)
+    maxc = torch.maximum(r, g, out=buffer("max"))
+    torch.maximum(maxc, b, out=maxc)
+    chroma = torch.minimum(r, g, out=buffer("chroma"))
+    torch.minimum(chroma, b, out=chroma)
+    chroma.neg_().add_(maxc)
+    # 1 where the channel is below the max, 0 where it is the max (exact, float only).
+    r_below = torch.sub(maxc, r, out=buffer("r_below")).sign_()
+    g_below = torch.sub(maxc, g, out=buffer("g_below")).sign_()
+    # Where C == 0 all channels are equal, the differences are 0, and H does not matter.
+    inv_chroma = torch.clamp_min(chroma, torch.finfo(img.dtype).tiny, out=buffer("inv"))
+    inv_chroma.reciprocal_()
+    h_r = torch.sub(g, b, out=buffer("h_r")).mul_(inv_chroma)  # max is r
+    h_g = torch.sub(b, r, out=buffer("h_g")).mul_(inv_chroma).add_(2.0)  # max is g (not r)
+    h_b = torch.sub(r, g, out=buffer("h_b")).mul_(inv_chroma).add_(4.0)  # max is b only
+    # H = h_r + [r below] * ((h_g - h_r) + [g below] * (h_b - h_g)), in [-1, 5]; plus 1.
+    h_b.sub_(h_g).mul_(g_below)
+    h_g.sub_(h_r).add_(h_b).mul_(r_below)
+    h1 = h_r.add_(h_g).add_(1.0)
+    # ramp(H + s + n) = clamp(||d| - 3| - 1, 0, 1) with d = (H + 1) - ((3 - s - n) mod 6),
+    # since (H + 1) and the mod are both in [0, 6]: |d| <= 6 covers the wrap-around.
+    offsets = 2.0 * torch.arange(3, device=img.device, dtype=img.dtype) - 2.0  # 3 - n
+    shift = torch.remainder(offsets - 6.0 * factor.to(img.dtype)[:, None], 6.0)  # [N, 3]
+    ramp = scratch("hue_ramp", img.shape, img)
+    torch.sub(h1.unsqueeze(-3), shift[:, :, None, None], out=ramp)
+    ramp.abs_().sub_(3.0).abs_().sub_(1.0).clamp_(0.0, 1.0)
+    return ramp.mul_(chroma.unsqueeze(-3)).neg_().add_(maxc.unsqueeze(-3))
 
 
 def _jitter_ranges(
@@ -475,32 +639,73 @@ def apply_color_jitter(
     factors: Tensor,
     order: Tensor,
     enabled: Sequence[bool] = (True, True, True, True),
+    mask: Tensor | None = None,
 ) -> Tensor:
     """Apply colour ops with explicit per-sample ``factors [N, 4]`` in per-sample ``order [N, 4]``.
 
     Sample ``n`` gets, for ``k = 0..3``, op ``order[n, k]`` (0 brightness, 1 contrast,
     2 saturation, 3 hue) with factor ``factors[n, order[n, k]]`` -- the same as calling
     torchvision's ``adjust_brightness/contrast/saturation/hue`` in that order. Ops with
-    ``enabled[op] == False`` are skipped (torchvision's ``None`` factors). Each sample goes
-    through each op once: at step ``k`` the batch is split by op, so the cost is independent of
-    how many distinct orders occur.
+    ``enabled[op] == False`` are skipped (torchvision's ``None`` factors). With ``mask [N]``
+    only the samples where it is True are jittered (the others are returned unchanged).
+    Images are float in [0, 1]; the input is not modified.
     """
     _check_float_images(images_float)
-    out = images_float
-    order = order.to(images_float.device)
-    factors = factors.to(device=images_float.device, dtype=images_float.dtype)
-    for k in range(4):
-        step = order[:, k]
-        new = out.clone()
-        for op, fn in enumerate(_JITTER_OPS):
-            if not enabled[op]:
-                continue
-            idx = torch.nonzero(step == op).squeeze(1)
-            if idx.numel() == 0:
-                continue
-            new[idx] = fn(out[idx], factors[idx, op])
-        out = new
-    return out
+    return _color_jitter_(images_float.clone(), factors, order, enabled, mask)
+
+
+def _color_jitter_(
+    img: Tensor,
+    factors: Tensor,
+    order: Tensor,
+    enabled: Sequence[bool],
+    mask: Tensor | None,
+    scratch: _Scratch | None = None,
+) -> Tensor:
+    """:func:`apply_color_jitter` in place on ``img`` (which must not be needed afterwards).
+
+    Every step works on the whole batch with per-sample arithmetic coefficients (no boolean
+    indexing, hence no host-device sync): the brightness / contrast / saturation ops before
+    each sample's hue op (3 blend steps), the hue op once, then the ops after it (3 more).
+    Without hue (disabled, or one-channel images) it is 4 blend steps.
+    """
+    dev, dtype = img.device, img.dtype
+    n, c = img.shape[0], img.shape[1]
+    order = order.to(dev)
+    factors = factors.to(device=dev, dtype=dtype)
+    if mask is None:
+        mask = torch.ones(n, dtype=torch.bool, device=dev)
+    mask = mask.to(dev)
+    use_hue = bool(enabled[HUE]) and c == 3
+    blend_ops = [op for op in (BRIGHTNESS, CONTRAST, SATURATION) if enabled[op]]
+    if c == 1:
+        blend_ops = [op for op in blend_ops if op != SATURATION]
+    if not blend_ops and not use_hue:
+        return img
+
+    op_factor = factors.gather(1, order)  # [N, 4]: factor of the op at each position
+    op_enabled = torch.zeros_like(order, dtype=torch.bool)
+    for op in blend_ops:
+        op_enabled |= order == op
+    op_enabled &= mask[:, None]
+    scratch = scratch or _Scratch()
+    gray = scratch("gray", (n, 1, *img.shape[2:]), img) if c == 3 else None
+    if not use_hue:
+        f, beta, alpha = _blend_coefficients(order, op_factor, op_enabled)
+        for k in range(4):
+            _blend_step_(img, f[:, k], beta[:, k], alpha[:, k], gray)
+        return img
+    position = torch.arange(4, device=dev)
+    hue_position = torch.argmax((order == HUE).to(torch.uint8), dim=1, keepdim=True)  # [N, 1]
+    f, beta, alpha = _blend_coefficients(order, op_factor, op_enabled & (position < hue_position))
+    for k in range(3):  # ops before the hue op
+        _blend_step_(img, f[:, k], beta[:, k], alpha[:, k], gray)
+    # Hue where the jitter applies (lerp with weight 0 / 1 is exact: x / hued).
+    img.lerp_(_adjust_hue(img, factors[:, HUE], scratch), _per_sample(mask.to(dtype)))
+    f, beta, alpha = _blend_coefficients(order, op_factor, op_enabled & (position > hue_position))
+    for k in range(1, 4):  # ops after the hue op
+        _blend_step_(img, f[:, k], beta[:, k], alpha[:, k], gray)
+    return img
 
 
 def color_jitter(
@@ -536,8 +741,9 @@ def apply_grayscale(images_float: Tensor, mask: Tensor) -> Tensor:
     _check_float_images(images_float)
     if images_float.shape[1] == 1:
         return images_float  # torchvision: rgb_to_grayscale of a 1-channel image is a copy
-    gray = rgb_to_grayscale(images_float).expand_as(images_float)
-    return torch.where(_per_sample(mask.to(images_float.device)), gray, images_float)
+    # lerp with a 0 / 1 weight returns exactly the image / its grayscale (no slow ``where``).
+    weight = _per_sample(mask.to(device=images_float.device, dtype=images_float.dtype))
+    return torch.lerp(images_float, rgb_to_grayscale(images_float), weight)
 
 
 def random_grayscale(
@@ -574,11 +780,9 @@ def apply_gaussian_blur(
     dev = images_float.device
     sigma = sigma.to(device=dev, dtype=images_float.dtype)
     if mask is not None:
-        idx = torch.nonzero(mask.to(dev)).squeeze(1)
-        out = images_float.clone()
-        if idx.numel() > 0:
-            out[idx] = apply_gaussian_blur(images_float[idx], sigma[idx], kernel_size)
-        return out
+        # Blur every sample, keep the selected ones: no boolean indexing, no host sync.
+        blurred = apply_gaussian_blur(images_float, sigma, kernel_size)
+        return torch.lerp(images_float, blurred, _per_sample(mask.to(dev, images_float.dtype)))
     n, c, h, w = images_float.shape
     half = (kernel_size - 1) * 0.5
     x = torch.linspace(-half, half, steps=kernel_size, dtype=images_float.dtype, device=dev)
@@ -643,6 +847,7 @@ class BatchAugment:
         self.config = config
         self.blur_kernel_size = blur_kernel_size(config.crop_size)
         self._jitter_enabled = [r is not None for r in _jitter_ranges(*config.jitter)]
+        self._scratch = _Scratch()  # temporaries reused between calls (see _Scratch)
 
     def sample_params(
         self,
@@ -665,38 +870,70 @@ class BatchAugment:
         sigma = _uniform(n, cfg.blur_sigma[0], cfg.blur_sigma[1], generator, device)
         return AugmentParams(boxes, flip, jitter, factors, order, gray, blur, sigma)
 
-    def apply(self, images: Tensor, params: AugmentParams) -> Tensor:
-        """Apply explicit parameters: uint8/float ``[N, C, H, W]`` -> float ``[N, C, s, s]``."""
+    def apply(
+        self,
+        images: Tensor,
+        params: AugmentParams,
+        memory_format: torch.memory_format = torch.contiguous_format,
+    ) -> Tensor:
+        """Apply explicit parameters: uint8/float ``[N, C, H, W]`` -> float ``[N, C, s, s]``.
+
+        The resize works in ``[N, H, C, W]`` buffers, everything after it in place in one
+        ``[N, C, s, s]`` buffer (all reused between calls); the result is copied once into a
+        fresh tensor in ``memory_format`` (e.g. ``torch.channels_last`` for the model).
+        """
         cfg = self.config
-        x = _to_float(images)
-        x = resized_crop(x, params.boxes, cfg.crop_size, cfg.interpolation)
-        x = x.clamp_(0.0, 1.0)  # PIL / uint8-tensor resize output is clamped to the pixel range
-        x = torch.where(_per_sample(params.flip), x.flip(-1), x)
+        if images.ndim != 4 or images.shape[1] not in (1, 3):
+            raise ValueError(f"expected [N, 1|3, H, W] images, got {tuple(images.shape)}")
+        n, c, h, w = images.shape
+        size = cfg.crop_size
+        scratch = self._scratch
+        like = torch.empty((), dtype=torch.float32, device=images.device)
+        x = _to_float_hcw(images, scratch("input", (n, h, c, w), like))
+        # Crop, resize and the horizontal flip in two batched matmuls.
+        x = _resize_hcw(x, params.boxes, size, size, cfg.interpolation, params.flip, scratch)
+        # Back to [N, C, s, s] in a contiguous working buffer: the colour ops broadcast over
+        # channels and run fastest with each channel plane contiguous.
+        # The clamp: PIL / uint8-tensor resize output is clamped to the pixel range.
+        x = torch.clamp(x.permute(0, 2, 1, 3), 0.0, 1.0, out=scratch("work", (n, c, size, size), x))
         if cfg.jitter_p > 0 and any(self._jitter_enabled):
-            idx = torch.nonzero(params.jitter).squeeze(1)
-            if idx.numel() > 0:
-                x[idx] = apply_color_jitter(
-                    x[idx],
-                    params.jitter_factors[idx],
-                    params.jitter_order[idx],
-                    self._jitter_enabled,
-                )
-        if cfg.grayscale_p > 0:
-            x = apply_grayscale(x, params.grayscale)
+            x = _color_jitter_(
+                x,
+                params.jitter_factors,
+                params.jitter_order,
+                self._jitter_enabled,
+                params.jitter,
+                scratch,
+            )
+        # The result is always a fresh tensor (never the reused working buffer), in the
+        # requested layout; the last op writes it.
+        out = torch.empty_like(x, memory_format=memory_format)
+        if cfg.grayscale_p > 0 and c == 3:
+            weight = _per_sample(params.grayscale.to(device=x.device, dtype=x.dtype))
+            gray = _gray_into(x, scratch("gray", (n, 1, size, size), x))
+            if cfg.blur_p == 0:
+                return torch.lerp(x, gray, weight, out=out)
+            x.lerp_(gray, weight)
         if cfg.blur_p > 0:
             x = apply_gaussian_blur(x, params.blur_sigma, self.blur_kernel_size, params.blur)
-        return x
+        return out.copy_(x)
 
-    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def __call__(
+        self,
+        images: Tensor,
+        generator: torch.Generator | None = None,
+        memory_format: torch.memory_format = torch.contiguous_format,
+    ) -> Tensor:
         """uint8 [N,C,H,W] on any device -> float32 [N,C,crop,crop] in [0,1] on the same device.
 
         All randomness comes from ``generator`` when given (it must be on ``images.device``).
+        No operation waits for the device (no host-device synchronisation).
         """
         if images.ndim != 4 or images.shape[1] not in (1, 3):
             raise ValueError(f"expected [N, 1|3, H, W] images, got {tuple(images.shape)}")
         n, _, h, w = images.shape
         params = self.sample_params(n, h, w, generator, images.device)
-        return self.apply(images, params)
+        return self.apply(images, params, memory_format)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"

@@ -15,16 +15,19 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
         loss = 1/(2N) * sum_i -log( exp(s_{i,p(i)} / t) / sum_{j != i} exp(s_ij / t) )
 
     i.e. the denominator holds the positive and the 2N - 2 other views, never the view itself.
-    It is computed as a cross-entropy over the similarity rows with the diagonal masked out.
+    It is computed as a cross-entropy over the similarity rows with the diagonal masked out,
+    in float32 even inside an autocast region (bf16 similarities would blur the loss), and
+    with no data-dependent shapes (nothing waits for the device).
     """
     if z1.shape != z2.shape:
         raise ValueError(
             f"views must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
         )
     n = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
-    logits = z @ z.T / temperature
-    self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-    logits = logits.masked_fill(self_mask, float("-inf"))
-    targets = torch.arange(2 * n, device=z.device).roll(n)
-    return F.cross_entropy(logits, targets)
+    with torch.autocast(device_type=z1.device.type, enabled=False):
+        z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+        logits = z @ z.T / temperature
+        self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+        logits = logits.masked_fill(self_mask, float("-inf"))
+        targets = torch.arange(2 * n, device=z.device).roll(n)
+        return F.cross_entropy(logits, targets)

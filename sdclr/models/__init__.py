@@ -23,6 +23,7 @@ __all__ = [
     "branch",
     "global_magnitude_prune",
     "masked_convs",
+    "set_branch",
 ]
 
 

@@ -1,0 +1,66 @@
+"""Time steady-state pretraining steps (SimCLR, SDCLR) of the fast path against a
+reference-style pipeline on this machine's device, and the augmentation alone.
+
+The defaults are the paper's settings (ResNet-18 CIFAR stem, batch 512, 32 px, 2,000 epochs
+of CIFAR-10-LT's 11,165 images). On a CPU, shrink them, e.g.
+``--width 0.125 --batch-size 64 --steps 3 --warmup 1``.
+"""
+
+import argparse
+
+import torch
+
+from sdclr.benchmark import METHODS, BenchConfig, format_results, run_benchmark, write_json
+
+defaults = BenchConfig()
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+parser.add_argument("--image-size", type=int, default=defaults.image_size)
+parser.add_argument("--width", type=float, default=defaults.width, help="ResNet-18 width")
+parser.add_argument("--steps", type=int, default=defaults.steps, help="timed steps")
+parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed steps first")
+parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(defaults.methods))
+parser.add_argument("--no-reference", action="store_true", help="skip the reference pipeline")
+parser.add_argument("--workers", type=int, default=None, help="reference DataLoader workers")
+parser.add_argument("--dataset-size", type=int, default=defaults.dataset_size)
+parser.add_argument("--epochs", type=int, default=defaults.epochs, help="for the projection")
+parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=defaults.precision)
+parser.add_argument("--channels-last", choices=["auto", "true", "false"], default="auto")
+parser.add_argument("--compile", action="store_true", help="torch.compile the fast path")
+parser.add_argument(
+    "--augment-batch-size", type=int, default=defaults.augment_batch_size, help="augmentation alone"
+)
+parser.add_argument("--augment-batches", type=int, default=defaults.augment_batches)
+parser.add_argument("--augment-rounds", type=int, default=defaults.augment_rounds)
+parser.add_argument("--pil-images", type=int, default=defaults.pil_images)
+parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device)
+parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+args = parser.parse_args()
+if args.threads:
+    torch.set_num_threads(args.threads)
+channels_last = {"auto": "auto", "true": True, "false": False}[args.channels_last]
+config = BenchConfig(
+    batch_size=args.batch_size,
+    image_size=args.image_size,
+    width=args.width,
+    steps=args.steps,
+    warmup=args.warmup,
+    methods=tuple(args.methods),
+    reference=not args.no_reference,
+    workers=args.workers,
+    dataset_size=args.dataset_size,
+    epochs=args.epochs,
+    precision=args.precision,
+    channels_last=channels_last,
+    compile=args.compile,
+    augment_batch_size=args.augment_batch_size,
+    augment_batches=args.augment_batches,
+    augment_rounds=args.augment_rounds,
+    pil_images=args.pil_images,
+    device=args.device,
+)
+results = run_benchmark(config)
+print(format_results(results), flush=True)
+if args.json:
+    write_json(results, args.json)

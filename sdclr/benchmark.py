@@ -1,0 +1,545 @@
+"""Pretraining throughput on this machine: the fast path against a reference-style pipeline.
+
+What is timed (steady state: warm-up steps, including any ``torch.compile``, are run first and
+not counted; CUDA is synchronised before the clock starts and before it stops):
+
+* **fast**: :class:`sdclr.train.TrainStep`, the step ``pretrain`` runs -- the images as one
+  uint8 tensor on the device, both views from one batched on-device augmentation call,
+  bf16 autocast and channels-last where the runtime resolves to them, NT-Xent as a
+  cross-entropy, SDCLR with one dense and one pruned forward and one backward. SDCLR's
+  per-epoch mask (all conv weights ranked on the device) is timed separately and
+  amortised over the epoch's steps.
+* **reference**: the reference implementation's structure -- per-image torchvision PIL
+  transforms (RandomResizedCrop(32, scale=(0.1, 1), bicubic), flip, ColorJitter(0.4, 0.4,
+  0.4, 0.1) p=0.8, grayscale p=0.2, ToTensor) in a ``DataLoader`` with worker processes (the
+  reference's default of 10, or fewer CPUs), fp32,
+  NT-Xent through ``exp`` / ``masked_select``, the loss read back every step (its running
+  average), and for SDCLR the pruned branch run twice per step (once without gradient for the
+  dense branch's loss, once with it), two backward passes; the per-epoch mask from a numpy
+  sort of all conv weights copied to the CPU, timed separately and amortised likewise.
+* **augmentation alone**: :class:`BatchAugment` on the device (when it is CUDA) and on the
+  CPU against the per-image PIL pipeline in one process, images per second.
+
+Images are synthetic uint8 of the paper's shape (32 x 32 RGB); the projected run is
+``epochs x (steps_per_epoch x step time + mask time)`` with ``steps_per_epoch =
+dataset_size // batch_size`` (CIFAR-10-LT's ``D_i``: 11,165 // 512 = 21).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sdclr.data.augment import AugmentConfig, BatchAugment
+from sdclr.device import pick_device
+from sdclr.methods import create_method
+from sdclr.models import ModelConfig, global_magnitude_prune, masked_convs, set_branch
+from sdclr.train import PretrainConfig, TrainStep, resolve_runtime
+
+CIFAR10_LT_IMAGES = 11_165  # |D_i| of CIFAR-10-LT (imbalance ratio 100)
+PAPER_EPOCHS = 2000
+METHODS = ("simclr", "sdclr")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """Benchmark settings; the defaults are the paper's (ResNet-18 CIFAR stem, batch 512)."""
+
+    batch_size: int = 512
+    image_size: int = 32
+    width: float = 1.0
+    steps: int = 20
+    warmup: int = 5
+    methods: tuple[str, ...] = METHODS
+    reference: bool = True
+    workers: int | None = None  # reference DataLoader workers; None: min(10, CPUs)
+    dataset_size: int = CIFAR10_LT_IMAGES
+    epochs: int = PAPER_EPOCHS
+    precision: str = "auto"
+    channels_last: str | bool = "auto"
+    compile: bool = False
+    augment_batch_size: int = 512
+    augment_batches: int = 5
+    augment_rounds: int = 3
+    pil_images: int = 512
+    mask_repeats: int = 3
+    temperature: float = 0.2
+    prune_ratio: float = 0.9
+    device: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.methods) - set(METHODS))
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; the benchmark knows {METHODS}")
+        for name in (
+            "batch_size",
+            "image_size",
+            "steps",
+            "augment_batch_size",
+            "augment_batches",
+            "augment_rounds",
+            "pil_images",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be at least 2 (NT-Xent needs negatives)")
+        if self.warmup < 0 or self.mask_repeats < 1:
+            raise ValueError("warmup must be >= 0 and mask_repeats >= 1")
+        if self.dataset_size < self.batch_size:
+            raise ValueError("dataset_size must be at least batch_size")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.dataset_size // self.batch_size
+
+    @property
+    def num_workers(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        return max(1, min(10, os.cpu_count() or 1))  # the reference's default is 10
+
+
+# --------------------------------------------------------------------------------------------
+# Timing helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], Any], repeats: int, device: torch.device) -> float:
+    """Seconds per call of ``fn`` over ``repeats`` calls, the device synchronised around."""
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - started) / repeats
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_gib(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**30
+
+
+def synthetic_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """uint8 ``[n, 3, size, size]`` noise images (CPU), the shape of CIFAR's."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, size, size), generator=generator, dtype=torch.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# The reference-style pipeline
+# --------------------------------------------------------------------------------------------
+
+
+def pil_transform(size: int):
+    """The reference's per-image torchvision pipeline (PIL in, float tensor out)."""
+    from torchvision import transforms as T
+    from torchvision.transforms import InterpolationMode
+
+    return T.Compose(
+        [
+            T.RandomResizedCrop(size, scale=(0.1, 1.0), interpolation=InterpolationMode.BICUBIC),
+            T.RandomHorizontalFlip(),
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+            T.ToTensor(),
+        ]
+    )
+
+
+class PILPairs(torch.utils.data.Dataset):
+    """Two independently transformed PIL views of each image (the reference's dataset)."""
+
+    def __init__(self, images_hwc: np.ndarray, size: int) -> None:
+        self.images = images_hwc
+        self.transform = pil_transform(size)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from PIL import Image
+
+        image = Image.fromarray(self.images[index])
+        return self.transform(image), self.transform(image)
+
+
+def reference_nt_xent(x1: torch.Tensor, x2: torch.Tensor, t: float) -> torch.Tensor:
+    """NT-Xent as the reference computes it: ``exp`` of the similarity matrix, the diagonal
+    removed with ``masked_select`` (a data-dependent shape: it waits for the device)."""
+    x1, x2 = F.normalize(x1, dim=1), F.normalize(x2, dim=1)
+    batch = x1.size(0)
+    out = torch.cat([x1, x2], dim=0)
+    sim = torch.exp(torch.mm(out, out.t().contiguous()) / t)
+    mask = (torch.ones_like(sim) - torch.eye(2 * batch, device=sim.device)).bool()
+    sim = sim.masked_select(mask).view(2 * batch, -1)
+    pos = torch.exp(torch.sum(x1 * x2, dim=-1) / t)
+    pos = torch.cat([pos, pos], dim=0)
+    return (-torch.log(pos / sim.sum(dim=-1))).mean()
+
+
+@torch.no_grad()
+def numpy_prune(model: nn.Module, ratio: float) -> int:
+    """The reference's per-epoch mask: every conv weight copied to the CPU, ``|w|`` sorted with
+    numpy, the ``ceil(ratio * N)``-th smallest as the threshold, masks ``|w| > threshold``
+    copied back to the device. Returns the number masked."""
+    convs = masked_convs(model)
+    weights = [conv.weight.detach().cpu().numpy() for conv in convs]
+    magnitudes = np.concatenate([np.abs(w).ravel() for w in weights])
+    k = math.ceil(ratio * magnitudes.size - 1e-9)
+    if k == 0:
+        for conv in convs:
+            conv.weight_mask.fill_(1.0)
+        return 0
+    threshold = np.sort(magnitudes)[k - 1]
+    masked = 0
+    for conv, w in zip(convs, weights, strict=True):
+        keep = (np.abs(w) > threshold).astype(np.float32)
+        masked += int(keep.size - keep.sum())
+        conv.weight_mask.copy_(torch.from_numpy(keep))
+    return masked
+
+
+def _reference_step(
+    method_name: str, model: nn.Module, optimizer: torch.optim.Optimizer, t: float
+) -> Callable[[torch.Tensor, torch.Tensor], float]:
+    def simclr(v1: torch.Tensor, v2: torch.Tensor) -> float:
+        features = model(torch.cat([v1, v2]))
+        f1, f2 = features.chunk(2)
+        loss = reference_nt_xent(f1, f2, t)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return float(loss.item())  # the reference's running average reads it every step
+
+    def sdclr(v1: torch.Tensor, v2: torch.Tensor) -> float:
+        # Pruned branch without gradient, for the dense branch's loss.
+        with torch.no_grad():
+            set_branch(model, pruned=True)
+            f2_no_grad = model(v2).detach()
+        set_branch(model, pruned=False)
+        f1 = model(v1)
+        loss = reference_nt_xent(f1, f2_no_grad, t)
+        optimizer.zero_grad()
+        loss.backward()
+        # The pruned branch again, now with gradient, against the detached dense features.
+        set_branch(model, pruned=True)
+        f2 = model(v2)
+        loss = reference_nt_xent(f1.detach(), f2, t)
+        loss.backward()
+        set_branch(model, pruned=False)
+        optimizer.step()
+        return float(loss.item())
+
+    return sdclr if method_name == "sdclr" else simclr
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmarks
+# --------------------------------------------------------------------------------------------
+
+
+def _build(cfg: BenchConfig, method_name: str, device: torch.device):
+    hyper: dict[str, Any] = {"temperature": cfg.temperature}
+    if method_name == "sdclr":
+        hyper["prune_ratio"] = cfg.prune_ratio
+    method = create_method(method_name, hyper)
+    torch.manual_seed(cfg.seed)
+    model = method.build_model(ModelConfig(width=cfg.width), in_channels=3).to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    return method, model, optimizer
+
+
+def _projection(cfg: BenchConfig, step_seconds: float, mask_seconds: float) -> dict[str, float]:
+    per_epoch = cfg.steps_per_epoch * step_seconds + mask_seconds
+    return {
+        "step_seconds_amortised": per_epoch / cfg.steps_per_epoch,
+        "projected_run_hours": cfg.epochs * per_epoch / 3600.0,
+    }
+
+
+def bench_fast(cfg: BenchConfig, method_name: str, device: torch.device) -> dict[str, Any]:
+    """Steady-state steps of :class:`TrainStep` (what ``pretrain`` runs)."""
+    method, model, optimizer = _build(cfg, method_name, device)
+    runtime = resolve_runtime(
+        PretrainConfig(
+            epochs=1,
+            precision=cfg.precision,
+            channels_last=cfg.channels_last,
+            compile=cfg.compile,
+        ),
+        device,
+    )
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    step = TrainStep(method, model, optimizer, BatchAugment(AugmentConfig(cfg.image_size)), runtime)
+    images = synthetic_images(cfg.dataset_size, cfg.image_size, cfg.seed).to(device)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    n, batch = cfg.dataset_size, cfg.batch_size
+    state = {"order": torch.randperm(n, device=device, generator=generator), "i": 0}
+
+    def one_step() -> torch.Tensor:
+        if (state["i"] + 1) * batch > n:  # a new epoch's order (cheap, no sync)
+            state["order"], state["i"] = torch.randperm(n, device=device, generator=generator), 0
+        index = state["order"][state["i"] * batch : (state["i"] + 1) * batch]
+        state["i"] += 1
+        return step(images[index], generator, 0.01)
+
+    _reset_peak(device)
+    mask_seconds = 0.0
+    if method_name == "sdclr":
+        method.on_epoch_start(model, 0)  # also warms the sort up
+        mask_seconds = _timed(
+            lambda: global_magnitude_prune(model, cfg.prune_ratio), cfg.mask_repeats, device
+        )
+    for _ in range(cfg.warmup):
+        one_step()
+    step_seconds = _timed(one_step, cfg.steps, device)
+    result: dict[str, Any] = {
+        "step_seconds": step_seconds,
+        "views_per_second": 2 * batch / step_seconds,
+        "precision": runtime.precision,
+        "channels_last": runtime.channels_last,
+        "compile": runtime.compile,
+    }
+    if method_name == "sdclr":
+        result["mask_seconds_per_epoch"] = mask_seconds
+    result.update(_projection(cfg, step_seconds, mask_seconds))
+    peak = _peak_gib(device)
+    if peak is not None:
+        result["peak_gpu_memory_gib"] = peak
+    return result
+
+
+def bench_reference(cfg: BenchConfig, method_name: str, device: torch.device) -> dict[str, Any]:
+    """Steady-state steps of the reference-style pipeline (see the module docstring)."""
+    method, model, optimizer = _build(cfg, method_name, device)
+    images = synthetic_images(cfg.dataset_size, cfg.image_size, cfg.seed)
+    dataset = PILPairs(images.permute(0, 2, 3, 1).contiguous().numpy(), cfg.image_size)
+    total = cfg.warmup + cfg.steps
+    sampler = torch.utils.data.RandomSampler(
+        dataset,
+        num_samples=cfg.batch_size * total,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+    )
+    step = _reference_step(method_name, model, optimizer, cfg.temperature)
+    _reset_peak(device)
+    mask_seconds = 0.0
+    if method_name == "sdclr":
+        numpy_prune(model, cfg.prune_ratio)
+        mask_seconds = _timed(lambda: numpy_prune(model, cfg.prune_ratio), cfg.mask_repeats, device)
+    batches = iter(loader)
+    started = 0.0
+    for i in range(total):
+        if i == cfg.warmup:
+            _sync(device)
+            started = time.perf_counter()
+        v1, v2 = next(batches)
+        step(v1.to(device, non_blocking=True), v2.to(device, non_blocking=True))
+    _sync(device)
+    step_seconds = (time.perf_counter() - started) / cfg.steps
+    del batches, loader
+    result: dict[str, Any] = {
+        "step_seconds": step_seconds,
+        "views_per_second": 2 * cfg.batch_size / step_seconds,
+        "precision": "fp32",
+        "workers": cfg.num_workers,
+    }
+    if method_name == "sdclr":
+        result["mask_seconds_per_epoch"] = mask_seconds
+    result.update(_projection(cfg, step_seconds, mask_seconds))
+    peak = _peak_gib(device)
+    if peak is not None:
+        result["peak_gpu_memory_gib"] = peak
+    return result
+
+
+def bench_augmentation(cfg: BenchConfig, device: torch.device) -> dict[str, float]:
+    """Images per second: batched augmentation (device, CPU) and the per-image PIL pipeline.
+
+    ``augment_rounds`` interleaved rounds (batched, then PIL, then again), each pipeline's best
+    round reported -- as ``timeit`` does -- so that load from other processes on a shared
+    machine biases neither side.
+    """
+    from PIL import Image
+
+    augment = BatchAugment(AugmentConfig(cfg.image_size))
+    batch_size = cfg.augment_batch_size
+    images = synthetic_images(batch_size, cfg.image_size, cfg.seed)
+    devices = [device] if device.type == "cpu" else [device, torch.device("cpu")]
+    batches = {dev: images.to(dev) for dev in devices}
+    generators = {dev: torch.Generator(device=dev).manual_seed(cfg.seed) for dev in devices}
+    transform = pil_transform(cfg.image_size)
+    hwc = images.permute(0, 2, 3, 1).numpy()
+    pils = [Image.fromarray(hwc[i % len(hwc)]) for i in range(cfg.pil_images)]
+    for dev in devices:  # warm-up: weight tables, kernels, allocator
+        for _ in range(2):
+            augment(batches[dev], generators[dev])
+    for image in pils[: min(16, len(pils))]:
+        transform(image)
+
+    best: dict[str, float] = {}
+    for _ in range(cfg.augment_rounds):
+        for dev in devices:
+            seconds = _timed(
+                lambda d=dev: augment(batches[d], generators[d]), cfg.augment_batches, dev
+            )
+            key = f"batched_{dev.type}_images_per_second"
+            best[key] = max(best.get(key, 0.0), batch_size / seconds)
+        started = time.perf_counter()
+        for image in pils:
+            transform(image)
+        rate = cfg.pil_images / (time.perf_counter() - started)
+        key = "pil_per_image_images_per_second"
+        best[key] = max(best.get(key, 0.0), rate)
+    for dev in devices:
+        best[f"batched_{dev.type}_vs_pil"] = (
+            best[f"batched_{dev.type}_images_per_second"] / best["pil_per_image_images_per_second"]
+        )
+    return best
+
+
+def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
+    """Run every part on the device ``cfg.device`` resolves to; return the nested results."""
+    device = pick_device(cfg.device)
+    info: dict[str, Any] = {
+        "device": describe_device(device),
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "settings": dataclasses.asdict(cfg),
+        "steps_per_epoch": cfg.steps_per_epoch,
+    }
+    info["augmentation"] = bench_augmentation(cfg, device)
+    pretrain: dict[str, Any] = {}
+    for name in cfg.methods:
+        entry: dict[str, Any] = {"fast": bench_fast(cfg, name, device)}
+        if cfg.reference:
+            entry["reference"] = bench_reference(cfg, name, device)
+            entry["speedup"] = (
+                entry["fast"]["views_per_second"] / entry["reference"]["views_per_second"]
+            )
+            entry["speedup_amortised"] = (
+                entry["reference"]["step_seconds_amortised"]
+                / entry["fast"]["step_seconds_amortised"]
+            )
+        pretrain[name] = entry
+    info["pretrain"] = pretrain
+    return info
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------
+
+
+def _hours(hours: float) -> str:
+    return f"{hours * 60:.1f} min" if hours < 1 else f"{hours:.1f} h"
+
+
+def format_results(results: dict[str, Any]) -> str:
+    """Human-readable lines of :func:`run_benchmark`'s results."""
+    s = results["settings"]
+    lines = [
+        f"device: {results['device']}, torch {results['torch']}, "
+        f"{results['cpu_threads']} CPU threads",
+        f"ResNet-18 (CIFAR stem, width {s['width']}), batch {s['batch_size']}, "
+        f"{s['image_size']} px; {s['warmup']} warm-up + {s['steps']} timed steps; "
+        f"run = {s['epochs']} epochs x {results['steps_per_epoch']} steps "
+        f"({s['dataset_size']} images)",
+        "",
+        f"augmentation alone (batch {s['augment_batch_size']}, {s['image_size']} px), images/s:",
+    ]
+    aug = results["augmentation"]
+    pil = aug["pil_per_image_images_per_second"]
+    for key, value in aug.items():
+        if key.startswith("batched_") and key.endswith("_images_per_second"):
+            dev = key.removeprefix("batched_").removesuffix("_images_per_second")
+            ratio = aug[f"batched_{dev}_vs_pil"]
+            lines.append(f"  batched on {dev:<5} {value:12,.0f}   ({ratio:.1f}x PIL)")
+    lines.append(f"  per-image PIL    {pil:12,.0f}   (one process)")
+    lines.append(f"  (best of {s['augment_rounds']} interleaved rounds each)")
+    lines += ["", "pretraining steps (views/s = 2 x batch / step time):"]
+    for name, entry in results["pretrain"].items():
+        for kind in ("fast", "reference"):
+            if kind not in entry:
+                continue
+            r = entry[kind]
+            how = (
+                f"{r['precision']}, channels_last {r['channels_last']}, compile {r['compile']}"
+                if kind == "fast"
+                else f"fp32, PIL DataLoader x{r['workers']} workers"
+            )
+            line = (
+                f"  {name:<6} {kind:<9} {r['views_per_second']:10,.0f} views/s  "
+                f"{r['step_seconds'] * 1e3:9.1f} ms/step  ({how})"
+            )
+            if "peak_gpu_memory_gib" in r:
+                line += f"  peak GPU memory {r['peak_gpu_memory_gib']:.2f} GiB"
+            lines.append(line)
+            if "mask_seconds_per_epoch" in r:
+                where = "on the device" if kind == "fast" else "numpy sort on the CPU"
+                mask_ms = r["mask_seconds_per_epoch"] * 1e3
+                lines.append(
+                    f"  {'':<6} {'':<9} prune mask {mask_ms:.1f} ms/epoch ({where}), "
+                    f"amortised {r['step_seconds_amortised'] * 1e3:.1f} ms/step"
+                )
+        if "speedup" in entry:
+            lines.append(
+                f"  {name:<6} fast / reference: {entry['speedup']:.1f}x views/s "
+                f"({entry['speedup_amortised']:.1f}x with the per-epoch mask)"
+            )
+        runs = [
+            f"{kind} {_hours(entry[kind]['projected_run_hours'])}"
+            for kind in ("fast", "reference")
+            if kind in entry
+        ]
+        lines.append(
+            f"  {name:<6} projected {s['epochs']}-epoch run "
+            f"({results['steps_per_epoch']} steps/epoch): " + ", ".join(runs)
+        )
+    return "\n".join(lines)
+
+
+def write_json(results: dict[str, Any], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
