@@ -4,6 +4,7 @@ import argparse
 
 from sdclr.cli import add_settings_arguments, resolve_settings, setup_logging
 from sdclr.config import pretrain_settings
+from sdclr.distributed import relaunch_with_torchrun
 from sdclr.stages import pretrain_stage
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -19,6 +20,7 @@ setup_logging()
 settings = resolve_settings(
     args, lambda config: pretrain_settings(config, args.dataset, args.method)
 )
+relaunch_with_torchrun(settings["pretrain"].get("gpus", 1))  # multi-GPU: one process per GPU
 pretrain_stage(
     args.data, args.split, settings, args.seed, args.out_dir, args.threads, not args.quiet
 )

@@ -81,15 +81,24 @@ def plot_class_profile(
     group_rules: dict[str, dict] | None = None,
     labels: dict | None = None,
 ) -> None:
-    """Per dataset: D_i images per class rank (log scale) for every split, with the Many /
-    Medium / Few ranges shaded, and the sizes of D_i, D_b and S_b in the legend."""
+    """Per dataset, top: D_i images per class rank (log scale) for every split, with the
+    Many / Medium / Few ranges shaded and the sizes of D_i, D_b and S_b in the legend.
+    Bottom: which class holds each rank in each split (the splits differ only in this order),
+    coloured by its group."""
     datasets = list(dict.fromkeys(s["dataset"] for s in splits))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.2), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets, strict=True):
+    most_splits = max(sum(s["dataset"] == d for s in splits) for d in datasets)
+    fig, axes = plt.subplots(
+        2,
+        len(datasets),
+        figsize=(6.5 * len(datasets), 5.0 + 0.45 * most_splits),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [4.2, 0.8 + 0.45 * most_splits]},
+    )
+    for column, dataset in enumerate(datasets):
+        ax, order_ax = axes[0][column], axes[1][column]
         ds_splits = [s for s in splits if s["dataset"] == dataset]
         rule = (group_rules or {}).get(dataset, {"kind": "thirds"})
-        first = ds_splits[0]
-        counts = np.asarray(first["counts"]["D_i"])
+        counts = np.asarray(ds_splits[0]["counts"]["D_i"])
         groups = class_groups(counts, rule)
         ranks = {
             c: r for r, c in enumerate(sorted(range(len(counts)), key=lambda c: (-counts[c], c)))
@@ -125,9 +134,35 @@ def plot_class_profile(
         ax.set_title(f"{_label(labels, 'datasets', dataset)}: long-tail profile", pad=16)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
+        _plot_class_order(order_ax, ds_splits, rule)
     fig.tight_layout()
     save_figure(path, fig)
     plt.close(fig)
+
+
+def _plot_class_order(ax: Any, splits: Sequence[dict[str, Any]], rule: dict) -> None:
+    """One row per split: the class at each D_i rank, coloured Many / Medium / Few."""
+    from matplotlib.colors import ListedColormap
+
+    cmap = ListedColormap([GROUP_COLOURS[g] for g in GROUPS])
+    rows, names = [], []
+    for s in splits:
+        counts = np.asarray(s["counts"]["D_i"])
+        order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))
+        groups = class_groups(counts, rule)
+        group_of = {c: i for i, g in enumerate(GROUPS) for c in groups[g]}
+        rows.append([group_of[c] for c in order])
+        classes = s.get("classes") or [str(c) for c in range(len(counts))]
+        names.append([classes[c] for c in order])
+    ax.imshow(np.asarray(rows), cmap=cmap, vmin=0, vmax=len(GROUPS) - 1, aspect="auto", alpha=0.35)
+    if len(names[0]) <= 20:
+        for i, row in enumerate(names):
+            for j, name in enumerate(row):
+                wrapped = name.replace("/", "/\n").replace(" ", "\n")
+                ax.text(j, i, wrapped, ha="center", va="center", fontsize=6.5)
+    ax.set_yticks(range(len(splits)), [f"split {s['split']}" for s in splits], fontsize=8)
+    ax.set_xticks([])
+    ax.set_xlabel("class at each rank (most to least frequent)", fontsize=8)
 
 
 def plot_accuracy_vs_frequency(

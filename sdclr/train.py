@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from sdclr import distributed
 from sdclr.config import dataclass_from_dict
 from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.io import torch_load, torch_save, write_text
@@ -65,6 +66,7 @@ class PretrainConfig:
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     channels_last: str | bool = "auto"  # auto (on CUDA) | true | false
     compile: bool = False  # torch.compile the model
+    gpus: int = 1  # processes (GPUs) in one job; > 1 runs under torchrun (sdclr.distributed)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -133,6 +135,7 @@ class TrainStep:
         if runtime.channels_last:
             model.to(memory_format=torch.channels_last)
         self.forward_model: torch.nn.Module = torch.compile(model) if runtime.compile else model
+        self.parameters = list(model.parameters())
 
     def views(
         self, batch: torch.Tensor, generator: torch.Generator | None
@@ -155,6 +158,7 @@ class TrainStep:
         loss = self.loss(*self.views(batch, generator))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.parameters)
         self.optimizer.step()
         return loss.detach()
 
@@ -213,7 +217,10 @@ def pretrain(
     called after each finished (and, when due, checkpointed) epoch.
     """
     out_dir = Path(out_dir)
+    world = distributed.setup()
     device = torch.device(device)
+    if device.type == "cuda" and world.size > 1:
+        device = torch.device("cuda", world.local_rank)
     spec = settings["method"]
     method = create_method(spec["algorithm"], spec["hyperparameters"])
     model_config = dataclass_from_dict(ModelConfig, settings.get("model"), "model")
@@ -235,11 +242,22 @@ def pretrain(
         momentum=opt_config.momentum,
         weight_decay=opt_config.weight_decay,
     )
+    # `generator` draws the batch order (the same on every rank); `augment_generator` the
+    # augmentations (one stream per rank; the same object as `generator` on one process).
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
+    augment_generator = generator
+    if world.size > 1:
+        augment_generator = torch.Generator(device=device)
+        augment_generator.manual_seed(seed + 1_000_003 * (world.rank + 1))
 
     n = images.shape[0]
     batch_size = min(opt_config.batch_size, n)
+    if batch_size % world.size:
+        raise ValueError(
+            f"pretrain.batch_size {batch_size} must be divisible by the {world.size} processes"
+        )
+    local_batch = batch_size // world.size
     steps_per_epoch = n // batch_size
     total_steps = steps_per_epoch * opt_config.epochs
     warmup_steps = round(opt_config.warmup_epochs * steps_per_epoch)
@@ -262,6 +280,14 @@ def pretrain(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"].to(generator.get_state().device))
+        if world.size > 1:
+            saved = state.get("augment_generators") or []
+            if len(saved) != world.size:
+                raise ValueError(
+                    f"checkpoint {checkpoint_path} was written by {len(saved) or 1} processes, "
+                    f"this run has {world.size}; resume with pretrain.gpus unchanged"
+                )
+            augment_generator.set_state(saved[world.rank].to(generator.get_state().device))
         history = state["history"]
         start_epoch = state["epoch"]
         log.info("resumed from %s at epoch %d/%d", checkpoint_path, start_epoch, opt_config.epochs)
@@ -292,7 +318,7 @@ def pretrain(
         initial=start_epoch,
         desc=f"pretrain {spec['name']}",
         unit="epoch",
-        disable=not progress,
+        disable=not progress or not world.is_main,
         mininterval=2.0,
     )
     model.train()
@@ -306,8 +332,9 @@ def pretrain(
             lr = warmup_cosine_lr(
                 iteration, total_steps, warmup_steps, opt_config.lr, opt_config.final_lr
             )
-            batch = images[order[step * batch_size : (step + 1) * batch_size]]
-            loss_sum += step_fn(batch, generator, lr)
+            start = step * batch_size + world.rank * local_batch
+            batch = images[order[start : start + local_batch]]
+            loss_sum += step_fn(batch, augment_generator, lr)
         seconds = time.perf_counter() - started
         mean_loss = float(loss_sum) / steps_per_epoch
         if not math.isfinite(mean_loss):
@@ -321,25 +348,31 @@ def pretrain(
             "lr": lr,
             "seconds": round(seconds, 3),
             "views_per_second": round(2 * steps_per_epoch * batch_size / seconds, 1),
+            **({"processes": world.size} if world.size > 1 else {}),
             **extra,
         }
         history.append(metrics)
         done = epoch + 1
         if done % opt_config.checkpoint_every == 0 or done == opt_config.epochs:
-            torch_save(
-                checkpoint_path,
-                {
-                    "epoch": done,
-                    "model": _state_dict(model),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(),
-                    "history": history,
-                    "settings": settings,
-                    "seed": seed,
-                    "runtime": asdict(runtime),
-                },
-            )
-        _write_log(out_dir / LOG_NAME, history)
+            augment_states = distributed.all_gather_objects(augment_generator.get_state().cpu())
+            if world.is_main:
+                torch_save(
+                    checkpoint_path,
+                    {
+                        "epoch": done,
+                        "model": _state_dict(model),
+                        "optimizer": optimizer.state_dict(),
+                        "generator": generator.get_state(),
+                        "augment_generators": augment_states if world.size > 1 else None,
+                        "history": history,
+                        "settings": settings,
+                        "seed": seed,
+                        "runtime": asdict(runtime),
+                    },
+                )
+            distributed.barrier()
+        if world.is_main:
+            _write_log(out_dir / LOG_NAME, history)
         bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.3g}")
         bar.update(1)
         log.info(
@@ -359,6 +392,8 @@ def pretrain(
         "final_loss": history[-1]["loss"] if history else None,
         "num_images": n,
     }
-    torch_save(out_dir / MODEL_NAME, {**summary, "state_dict": _state_dict(model)})
-    _write_log(out_dir / LOG_NAME, history)
+    if world.is_main:
+        torch_save(out_dir / MODEL_NAME, {**summary, "state_dict": _state_dict(model)})
+        _write_log(out_dir / LOG_NAME, history)
+    distributed.barrier()
     return summary

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sdclr import distributed
+
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """NT-Xent (SimCLR's normalised temperature-scaled cross-entropy) of two views.
@@ -18,11 +20,15 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     It is computed as a cross-entropy over the similarity rows with the diagonal masked out,
     in float32 even inside an autocast region (bf16 similarities would blur the loss), and
     with no data-dependent shapes (nothing waits for the device).
+
+    In a multi-process run (``sdclr.distributed``) the views of every rank are gathered first,
+    so N is the global batch and each rank computes the loss of the whole batch.
     """
     if z1.shape != z2.shape:
         raise ValueError(
             f"views must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
         )
+    z1, z2 = distributed.gather(z1), distributed.gather(z2)
     n = z1.shape[0]
     with torch.autocast(device_type=z1.device.type, enabled=False):
         z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
