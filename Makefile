@@ -5,9 +5,9 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup demo test test-fast lint report clean
+.PHONY: setup demo test test-fast lint report clean slurm-profile slurm-packages
 
-setup: $(VENV)/.installed fashion-mnist
+setup: $(VENV)/.installed fashion-mnist slurm-profile
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,42 @@ fashion-mnist:
 	  fi; \
 	fi
 
+# `snakemake --profile slurm` looks for a profile named slurm in $XDG_CONFIG_HOME/snakemake
+# (default ~/.config/snakemake): link it to this checkout's workflow/profiles/slurm. A profile
+# of that name that is not such a link is left alone (then use --profile workflow/profiles/slurm).
+SLURM_PROFILE := $(abspath workflow/profiles/slurm)
+slurm-profile:
+	@link="$${XDG_CONFIG_HOME:-$$HOME/.config}/snakemake/slurm"; \
+	if [ ! -e "$$link" ] && [ ! -L "$$link" ] || \
+	   { [ -L "$$link" ] && case "$$(readlink "$$link")" in */workflow/profiles/slurm) true;; *) false;; esac; }; then \
+	  mkdir -p "$$(dirname "$$link")" && ln -sfn "$(SLURM_PROFILE)" "$$link"; \
+	else \
+	  echo "note: $$link is not a link to a workflow/profiles/slurm; left as it is"; \
+	fi
+
+# The tests start a one-node SLURM cluster (tests/slurm_cluster.py): as root, install Debian's
+# slurm-wlm and munge when missing. Never on a machine that already has a SLURM client (a
+# cluster's login node): there the cluster tests skip.
+SLURM_COMMANDS := sbatch squeue slurmctld slurmd munged mungekey
+slurm-packages:
+	@missing=""; for c in $(SLURM_COMMANDS); do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif command -v sbatch >/dev/null; then \
+	  echo "note: a SLURM client is installed but not$$missing; the SLURM cluster tests will skip"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; \
+	else \
+	  echo "note: slurm-wlm and munge are not installed (needs root and apt-get); the SLURM cluster tests will skip"; \
+	fi
+
 demo: setup
 	snakemake --workflow-profile workflow/profiles/default
 
 report: setup
 	snakemake --workflow-profile workflow/profiles/default --report results/report.html
 
-test: setup
+test: setup slurm-packages
 	python -m pytest
 
 test-fast: setup

@@ -208,6 +208,7 @@ def run_probe(
 
     generator = torch.Generator(device="cpu")
     generator.manual_seed(seed)
+    torch.manual_seed(seed)  # the linear layer's initialisation: same seed, same probe
     linear, best_epoch, history = train_probe(
         backbone,
         subset(PROBE_TRAIN_SUBSET[probe]),

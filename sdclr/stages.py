@@ -18,6 +18,7 @@ from sdclr.data.datasets import dataset_summary, load_dataset, load_saved_datase
 from sdclr.data.splits import (
     LongTailConfig,
     check_split,
+    import_reference_split,
     load_split,
     make_longtail_split,
     save_split,
@@ -25,6 +26,7 @@ from sdclr.data.splits import (
 from sdclr.device import pick_device
 from sdclr.evaluate import run_probe
 from sdclr.io import write_json
+from sdclr.signals import Terminated, exit_on_sigterm
 from sdclr.train import pretrain
 
 log = logging.getLogger(__name__)
@@ -53,13 +55,20 @@ def prepare_dataset_stage(
 def make_split_stage(
     data: str | Path, settings: dict[str, Any], split: int, out: str | Path
 ) -> None:
-    """Cut long-tail split ``split`` of the prepared dataset and write it as JSON."""
+    """Cut long-tail split ``split`` of the prepared dataset (or import the reference
+    implementation's files when ``reference_splits`` is set) and write it as JSON."""
     dataset = load_saved_dataset(data)
-    config = dataclass_from_dict(LongTailConfig, settings["longtail"], "longtail")
-    record = make_longtail_split(
-        dataset.train_labels.numpy(), dataset.num_classes, config, settings["dataset"], split
-    )
-    check_split(record, len(dataset.train_labels), source=str(out))
+    longtail = dict(settings["longtail"])
+    reference = longtail.pop("reference_splits", None)
+    if reference:
+        record = import_reference_split(reference, dataset, settings["dataset"], split)
+    else:
+        config = dataclass_from_dict(LongTailConfig, longtail, "longtail")
+        record = make_longtail_split(
+            dataset.train_labels.numpy(), dataset.num_classes, config, settings["dataset"], split
+        )
+    check_split(record, len(dataset.train_labels), str(out), record.get("fewshot_inside_di", True))
+    record["classes"] = list(dataset.classes)
     save_split(record, out)
     log.info("split %d: %s", split, record["sizes"])
 
@@ -73,15 +82,34 @@ def pretrain_stage(
     threads: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Pretrain on the split's ``D_i`` (or ``D_b``) images; resumes from ``out_dir/resume.pt``."""
-    if threads:
-        torch.set_num_threads(threads)
-    dataset = load_saved_dataset(data)
-    split = load_split(split_path)
-    subset = settings["method"]["pretrain_set"]
-    indices = torch.as_tensor(split["indices"][subset], dtype=torch.long)
-    device = pick_device(settings.get("device", "auto"))
-    return pretrain(settings, dataset.train_images[indices], out_dir, seed, device, progress)
+    """Pretrain on the split's ``D_i`` (or ``D_b``) images; resumes from ``out_dir/resume.pt``.
+
+    SIGTERM (what SLURM sends before SIGKILL on preemption, ``scancel`` or the time limit)
+    stops the run cleanly with exit status 143: the checkpoint being written, if any, is
+    discarded and the last complete one is kept for the next attempt to resume from.
+    """
+    with exit_on_sigterm():
+        try:
+            # Temporary files of a write cut short by SIGKILL; only this job writes here.
+            for stale in Path(out_dir).glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
+            if threads:
+                torch.set_num_threads(threads)
+            dataset = load_saved_dataset(data)
+            split = load_split(split_path)
+            subset = settings["method"]["pretrain_set"]
+            indices = torch.as_tensor(split["indices"][subset], dtype=torch.long)
+            device = pick_device(settings.get("device", "auto"))
+            return pretrain(
+                settings, dataset.train_images[indices], out_dir, seed, device, progress
+            )
+        except Terminated as stop:
+            log.warning(
+                "%s received: stopped; a rerun resumes from the last checkpoint in %s",
+                stop.signame,
+                out_dir,
+            )
+            raise
 
 
 def probe_stage(
@@ -138,7 +166,33 @@ def figures_stage(
     plot_accuracy_vs_frequency(records, accuracy_vs_frequency, labels)
 
 
+def comparison_stage(
+    evals: Sequence[str | Path],
+    reported: str | Path,
+    paper_names: dict[str, dict[str, Any]],
+    outputs: dict[str, dict[str, str | Path]],
+    figure: str | Path,
+    labels: dict | None = None,
+) -> None:
+    """Tables (per probe: ``outputs[probe] = {"md": ..., "csv": ...}``) and a figure of our
+    mean ± std next to the paper's reported numbers."""
+    from sdclr.figures import plot_paper_comparison
+    from sdclr.paper import compare_with_paper, load_reported, write_comparison
+    from sdclr.report import aggregate, load_records, records_frame
+
+    records = load_records(evals)
+    reported_numbers = load_reported(reported)
+    comparisons = {}
+    for probe, paths in outputs.items():
+        chosen = [r for r in records if r["probe"] == probe]
+        table = aggregate(records_frame(chosen))
+        comparisons[probe] = compare_with_paper(table, reported_numbers, probe, paper_names)
+        write_comparison(comparisons[probe], probe, paths["md"], paths["csv"], labels)
+    plot_paper_comparison(comparisons, figure, labels)
+
+
 __all__ = [
+    "comparison_stage",
     "figures_stage",
     "make_split_stage",
     "prepare_dataset_stage",

@@ -125,3 +125,44 @@ def test_corrupt_or_foreign_model_file_is_reported(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a pretrained model"):
         load_backbone(tmp_path / "other.pt")
+
+
+def test_probe_is_reproducible(tmp_path):
+    """The same model, split and seed give the same probe record, whatever ran before (the
+    linear layer's initialisation is seeded too)."""
+    dataset = toy_dataset()
+    split = make_longtail_split(
+        dataset.train_labels.numpy(),
+        4,
+        LongTailConfig(validation_per_class=10, n_max=50, imbalance_ratio=10, fewshot_per_class=3),
+        "toy",
+        1,
+    )
+    saved_model(tmp_path / "model.pt")
+    settings = {
+        "dataset": "toy",
+        "probe": "linear",
+        "groups": {"kind": "thirds"},
+        "crop_size": 12,
+        "probe_config": {"epochs": 3, "lr": 1.0, "augment": False},
+    }
+    first = run_probe(
+        tmp_path / "model.pt",
+        dataset,
+        split,
+        settings,
+        seed=0,
+        device=torch.device("cpu"),
+        progress=False,
+    )
+    torch.rand(100)  # move the global RNG on
+    second = run_probe(
+        tmp_path / "model.pt",
+        dataset,
+        split,
+        settings,
+        seed=0,
+        device=torch.device("cpu"),
+        progress=False,
+    )
+    assert first == second

@@ -1,0 +1,551 @@
+"""`snakemake --profile slurm`: the profile's sbatch options, a real run on a one-node SLURM
+cluster started by the test, and pretraining that resumes after SIGTERM / SIGKILL."""
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from slurm_cluster import SlurmCluster, snakemake_with_quick_status_checks, unavailable_reason
+
+from sdclr.io import torch_load
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+PROFILE = ROOT / "workflow" / "profiles" / "slurm"
+BIN = Path(sys.executable).parent
+SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+RESUMED = re.compile(r"resumed from \S+resume\.pt at epoch (\d+)/(\d+)")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without any SDCLR_SLURM_* site setting, with the venv first on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SDCLR_SLURM_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    return {**env, **extra}
+
+
+def snakemake(workdir: Path, *args: str, env: dict, timeout: float = 900, command=None):
+    command = command or [str(BIN / "snakemake")]
+    return subprocess.run(
+        [*command, "--snakefile", str(ROOT / "Snakefile"), *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def sbatch_options(argv: list[str]) -> dict[str, str | bool]:
+    """sbatch's argv as {option: value} ('--x=v', '--x v' and '-x v'; flags map to True)."""
+    takes_value = {"-A", "-p", "-t", "-D", "-C", "--mem", "--mem-per-cpu", "--job-name"}
+    takes_value |= {"--output", "--comment", "--clusters"}
+    options, i = {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--") and "=" in arg:
+            key, value = arg.split("=", 1)
+            options[key] = value
+        elif arg in takes_value:
+            options[arg] = argv[i + 1]
+            i += 1
+        else:
+            options[arg] = True
+        i += 1
+    return options
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table (rule -> number of jobs) from its output."""
+    table = output.split("Job stats:", 1)[1].split("Select jobs to execute", 1)[0]
+    counts = {}
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+# -- 1. sbatch options of the real profile, through the real executor plugin ---------------------
+
+FAKE_SBATCH = """#!{python}
+# Records the sbatch call the executor plugin makes, then refuses it (nothing is submitted).
+import json, os, sys
+with open(os.environ["FAKE_SBATCH_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+sys.stderr.write("fake sbatch: not submitting\\n")
+sys.exit(1)
+"""
+
+
+def fake_slurm_commands(bindir: Path, account: str) -> None:
+    """sbatch that records and refuses; the read-only commands the plugin calls on the way
+    (account check, partition and config look-ups) answer like a site with ``account``."""
+    bindir.mkdir()
+    scripts = {
+        "sbatch": FAKE_SBATCH.format(python=sys.executable),
+        "sacctmgr": f"#!/bin/sh\necho {account}\n",
+        "sshare": f"#!/bin/sh\necho {account}\n",
+        "sinfo": "#!/bin/sh\necho PARTITION; echo 'cpu*'; echo gpu\n",
+        "scontrol": "#!/bin/sh\necho 'MinJobAge = 300 sec'\n",
+        "squeue": "#!/bin/sh\nexit 0\n",
+        "sacct": "#!/bin/sh\nexit 1\n",
+    }
+    for name, text in scripts.items():
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+
+
+@pytest.mark.slow
+def test_profile_asks_slurm_for_a_gpu_with_site_settings_and_more_time_on_retry(tmp_path):
+    """`make slurm-profile` makes `--profile slurm` find workflow/profiles/slurm; with the site
+    settings in the environment, the real plugin's sbatch call for pretraining asks for one
+    GPU of the chosen model, CPUs per GPU (used as torch threads), memory, wall time, the GPU
+    partition, the account and --requeue, and the 2nd and 3rd attempts get 2x and 3x the
+    time. A probe also gets a GPU; a CPU rule gets no GPU and the CPU partition."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = clean_env(HOME=str(home))
+    env.pop("XDG_CONFIG_HOME", None)
+    make = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), "slurm-profile"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert make.returncode == 0, make.stdout + make.stderr
+    link = home / ".config" / "snakemake" / "slurm"
+    assert link.is_symlink() and link.resolve() == PROFILE.resolve()
+
+    # Inputs of one pretraining job, one probe and one split: only those three jobs run.
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(TINY, work / "tiny.yaml")
+    for name in (
+        "results/data/fmnist_lt/dataset.pt",
+        "results/splits/fmnist_lt/split1.json",
+        "results/checkpoints/fmnist_lt/simclr/split1/seed0/model.pt",
+    ):
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text("placeholder\n")
+    targets = [
+        "results/checkpoints/fmnist_lt/sdclr/split1/seed0/model.pt",  # pretrain
+        "results/eval/fmnist_lt/simclr/split1/seed0/linear.json",  # probe
+        "results/splits/fmnist_lt/split2.json",  # make_split
+    ]
+    fake_slurm_commands(tmp_path / "bin", "proj42")
+    calls = tmp_path / "sbatch_calls.jsonl"
+    env.update(
+        PATH=f"{tmp_path / 'bin'}{os.pathsep}{env['PATH']}",
+        FAKE_SBATCH_LOG=str(calls),
+        SDCLR_SLURM_ACCOUNT="proj42",
+        SDCLR_SLURM_PARTITION="cpu",
+        SDCLR_SLURM_GPU_PARTITION="gpu",
+        SDCLR_SLURM_GPU_MODEL="a100",
+    )
+    proc = snakemake(
+        work,
+        "--profile",
+        "slurm",  # the literal name, found through the link in $HOME/.config/snakemake
+        "--configfile",
+        "tiny.yaml",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        *targets,
+        env=env,
+        timeout=300,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output  # every submission was refused
+    assert "Using profile slurm for setting default command line arguments" in output, output
+
+    by_rule: dict[str, list[dict]] = {}
+    for line in calls.read_text().splitlines():
+        options = sbatch_options(json.loads(line))
+        attempt = int(re.search(r"--attempt (\d+)", options["--wrap"]).group(1))
+        rule = re.match(r"rule_([a-z_]+?)_wildcards", options["--comment"]).group(1)
+        by_rule.setdefault(rule, []).append({**options, "attempt": attempt})
+    assert sorted(by_rule) == ["make_split", "pretrain", "probe"], output
+    for rule, submissions in by_rule.items():
+        assert sorted(s["attempt"] for s in submissions) == [1, 2, 3], (rule, output)
+        for s in submissions:
+            assert s["-A"] == "proj42" and s["--requeue"] is True
+            assert s["--open-mode"] == "append"
+            assert s["--job-name"].startswith("sdclr_")
+
+    for s in by_rule["pretrain"]:
+        a = s["attempt"]
+        assert s["--gpus"] == "a100:1", s
+        assert s["--cpus-per-gpu"] == "8" and "--cpus-per-task" not in s
+        assert s["-p"] == "gpu"
+        assert s["-t"] == str(480 * a)  # minutes: 8 h, 16 h, 24 h
+        assert s["--mem"] == str(32000 + 16000 * (a - 1))
+    # ...and torch gets the job's CPUs (the rule's threads; the local default is 1).
+    shell = [line for line in output.splitlines() if "scripts/pretrain.py" in line]
+    assert shell and all("--threads 8 " in line for line in shell), output
+    for s in by_rule["probe"]:
+        assert s["--gpus"] == "a100:1" and s["-p"] == "gpu"
+        assert s["-t"] == str(120 * s["attempt"])
+    for s in by_rule["make_split"]:
+        assert "--gpus" not in s and "--gres" not in s
+        assert s["-p"] == "cpu" and s["--cpus-per-task"] == "1"
+        assert s["-t"] == str(30 * s["attempt"])
+
+
+# -- 2. the tiny pipeline on a real (one-node, CPU-only) SLURM cluster ---------------------------
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def slurm_env(cluster: SlurmCluster) -> dict[str, str]:
+    """What a CPU-only test cluster needs: no GPUs, its partition (and its SLURM_CONF)."""
+    env = clean_env(SDCLR_SLURM_GPUS="0", SDCLR_SLURM_PARTITION=cluster.partition)
+    env["SLURM_CONF"] = cluster.env["SLURM_CONF"]
+    env["PATH"] = f"{cluster.bin}{os.pathsep}{env['PATH']}"
+    return env
+
+
+# The test cluster has no accounting (no sacct), and the first status check need not wait 40 s.
+SLURM_TEST_ARGS = (
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "2",
+    "--slurm-keep-successful-logs",
+)
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_cluster, tiny_local_run, tmp_path):
+    """`snakemake --profile <repo profile>` submits every job of the tiny config to SLURM with
+    the real executor plugin; all of them run as SLURM jobs (ids in Snakemake's output, in
+    squeue as COMPLETED, SLURM logs written) and the tables equal the local executor's."""
+    shutil.copy(TINY, tmp_path / "tiny.yaml")
+    proc = snakemake(
+        tmp_path,
+        "--profile",
+        str(PROFILE),
+        "--configfile",
+        "tiny.yaml",
+        *SLURM_TEST_ARGS,
+        env=slurm_env(slurm_cluster),
+        command=snakemake_with_quick_status_checks(),
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{output}\n{slurm_cluster.logs()}"
+
+    submitted = SUBMITTED.findall(output)
+    jobs = slurm_cluster.jobs()
+    planned = job_stats(output)
+    rules = {}
+    for _, slurm_id, log in submitted:
+        job = jobs[slurm_id]
+        assert job["state"] == "COMPLETED" and job["name"].startswith("sdclr_"), job
+        assert job["partition"] == slurm_cluster.partition
+        rule = re.match(r"rule_([a-z_]+?)(_wildcards|$)", job["comment"]).group(1)
+        rules[rule] = rules.get(rule, 0) + 1
+        assert Path(log).is_file(), log  # .snakemake/slurm_logs/rule_<rule>/<wildcards>/<id>.log
+        assert Path(log).is_relative_to(tmp_path / ".snakemake" / "slurm_logs")
+    # Every job of the plan ran as one SLURM job, except the target rule `all` (no command).
+    assert planned.pop("all") == 1 and rules == planned, output
+    assert rules["pretrain"] == 4 and rules["probe"] == 8 and rules["prepare_dataset"] == 1
+
+    # Same pretrained weights, then the same tables, as the local executor's run.
+    models = sorted((tiny_local_run / "results" / "checkpoints").glob("**/model.pt"))
+    assert len(models) == 4
+    for model in models:
+        local = torch_load(model)["state_dict"]
+        remote = torch_load(tmp_path / model.relative_to(tiny_local_run))["state_dict"]
+        assert all(torch.equal(local[k], remote[k]) for k in local), model
+    for probe in ("linear", "fewshot"):
+        table = (tmp_path / "results" / "tables" / f"{probe}.md").read_text()
+        assert table == (tiny_local_run / "results" / "tables" / f"{probe}.md").read_text()
+    log = tmp_path / "results/logs/pretrain/fmnist_lt/sdclr/split1/seed0.log"
+    assert "epoch 2/2" in log.read_text()
+
+
+@pytest.mark.slow
+def test_slurm_requeue_resumes_pretraining_from_its_checkpoint(slurm_cluster, tiny_split, tmp_path):
+    """`scontrol requeue` (what preemption does) of a running pretraining job: SLURM sends
+    SIGTERM, the job stops cleanly, goes back to the queue and its second run resumes from
+    the last checkpoint; Snakemake waits for it and finishes."""
+    config = yaml.safe_load(TINY.read_text())
+    config["datasets"]["fmnist_lt"]["pretrain"].update(epochs=10, checkpoint_every=1)
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
+    # Where the workflow expects them (no provenance records: Snakemake does not rerun them).
+    (tmp_path / "results" / "data" / "fmnist_lt").mkdir(parents=True)
+    (tmp_path / "results" / "splits" / "fmnist_lt").mkdir(parents=True)
+    shutil.copy(tiny_split["dataset"], tmp_path / "results" / "data" / "fmnist_lt" / "dataset.pt")
+    shutil.copy(tiny_split["split"], tmp_path / "results" / "splits" / "fmnist_lt" / "split1.json")
+    run_dir = tmp_path / "results" / "checkpoints" / "fmnist_lt" / "sdclr" / "split1" / "seed0"
+
+    requeued = {}
+
+    def requeue_when_two_epochs_are_logged():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not requeued:
+            running = [j for j in slurm_cluster.jobs().values() if j["state"] == "RUNNING"]
+            if running and logged_epochs(run_dir) >= 2:
+                job = running[0]["id"]
+                slurm_cluster.run("scontrol", "requeue", job)
+                requeued.update(job=job, epochs=logged_epochs(run_dir))
+                # SLURM holds a requeued job for about two minutes; let it start at once.
+                while slurm_cluster.jobs()[job]["state"] != "PENDING":
+                    time.sleep(0.2)
+                slurm_cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now")
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=requeue_when_two_epochs_are_logged, daemon=True)
+    watcher.start()
+    proc = snakemake(
+        tmp_path,
+        "--profile",
+        str(PROFILE),
+        "--configfile",
+        "long.yaml",
+        *SLURM_TEST_ARGS,
+        str((run_dir / "model.pt").relative_to(tmp_path)),
+        env=slurm_env(slurm_cluster),
+        command=snakemake_with_quick_status_checks(),
+    )
+    watcher.join(timeout=10)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{output}\n{slurm_cluster.logs()}"
+    assert requeued, f"the job was never seen running with 2 epochs done\n{output}"
+
+    show = slurm_cluster.run("scontrol", "show", "job", requeued["job"]).stdout
+    assert "Restarts=1" in show and "JobState=COMPLETED" in show, show
+    log = (tmp_path / "results/logs/pretrain/fmnist_lt/sdclr/split1/seed0.log").read_text()
+    resumed = RESUMED.search(log)
+    assert resumed and int(resumed.group(1)) >= requeued["epochs"] >= 2, log
+    assert logged_epochs(run_dir) == 10 and (run_dir / "model.pt").is_file()
+    (submission,) = SUBMITTED.findall(output)  # one submission, run twice by SLURM
+    assert submission[1] == requeued["job"]
+    slurm_log = Path(submission[2]).read_text()  # both runs: --open-mode=append
+    assert "DUE TO JOB REQUEUE" in slurm_log and slurm_log.count("localrule pretrain:") == 2
+
+
+# -- 3. kills: SIGTERM and SIGKILL mid-run, and during a checkpoint write -------------------------
+
+EPOCHS = 8
+
+
+@pytest.fixture(scope="module")
+def tiny_split(tmp_path_factory) -> dict[str, Path]:
+    """The tiny config's dataset and split 1, made by the stage scripts the rules call."""
+    data = tmp_path_factory.mktemp("tiny-data")
+    source = json.dumps(yaml.safe_load(TINY.read_text())["datasets"]["fmnist_lt"]["source"])
+    for argv in (
+        ["prepare_dataset.py", "--source", source, "--data-root", str(data / "raw")]
+        + ["--out", str(data / "dataset.pt"), "--summary", str(data / "summary.json")],
+        ["make_split.py", "--config", str(TINY), "--dataset", "fmnist_lt"]
+        + ["--data", str(data / "dataset.pt"), "--split", "1", "--out", str(data / "split1.json")],
+    ):
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / argv[0]), *argv[1:]],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+    return {"dataset": data / "dataset.pt", "split": data / "split1.json"}
+
+
+@pytest.fixture(scope="module")
+def pretrain_setup(tmp_path_factory, tiny_split):
+    """The tiny config with more epochs (checkpoint every epoch), its data, and an
+    uninterrupted run to compare resumed runs with."""
+    directory = tmp_path_factory.mktemp("kill")
+    config = yaml.safe_load(TINY.read_text())
+    config["datasets"]["fmnist_lt"]["pretrain"].update(epochs=EPOCHS, checkpoint_every=1)
+    (directory / "config.yaml").write_text(yaml.safe_dump(config))
+    data = tiny_split
+
+    def command(out_dir: Path) -> list[str]:
+        return [
+            sys.executable,
+            str(ROOT / "scripts" / "pretrain.py"),
+            "--config",
+            str(directory / "config.yaml"),
+            "--dataset",
+            "fmnist_lt",
+            "--method",
+            "sdclr",
+            "--data",
+            str(data["dataset"]),
+            "--split",
+            str(data["split"]),
+            "--seed",
+            "0",
+            "--out-dir",
+            str(out_dir),
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+
+    reference = directory / "uninterrupted"
+    proc = subprocess.run(command(reference), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return command, read_log(reference)
+
+
+def read_log(run_dir: Path) -> list[dict[str, str]]:
+    path = run_dir / "train_log.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def logged_epochs(run_dir: Path) -> int:
+    try:
+        return len(read_log(run_dir))
+    except (OSError, csv.Error):
+        return 0
+
+
+def temp_files(run_dir: Path) -> set[str]:
+    return {p.name for p in run_dir.glob(".*.tmp")} if run_dir.exists() else set()
+
+
+def finish(command: list[str], log_path: Path) -> str:
+    """Run ``command`` to the end, with stderr in ``log_path``; return that log."""
+    with open(log_path, "w") as log:
+        proc = subprocess.run(command, stderr=log, timeout=600)
+    text = log_path.read_text()
+    assert proc.returncode == 0, text
+    return text
+
+
+def assert_same_training(run_dir: Path, reference: list[dict[str, str]]) -> None:
+    """All epochs logged once, in order, with the uninterrupted run's losses and rates."""
+    rows = read_log(run_dir)
+    assert [int(r["epoch"]) for r in rows] == list(range(1, EPOCHS + 1))
+    for key in ("loss", "lr", "pruned_weights"):
+        assert [r[key] for r in rows] == [r[key] for r in reference], key
+    assert (run_dir / "model.pt").is_file() and not temp_files(run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_pretraining_killed_mid_run_resumes_from_its_checkpoint(pretrain_setup, tmp_path, signum):
+    """A pretraining process killed after 2 logged epochs (SIGTERM: exit 143 without leftover
+    temporary files; SIGKILL: -9) leaves a loadable checkpoint; rerun, it logs 'resumed from
+    .../resume.pt at epoch N' with N >= 2 and ends exactly like an uninterrupted run."""
+    command, reference = pretrain_setup
+    run_dir = tmp_path / "run"
+    with open(tmp_path / "first.log", "w") as log:
+        proc = subprocess.Popen(command(run_dir), stderr=log)
+        deadline = time.monotonic() + 300
+        while logged_epochs(run_dir) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "pretraining ended before it could be killed"
+        proc.send_signal(signum)
+        returncode = proc.wait(timeout=60)
+    first = (tmp_path / "first.log").read_text()
+    checkpoint = torch_load(run_dir / "resume.pt", "checkpoint")
+    assert 2 <= checkpoint["epoch"] < EPOCHS
+    if signum == signal.SIGTERM:
+        assert returncode == 143, first
+        assert "SIGTERM received: stopped" in first and "Traceback" not in first
+        assert not temp_files(run_dir)
+    else:
+        assert returncode == -signal.SIGKILL
+
+    second = finish(command(run_dir), tmp_path / "second.log")
+    resumed = RESUMED.search(second)
+    assert resumed, second
+    assert int(resumed.group(1)) == checkpoint["epoch"] and int(resumed.group(2)) == EPOCHS
+    assert_same_training(run_dir, reference)
+
+
+@pytest.mark.slow
+def test_kills_during_checkpoint_writes_keep_the_previous_checkpoint(pretrain_setup, tmp_path):
+    """Killed (SIGKILL, SIGTERM, SIGKILL) while it writes resume.pt, i.e. while the
+    temporary file of the next checkpoint exists, a run always leaves a resume.pt that loads
+    and is no older than before; SIGTERM also removes the temporary file, and the next start
+    removes what SIGKILL left. The run then finishes like an uninterrupted one."""
+    command, reference = pretrain_setup
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    last_epoch, hits = 0, []
+    for round_, signum in enumerate([signal.SIGKILL, signal.SIGTERM, signal.SIGKILL]):
+        with open(tmp_path / f"round{round_}.log", "w") as log:
+            proc = subprocess.Popen(command(run_dir), stderr=log)
+            # Wait for progress beyond the checkpoint it resumed from, then for the next write.
+            deadline = time.monotonic() + 300
+            while logged_epochs(run_dir) <= last_epoch and proc.poll() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            stale = temp_files(run_dir)
+            writing = set()
+            while proc.poll() is None and not writing:  # a write takes ~10 ms here
+                writing = {n for n in temp_files(run_dir) - stale if n.startswith(".resume.pt.")}
+                time.sleep(0.001)
+            if writing:
+                proc.send_signal(signum)
+            returncode = proc.wait(timeout=60)
+        logged = logged_epochs(run_dir)
+        assert writing, f"round {round_}: the run ended before a checkpoint write was seen"
+        checkpoint = torch_load(run_dir / "resume.pt", "checkpoint")  # loads: not truncated
+        assert last_epoch <= checkpoint["epoch"] <= logged + 1 and checkpoint["epoch"] >= logged
+        last_epoch = checkpoint["epoch"]
+        left = temp_files(run_dir) - stale
+        if signum == signal.SIGTERM:
+            assert returncode == 143 and not left, (tmp_path / f"round{round_}.log").read_text()
+        else:
+            assert returncode == -signal.SIGKILL
+            hits.append(bool(left & writing))
+    assert any(hits), "no SIGKILL landed while the temporary checkpoint file existed"
+
+    final = finish(command(run_dir), tmp_path / "final.log")
+    assert RESUMED.search(final) and int(RESUMED.search(final).group(1)) == last_epoch
+    assert_same_training(run_dir, reference)
+
+
+def test_exit_on_sigterm_turns_sigterm_into_a_clean_exit_and_restores_the_handler():
+    """Inside the block SIGTERM raises Terminated (exit status 143) in the main thread and
+    `finally` blocks run; outside it the previous handler is back."""
+    code = (
+        "import os, signal, sys\n"
+        "from sdclr.signals import exit_on_sigterm\n"
+        "before = signal.getsignal(signal.SIGTERM)\n"
+        "try:\n"
+        "    with exit_on_sigterm():\n"
+        "        try:\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "            signal.pause()\n"
+        "        finally:\n"
+        "            print('cleaned up', flush=True)\n"
+        "except SystemExit as stop:\n"
+        "    assert signal.getsignal(signal.SIGTERM) is before\n"
+        "    print('exit', stop.code, type(stop).__name__, flush=True)\n"
+        "    raise\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["cleaned up", "exit 143 Terminated"], proc.stdout
+    assert "Traceback" not in proc.stderr
