@@ -327,6 +327,19 @@ def bench_fast(cfg: BenchConfig, method_name: str, device: torch.device) -> dict
         "channels_last": runtime.channels_last,
         "compile": runtime.compile,
     }
+    return _complete(result, cfg, method_name, step_seconds, mask_seconds, device)
+
+
+def _complete(
+    result: dict[str, Any],
+    cfg: BenchConfig,
+    method_name: str,
+    step_seconds: float,
+    mask_seconds: float,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Add what every pipeline's figures share: the prune-mask time (SDCLR), the projected
+    2,000-epoch run, and the peak GPU memory (CUDA)."""
     if method_name == "sdclr":
         result["mask_seconds_per_epoch"] = mask_seconds
     result.update(_projection(cfg, step_seconds, mask_seconds))
@@ -378,13 +391,7 @@ def bench_reference(cfg: BenchConfig, method_name: str, device: torch.device) ->
         "precision": "fp32",
         "workers": cfg.num_workers,
     }
-    if method_name == "sdclr":
-        result["mask_seconds_per_epoch"] = mask_seconds
-    result.update(_projection(cfg, step_seconds, mask_seconds))
-    peak = _peak_gib(device)
-    if peak is not None:
-        result["peak_gpu_memory_gib"] = peak
-    return result
+    return _complete(result, cfg, method_name, step_seconds, mask_seconds, device)
 
 
 def bench_augmentation(cfg: BenchConfig, device: torch.device) -> dict[str, float]:

@@ -212,6 +212,16 @@ def check_split(
         raise ValueError(f"{source}: {len(sets['S_b'] - sets['D_i'])} images of S_b are not in D_i")
 
 
+def _reference_file(files: dict[str, str | Path], name: str) -> Path:
+    """The reference file given for subset ``name``; an error names a missing one."""
+    if name not in files:
+        raise ValueError(f"reference split files: no path given for {name!r}")
+    path = Path(files[name])
+    if not path.exists():
+        raise FileNotFoundError(f"reference split file for {name} not found: {path}")
+    return path
+
+
 def split_from_index_files(
     files: dict[str, str | Path],
     labels: Sequence[int] | np.ndarray,
@@ -227,11 +237,7 @@ def split_from_index_files(
     labels = np.asarray(labels, dtype=np.int64)
     indices = {}
     for name in SUBSETS:
-        if name not in files:
-            raise ValueError(f"reference split files: no path given for {name!r}")
-        path = Path(files[name])
-        if not path.exists():
-            raise FileNotFoundError(f"reference split file for {name} not found: {path}")
+        path = _reference_file(files, name)
         try:
             idx = np.sort(np.load(path, allow_pickle=False).astype(np.int64).ravel())
         except ValueError as err:
@@ -269,11 +275,7 @@ def split_from_list_files(
     position = {p: i for i, p in enumerate(train_paths)}
     indices = {}
     for name in SUBSETS:
-        if name not in files:
-            raise ValueError(f"reference split files: no path given for {name!r}")
-        path = Path(files[name])
-        if not path.exists():
-            raise FileNotFoundError(f"reference split list for {name} not found: {path}")
+        path = _reference_file(files, name)
         rel_paths, listed = read_image_list(path)
         missing = [p for p in rel_paths if p not in position]
         if missing:
