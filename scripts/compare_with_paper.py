@@ -21,7 +21,7 @@ args = parser.parse_args()
 setup_logging()
 if args.config:
     config = load_config(*args.config)
-    evals = [f for probe in paths.PROBES for f in paths.eval_files(config, probe)]
+    evals = paths.all_eval_files(config)
     names, display = paths.paper_names(config), labels(config)
 elif args.evals and args.paper_names:
     evals, names = args.evals, json.loads(args.paper_names)

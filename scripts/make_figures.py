@@ -21,7 +21,7 @@ args = parser.parse_args()
 setup_logging()
 if args.config:
     config = load_config(*args.config)
-    evals = [f for probe in paths.PROBES for f in paths.eval_files(config, probe)]
+    evals = paths.all_eval_files(config)
     splits, rules, names = paths.split_files(config), paths.group_rules(config), labels(config)
 elif args.evals and args.splits:
     evals, splits = args.evals, args.splits

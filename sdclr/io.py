@@ -40,6 +40,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that ``atomic_path`` left in ``directory`` when its process
+    was killed (SIGKILL) mid-write; call it only where no other process is writing."""
+    removed = []
+    for stale in Path(directory).glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from sdclr import paths
 from sdclr.io import write_text
 from sdclr.report import COLUMNS, PROBE_TITLES, _cell
 
-REPORTED_PATH = Path(__file__).resolve().parents[1] / "config" / "paper" / "reported.yaml"
+REPORTED_PATH = paths.REPORTED
 
 
 def load_reported(path: str | Path = REPORTED_PATH) -> dict[str, Any]:

@@ -4,6 +4,7 @@ agree)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 DATASET = "results/data/{dataset}/dataset.pt"
@@ -29,6 +30,8 @@ COMPARISON = {
     "figure": "results/figures/paper_comparison.png",
 }
 PROBES = ("linear", "fewshot")
+# The paper's reported numbers (data in the repository, not a pipeline output).
+REPORTED = Path(__file__).resolve().parents[1] / "config" / "paper" / "reported.yaml"
 
 
 def runs(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,6 +48,11 @@ def runs(config: dict[str, Any]) -> list[dict[str, Any]]:
 def eval_files(config: dict[str, Any], probe: str) -> list[str]:
     """The evaluation records of ``probe`` for every run of a normalised config."""
     return [EVAL.format(probe=probe, **run) for run in runs(config)]
+
+
+def all_eval_files(config: dict[str, Any]) -> list[str]:
+    """The evaluation records of every probe of every run of a normalised config."""
+    return [f for probe in PROBES for f in eval_files(config, probe)]
 
 
 def split_files(config: dict[str, Any]) -> list[str]:

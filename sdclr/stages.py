@@ -25,7 +25,7 @@ from sdclr.data.splits import (
 )
 from sdclr.device import pick_device
 from sdclr.evaluate import run_probe
-from sdclr.io import write_json
+from sdclr.io import remove_stale_temporaries, write_json
 from sdclr.signals import Terminated, exit_on_sigterm
 from sdclr.train import pretrain
 
@@ -73,6 +73,20 @@ def make_split_stage(
     log.info("split %d: %s", split, record["sizes"])
 
 
+def _job_inputs(
+    data: str | Path, split_path: str | Path, settings: dict[str, Any], threads: int | None
+) -> tuple[Any, dict[str, Any], torch.device]:
+    """What a training or probe job starts from: torch threads set, the prepared dataset, the
+    split record and the device."""
+    if threads:
+        torch.set_num_threads(threads)
+    return (
+        load_saved_dataset(data),
+        load_split(split_path),
+        pick_device(settings.get("device", "auto")),
+    )
+
+
 def pretrain_stage(
     data: str | Path,
     split_path: str | Path,
@@ -90,16 +104,10 @@ def pretrain_stage(
     """
     with exit_on_sigterm():
         try:
-            # Temporary files of a write cut short by SIGKILL; only this job writes here.
-            for stale in Path(out_dir).glob(".*.tmp"):
-                stale.unlink(missing_ok=True)
-            if threads:
-                torch.set_num_threads(threads)
-            dataset = load_saved_dataset(data)
-            split = load_split(split_path)
+            remove_stale_temporaries(out_dir)  # only this job writes in its run directory
+            dataset, split, device = _job_inputs(data, split_path, settings, threads)
             subset = settings["method"]["pretrain_set"]
             indices = torch.as_tensor(split["indices"][subset], dtype=torch.long)
-            device = pick_device(settings.get("device", "auto"))
             return pretrain(
                 settings, dataset.train_images[indices], out_dir, seed, device, progress
             )
@@ -123,11 +131,7 @@ def probe_stage(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the linear or few-shot probe of one pretrained model and write its record."""
-    if threads:
-        torch.set_num_threads(threads)
-    dataset = load_saved_dataset(data)
-    split = load_split(split_path)
-    device = pick_device(settings.get("device", "auto"))
+    dataset, split, device = _job_inputs(data, split_path, settings, threads)
     record = run_probe(model_path, dataset, split, settings, seed, device, progress)
     write_json(out, record)
     return record

@@ -11,6 +11,7 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from sdclr.config import dataclass_from_dict
 from sdclr.data.augment import (
     AugmentConfig,
     AugmentParams,
@@ -87,13 +88,16 @@ def _colour_test_images(n: int, channels: int, size: int, seed: int) -> torch.Te
 
 
 def test_config_from_dict_converts_lists_and_rejects_unknown_keys():
-    """from_dict turns YAML lists into tuples and names an unknown key plus the known keys."""
-    cfg = AugmentConfig.from_dict({"crop_size": 32, "scale": [0.2, 1.0], "jitter": [0.1] * 4})
+    """The config loader turns YAML lists into tuples and names an unknown key plus the known
+    keys."""
+    cfg = dataclass_from_dict(
+        AugmentConfig, {"crop_size": 32, "scale": [0.2, 1.0], "jitter": [0.1] * 4}, "augmentation"
+    )
     assert cfg.scale == (0.2, 1.0) and isinstance(cfg.scale, tuple)
     assert cfg.jitter == (0.1, 0.1, 0.1, 0.1)
     assert cfg == AugmentConfig(crop_size=32, scale=(0.2, 1.0), jitter=(0.1, 0.1, 0.1, 0.1))
     with pytest.raises(ValueError, match="blurp") as info:
-        AugmentConfig.from_dict({"crop_size": 32, "blurp": 0.5})
+        dataclass_from_dict(AugmentConfig, {"crop_size": 32, "blurp": 0.5}, "augmentation")
     assert "blur_p" in str(info.value) and "crop_size" in str(info.value)
 
 

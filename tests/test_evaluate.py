@@ -36,6 +36,14 @@ def toy_dataset(per_class=60, test_per_class=20, num_classes=4, size=12):
     )
 
 
+def toy_split(dataset):
+    """Split 1 of the toy dataset: 10 validation images per class, D_i from 50 down, S_b 3."""
+    config = LongTailConfig(
+        validation_per_class=10, n_max=50, imbalance_ratio=10, fewshot_per_class=3
+    )
+    return make_longtail_split(dataset.train_labels.numpy(), 4, config, "toy", 1)
+
+
 def saved_model(path, algorithm="sdclr"):
     torch.manual_seed(0)
     method = create_method(algorithm, {})
@@ -66,13 +74,7 @@ def test_probe_record_has_groups_per_class_and_best_epoch(tmp_path, probe, augme
     """A probe writes per-class test accuracy, Many/Medium/Few/Std/All from the split's D_i
     counts, the best validation epoch, and trains on the right subset."""
     dataset = toy_dataset()
-    split = make_longtail_split(
-        dataset.train_labels.numpy(),
-        4,
-        LongTailConfig(validation_per_class=10, n_max=50, imbalance_ratio=10, fewshot_per_class=3),
-        "toy",
-        1,
-    )
+    split = toy_split(dataset)
     saved_model(tmp_path / "model.pt")
     settings = {
         "dataset": "toy",
@@ -131,13 +133,7 @@ def test_probe_is_reproducible(tmp_path):
     """The same model, split and seed give the same probe record, whatever ran before (the
     linear layer's initialisation is seeded too)."""
     dataset = toy_dataset()
-    split = make_longtail_split(
-        dataset.train_labels.numpy(),
-        4,
-        LongTailConfig(validation_per_class=10, n_max=50, imbalance_ratio=10, fewshot_per_class=3),
-        "toy",
-        1,
-    )
+    split = toy_split(dataset)
     saved_model(tmp_path / "model.pt")
     settings = {
         "dataset": "toy",

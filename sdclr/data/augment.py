@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -139,22 +139,6 @@ class AugmentConfig:
             raise ValueError(
                 f"interpolation must be one of {_INTERPOLATIONS}, got {self.interpolation!r}"
             )
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> AugmentConfig:
-        """Build a config from a plain mapping (e.g. parsed YAML).
-
-        Lists become tuples. Unknown keys raise ``ValueError`` naming the key and listing the
-        known ones, so a typo in a config file cannot be silently ignored.
-        """
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(k for k in d if k not in known)
-        if unknown:
-            raise ValueError(
-                f"unknown augmentation key(s) {unknown}; known keys are {sorted(known)}"
-            )
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(**kwargs)
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ TABLE_FORMATS = paths.TABLE_FORMATS
 FIGURES = paths.FIGURES
 COMPARISON = paths.COMPARISON
 PROBES = paths.PROBES
-REPORTED = str(Path(workflow.basedir) / "config" / "paper" / "reported.yaml")
+REPORTED = str(paths.REPORTED)
 
 
 def script(name):

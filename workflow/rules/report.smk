@@ -28,7 +28,7 @@ rule make_tables:
 
 rule make_figures:
     input:
-        evals=[f for p in PROBES for f in eval_files(p)],
+        evals=paths.all_eval_files(config),
         splits=split_files(),
     output:
         group_accuracy=report(
@@ -68,7 +68,7 @@ rule figures:
 
 rule compare_with_paper:
     input:
-        evals=[f for p in PROBES for f in eval_files(p)],
+        evals=paths.all_eval_files(config),
         reported=REPORTED,
     output:
         linear_md=report(
