@@ -55,10 +55,10 @@ slurm-packages:
 	fi
 
 demo: setup
-	snakemake --workflow-profile workflow/profiles/default
+	snakemake
 
 report: setup
-	snakemake --workflow-profile workflow/profiles/default --report results/report.html
+	snakemake --report results/report.html
 
 test: setup slurm-packages
 	python -m pytest

@@ -2,12 +2,17 @@
 
 import argparse
 
-from sdclr.cli import setup_logging
+from sdclr.cli import run, setup_logging
 from sdclr.versioning import record_outputs
 
-parser = argparse.ArgumentParser(description=__doc__)
-parser.add_argument("--repo", default=".", help="the DVC repository (default: here)")
-parser.add_argument("--no-push", action="store_true", help="commit only, even with a remote")
-args = parser.parse_args()
-setup_logging()
-print(record_outputs(args.repo, push=not args.no_push))
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repo", default=".", help="the DVC repository (default: here)")
+    parser.add_argument("--no-push", action="store_true", help="commit only, even with a remote")
+    args = parser.parse_args()
+    setup_logging()
+    print(record_outputs(args.repo, push=not args.no_push))
+
+
+run(main)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from sdclr.config import load_config
+from sdclr.errors import USER_ERRORS
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -41,3 +43,15 @@ def resolve_settings(
             f"--dataset must name one of the config's datasets: {sorted(config['datasets'])}"
         )
     return from_config(config)
+
+
+def run(main: Callable[[], object]) -> None:
+    """Run a script's ``main``; a user error (``sdclr.errors.USER_ERRORS``: a bad config key, a
+    wrong or missing file, a full disk, a busy run directory) ends it with its one-line message
+    on stderr and exit status 1, with no traceback. Any other exception is a bug and keeps its
+    traceback."""
+    try:
+        main()
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -17,14 +17,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from sdclr.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 PROBES = ("linear", "fewshot")
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration problem, with the key path and the fix in its message."""
 
 
 def dataclass_from_dict(cls: type[T], values: dict[str, Any] | None, section: str) -> T:
@@ -141,7 +139,10 @@ def validate_config(config: dict[str, Any]) -> None:
         for err in errors[:10]:
             where = _key_path(err.absolute_path)
             if err.validator == "additionalProperties":
-                lines.append(f"{where}: {err.message} (check the spelling against the schema)")
+                known = sorted(err.schema.get("properties", {}))
+                for key in sorted(set(err.instance) - set(known)):
+                    prefix = f"{where}." if err.absolute_path else ""
+                    lines.append(f"{prefix}{key}: unknown key; known keys here: {known}")
             else:
                 lines.append(f"{where}: {err.message}")
         raise ConfigError(
@@ -162,6 +163,8 @@ def _check_semantics(config: dict[str, Any]) -> None:
         rule = dataset.get("groups", {})
         if rule.get("kind") == "thresholds" and not {"many_above", "few_below"} <= set(rule):
             raise ConfigError(f"datasets.{name}.groups: thresholds need many_above and few_below")
+    for name, dataset in config["datasets"].items():
+        _check_batch_fits(name, dataset, config["methods"])
     for run, method in config["methods"].items():
         where = f"methods.{run}"
         algorithm = method.get("algorithm", run)
@@ -175,6 +178,29 @@ def _check_semantics(config: dict[str, Any]) -> None:
             create_method(algorithm, method.get("hyperparameters"))
         except ValueError as err:
             raise ConfigError(f"{where}.hyperparameters: {err}") from err
+
+
+def _check_batch_fits(name: str, dataset: dict[str, Any], methods: dict[str, Any]) -> None:
+    """``pretrain.batch_size`` must not exceed any method's pretraining set, where its size is
+    known from the config (a generated split of a built-in source); other datasets are checked
+    when their pretraining job starts (``sdclr.train``)."""
+    from sdclr.data.datasets import SOURCE_GEOMETRY
+    from sdclr.data.splits import LongTailConfig, planned_sizes
+
+    longtail = dict(dataset["longtail"])
+    geometry = SOURCE_GEOMETRY.get(dataset["source"]["name"])
+    if geometry is None or longtail.pop("reference_splits", None):
+        return
+    sizes = planned_sizes(dataclass_from_dict(LongTailConfig, longtail, "longtail"), *geometry)
+    batch = dataset["pretrain"]["batch_size"]
+    for run, method in methods.items():
+        subset = method.get("pretrain_set", "D_i")
+        if batch > sizes[subset]:
+            raise ConfigError(
+                f"datasets.{name}.pretrain.batch_size: {batch} is larger than the "
+                f"{sizes[subset]} images of {subset} that method {run!r} pretrains on; set it "
+                f"to at most {sizes[subset]} (a batch never spans epochs)"
+            )
 
 
 def method_spec(config: dict[str, Any], dataset: str, method: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from sdclr.config import dataclass_from_dict
 from sdclr.data.augment import random_crop_flip
+from sdclr.errors import InputError
 from sdclr.groups import class_groups, group_summary
 from sdclr.io import torch_load
 from sdclr.methods import create_method
@@ -55,8 +56,14 @@ def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise ValueError(
             f"{path} is not a pretrained model written by sdclr.train; re-run pretrain"
         )
-    method = create_method(state["algorithm"], state["method"]["hyperparameters"])
-    model = method.build_model(ModelConfig(**state["model_config"]), state["in_channels"])
+    try:
+        method = create_method(state["algorithm"], state["method"]["hyperparameters"])
+        model = method.build_model(ModelConfig(**state["model_config"]), state["in_channels"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(
+            f"{path}: its model description cannot be rebuilt ({err}); re-run pretrain for it"
+        ) from None
+    _check_weights_fit(model, state["state_dict"], path)
     model.load_state_dict(state["state_dict"])
     set_branch(model, pruned=False)
     backbone = model.backbone.eval()
@@ -64,6 +71,26 @@ def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         p.requires_grad_(False)
     meta = {k: v for k, v in state.items() if k != "state_dict"}
     return backbone, meta
+
+
+def _check_weights_fit(model: nn.Module, weights: dict[str, Any], path: str | Path) -> None:
+    """One line naming ``path`` when ``weights`` do not fit ``model`` (its metadata's model)."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    mismatched = [
+        k
+        for k in expected
+        if k in weights
+        and (not isinstance(weights[k], torch.Tensor) or weights[k].shape != expected[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        first = (mismatched or missing or unexpected)[0]
+        raise InputError(
+            f"{path}: its weights do not fit the model its metadata describes "
+            f"({len(mismatched)} tensors of another shape, {len(missing)} missing, "
+            f"{len(unexpected)} unexpected; first: {first}); re-run pretrain for it"
+        )
 
 
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:

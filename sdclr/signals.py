@@ -1,12 +1,15 @@
-"""SIGTERM as a clean, non-zero exit, for jobs that a scheduler may stop.
+"""SIGTERM and SIGINT as a clean, non-zero exit, for jobs that a scheduler (or a person) stops.
 
 SLURM sends SIGTERM to a job's processes when it preempts, cancels or times out the job, and
-SIGKILL ``KillWait`` seconds later. Python's default for SIGTERM is to die on the spot, which
-skips every ``finally`` block: a checkpoint being written would leave its temporary file
-behind. Inside :func:`exit_on_sigterm` the signal raises :class:`Terminated` (a
-``SystemExit``) instead, so the stack unwinds: ``sdclr.io`` removes its temporary file, the
-previous checkpoint stays as it was, and the process exits with status 143 (128 + 15, what a
-shell reports for a process killed by SIGTERM), so Snakemake and SLURM see a failed job.
+SIGKILL ``KillWait`` seconds later; Ctrl-C sends SIGINT. Python's default for SIGTERM is to
+die on the spot, which skips every ``finally`` block. Inside :func:`exit_on_sigterm` the signal
+raises :class:`Terminated` (a ``SystemExit``) instead, so the stack unwinds and the process
+exits with status 128 + the signal's number (143 for SIGTERM, 130 for SIGINT), which Snakemake
+and SLURM see as a failed job.
+
+A signal that arrives inside :func:`critical_section` (``sdclr.io`` wraps every file write in
+one) is held until the section ends: the file being written is either renamed into place
+whole or removed, never left as a stray temporary, and only then does the job stop.
 """
 
 from __future__ import annotations
@@ -26,14 +29,42 @@ class Terminated(SystemExit):
         self.signame = signal.Signals(signum).name
 
 
+class _State:
+    """The main thread's critical-section depth and the signal held back meanwhile."""
+
+    depth = 0
+    pending: int | None = None
+
+
 @contextmanager
-def exit_on_sigterm(signums: tuple[int, ...] = (signal.SIGTERM,)) -> Iterator[None]:
+def critical_section() -> Iterator[None]:
+    """Hold back :class:`Terminated` until the block has finished (or failed) on its own.
+
+    Outside the main thread this does nothing (signal handlers only run in the main thread).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _State.depth += 1
+    try:
+        yield
+    finally:
+        _State.depth -= 1
+        if _State.depth == 0 and _State.pending is not None:
+            signum, _State.pending = _State.pending, None
+            raise Terminated(signum)
+
+
+@contextmanager
+def exit_on_sigterm(
+    signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT),
+) -> Iterator[None]:
     """Within the block, ``signums`` raise :class:`Terminated` in the main thread.
 
     Only the first signal raises; repeats while the stack unwinds are ignored, so cleanup
-    code is not interrupted a second time (SIGKILL still ends a cleanup that hangs). The
-    previous handlers are restored on exit. Outside the main thread (where Python cannot
-    install handlers) this does nothing.
+    code is not interrupted a second time (SIGKILL still ends a cleanup that hangs). Inside a
+    :func:`critical_section` the first signal is held until the section ends. The previous
+    handlers are restored on exit. Outside the main thread this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -44,6 +75,9 @@ def exit_on_sigterm(signums: tuple[int, ...] = (signal.SIGTERM,)) -> Iterator[No
         if received:
             return
         received.append(signum)
+        if _State.depth > 0:
+            _State.pending = signum
+            return
         raise Terminated(signum)
 
     previous = {signum: signal.signal(signum, handler) for signum in signums}
@@ -52,6 +86,7 @@ def exit_on_sigterm(signums: tuple[int, ...] = (signal.SIGTERM,)) -> Iterator[No
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+        _State.pending = None
 
 
-__all__ = ["Terminated", "exit_on_sigterm"]
+__all__ = ["Terminated", "critical_section", "exit_on_sigterm"]

@@ -7,7 +7,9 @@ call the scripts. Every output is written atomically (``sdclr.io``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from sdclr.data.splits import (
 from sdclr.device import pick_device
 from sdclr.evaluate import run_probe
 from sdclr.io import remove_stale_temporaries, write_json
+from sdclr.runlock import run_directory_lock
 from sdclr.signals import Terminated, exit_on_sigterm
 from sdclr.train import pretrain
 
@@ -80,9 +83,10 @@ def _job_inputs(
     split record and the device."""
     if threads:
         torch.set_num_threads(threads)
+    dataset = load_saved_dataset(data)
     return (
-        load_saved_dataset(data),
-        load_split(split_path),
+        dataset,
+        load_split(split_path, dataset),
         pick_device(settings.get("device", "auto")),
     )
 
@@ -98,13 +102,16 @@ def pretrain_stage(
 ) -> dict[str, Any]:
     """Pretrain on the split's ``D_i`` (or ``D_b``) images; resumes from ``out_dir/resume.pt``.
 
-    SIGTERM (what SLURM sends before SIGKILL on preemption, ``scancel`` or the time limit)
-    stops the run cleanly with exit status 143: the checkpoint being written, if any, is
-    discarded and the last complete one is kept for the next attempt to resume from.
+    The job holds ``out_dir/run.lock`` while it runs (``sdclr.runlock``): a second job on the
+    same run directory (an orphan of a killed Snakemake and its rerun, say) stops at once with
+    a message naming the holder. SIGTERM (what SLURM sends before SIGKILL on preemption,
+    ``scancel`` or the time limit) and SIGINT (Ctrl-C) stop the run cleanly with exit status
+    143 / 130: a checkpoint being written is finished first, and the last complete one is kept
+    for the next attempt to resume from.
     """
-    with exit_on_sigterm():
+    with exit_on_sigterm(), _main_process_lock(out_dir):
         try:
-            remove_stale_temporaries(out_dir)  # only this job writes in its run directory
+            remove_stale_temporaries(out_dir)  # under the lock: no other job writes here
             dataset, split, device = _job_inputs(data, split_path, settings, threads)
             subset = settings["method"]["pretrain_set"]
             indices = torch.as_tensor(split["indices"][subset], dtype=torch.long)
@@ -118,6 +125,16 @@ def pretrain_stage(
                 out_dir,
             )
             raise
+
+
+@contextmanager
+def _main_process_lock(out_dir: str | Path) -> Iterator[None]:
+    """The run directory's lock, taken by the main process only (rank 0 under torchrun)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    with run_directory_lock(out_dir):
+        yield
 
 
 def probe_stage(

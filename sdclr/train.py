@@ -16,7 +16,10 @@ once per epoch).
 Files in ``out_dir``:
   resume.pt       the last checkpoint (model, optimiser, generator, history), rewritten
                   atomically every ``checkpoint_every`` epochs and at the end
-  train_log.csv   one row per finished epoch: epoch, loss, lr, seconds, views_per_second, ...
+  train_log.csv   one row per finished epoch: epoch, loss, lr, and what the method logs
+  timing.csv      one row per epoch run: epoch, seconds, views_per_second (appended; an epoch
+                  redone after a resume appears again). Wall-clock times live here only, so
+                  resume.pt, train_log.csv and model.pt are byte-identical across identical runs
   model.pt        the final encoder with what is needed to rebuild it (written last)
 """
 
@@ -39,6 +42,7 @@ from tqdm import tqdm
 from sdclr import distributed
 from sdclr.config import dataclass_from_dict
 from sdclr.data.augment import AugmentConfig, BatchAugment
+from sdclr.errors import ConfigError
 from sdclr.io import torch_load, torch_save, write_text
 from sdclr.methods import Method, create_method
 from sdclr.models import ModelConfig
@@ -48,6 +52,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "resume.pt"
 MODEL_NAME = "model.pt"
 LOG_NAME = "train_log.csv"
+TIMING_NAME = "timing.csv"
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
@@ -193,6 +198,16 @@ def _write_log(path: Path, history: list[dict[str, float]]) -> None:
     write_text(path, buffer.getvalue())
 
 
+def _append_timing(path: Path, row: dict[str, float]) -> None:
+    """Append one epoch's wall-clock figures to ``path`` (a log, not an output)."""
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
 def _set_aside(path: Path) -> Path:
     """Rename ``path`` to the first free ``<stem>.stale-<n><suffix>`` next to it."""
     n = 1
@@ -252,7 +267,12 @@ def pretrain(
         augment_generator.manual_seed(seed + 1_000_003 * (world.rank + 1))
 
     n = images.shape[0]
-    batch_size = min(opt_config.batch_size, n)
+    batch_size = opt_config.batch_size
+    if batch_size > n:
+        raise ConfigError(
+            f"datasets.{settings['dataset']}.pretrain.batch_size: {batch_size} is larger than "
+            f"the {n} pretraining images of {spec['pretrain_set']}; set it to at most {n}"
+        )
     if batch_size % world.size:
         raise ValueError(
             f"pretrain.batch_size {batch_size} must be divisible by the {world.size} processes"
@@ -346,12 +366,15 @@ def pretrain(
             "epoch": epoch + 1,
             "loss": round(mean_loss, 6),
             "lr": lr,
-            "seconds": round(seconds, 3),
-            "views_per_second": round(2 * steps_per_epoch * batch_size / seconds, 1),
             **({"processes": world.size} if world.size > 1 else {}),
             **extra,
         }
         history.append(metrics)
+        timing = {
+            "epoch": epoch + 1,
+            "seconds": round(seconds, 3),
+            "views_per_second": round(2 * steps_per_epoch * batch_size / seconds, 1),
+        }
         done = epoch + 1
         if done % opt_config.checkpoint_every == 0 or done == opt_config.epochs:
             augment_states = distributed.all_gather_objects(augment_generator.get_state().cpu())
@@ -373,13 +396,14 @@ def pretrain(
             distributed.barrier()
         if world.is_main:
             _write_log(out_dir / LOG_NAME, history)
+            _append_timing(out_dir / TIMING_NAME, timing)
         bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.3g}")
         bar.update(1)
         log.info(
             "epoch %d/%d loss %.4f lr %.4g %.1fs", done, opt_config.epochs, mean_loss, lr, seconds
         )
         if on_epoch_end is not None:
-            on_epoch_end(done, metrics)
+            on_epoch_end(done, {**metrics, **timing})
     bar.close()
 
     summary = {

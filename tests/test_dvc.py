@@ -63,11 +63,16 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+#: Files in a run directory that are logs of one execution, not outputs: the lock naming the
+#: job that held it, and the wall-clock times of its epochs.
+RUN_LOGS = {"run.lock", "timing.csv", ".gitignore"}
+
+
 def output_hashes(repo: Path) -> dict[str, str]:
     return {
         str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted((repo / "results").rglob("*"))
-        if p.is_file() and "raw" not in p.parts and "logs" not in p.parts and p.name != ".gitignore"
+        if p.is_file() and "raw" not in p.parts and "logs" not in p.parts and p.name not in RUN_LOGS
     }
 
 

@@ -2,8 +2,11 @@
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,117 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "methods.byol: unknown method 'byol'" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def _checkout_copy(tmp_path: Path) -> Path:
+    """The workflow's files (Snakefile, profiles link, workflow/, config/, scripts/) in a
+    fresh directory, so plain `snakemake` runs there as in a new clone."""
+    work = tmp_path / "checkout"
+    work.mkdir()
+    for name in ("Snakefile", "profiles", "workflow", "config", "scripts"):
+        source = ROOT / name
+        if source.is_symlink():
+            (work / name).symlink_to(os.readlink(source))
+        elif source.is_dir():
+            shutil.copytree(source, work / name, symlinks=True)
+        else:
+            shutil.copy(source, work / name)
+    shutil.copy(TINY, work / "tiny.yaml")
+    return work
+
+
+def plain_snakemake(workdir: Path, *args: str, **kwargs) -> subprocess.Popen:
+    """`snakemake ARGS` exactly as a user types it: no --cores, no --snakefile, no profile."""
+    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.Popen(
+        [str(SNAKEMAKE), *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 900) -> tuple[int, str]:
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def _wait_for_file(pattern_root: Path, pattern: str, proc: subprocess.Popen) -> Path:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        found = sorted(pattern_root.glob(pattern))
+        if found:
+            return found[0]
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no {pattern} under {pattern_root}")
+
+
+@pytest.mark.slow
+def test_plain_snakemake_finds_the_default_profile(tmp_path):
+    """`snakemake` with no flags in a checkout uses profiles/default (cores, rerun-incomplete):
+    no "cores have to be specified"."""
+    work = _checkout_copy(tmp_path)
+    code, out = _finish(plain_snakemake(work, "-n"))
+    assert code == 0, out
+    assert "Using workflow specific profile profiles/default" in out
+
+
+@pytest.mark.slow
+def test_rerunning_the_same_command_after_ctrl_c_and_after_a_killed_snakemake(tmp_path):
+    """Ctrl-C during pretraining, then the same command: it finishes (no
+    IncompleteFilesException). Snakemake SIGKILLed: `--unlock` (what the README says), then the
+    same command finishes, resuming what the orphaned job left."""
+    work = _checkout_copy(tmp_path)
+    runs = work / "results" / "checkpoints"
+    first = plain_snakemake(work, "--configfile", "tiny.yaml")
+    _wait_for_file(runs, "*/*/split*/seed0/resume.pt", first)
+    first.send_signal(signal.SIGINT)
+    code, out = _finish(first)
+    assert code != 0, out
+    code, out = _finish(plain_snakemake(work, "--configfile", "tiny.yaml", "--forceall", "-n"))
+    assert code == 0, out
+
+    shutil.rmtree(work / "results" / "checkpoints")
+    second = plain_snakemake(work, "--configfile", "tiny.yaml")
+    lock = _wait_for_file(runs, "*/*/split*/seed0/resume.pt", second).with_name("run.lock")
+    holder = int(lock.read_text().split()[1])
+    os.kill(second.pid, signal.SIGKILL)  # Snakemake alone: its jobs live on as orphans
+    second.wait()
+    code, out = _finish(plain_snakemake(work, "--configfile", "tiny.yaml"))
+    assert code != 0 and "--unlock" in out, out
+    code, out = _finish(plain_snakemake(work, "--configfile", "tiny.yaml", "--unlock"))
+    assert code == 0, out
+    deadline = time.monotonic() + 300
+    while _alive(holder) and time.monotonic() < deadline:  # the orphan ends on its own
+        time.sleep(0.2)
+    code, out = _finish(plain_snakemake(work, "--configfile", "tiny.yaml"))
+    assert code == 0, out
+    assert (work / "results" / "tables" / "linear.md").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+@pytest.mark.slow
+def test_a_config_error_is_one_message_without_a_traceback(tmp_path):
+    """A misspelt key stops Snakemake with the config file, the key and the fix, and no
+    Python traceback above it."""
+    config = yaml.safe_load(TINY.read_text())
+    config["datasets"]["fmnist_lt"]["pretrain"]["batch_sise"] = 32
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(tmp_path, "--configfile", "bad.yaml", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Error in the config (bad.yaml)" in out or f"({tmp_path / 'bad.yaml'})" in out
+    assert "datasets.fmnist_lt.pretrain.batch_sise: unknown key" in out, out
+    assert "Traceback" not in out and 'File "' not in out, out

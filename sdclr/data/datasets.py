@@ -36,6 +36,8 @@ import torch
 from sdclr.io import atomic_path, torch_load, torch_save
 
 SOURCES = ("fashion_mnist", "cifar10", "cifar100", "image_list")
+#: (classes, training images per class) of the sources whose geometry is known before loading.
+SOURCE_GEOMETRY = {"fashion_mnist": (10, 6000), "cifar10": (10, 5000), "cifar100": (100, 500)}
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the gzipped IDX files.
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")

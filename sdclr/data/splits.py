@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from sdclr.errors import InputError
 from sdclr.io import read_json, write_json
 
 SUBSETS = ("train", "validation", "D_i", "D_b", "S_b")
@@ -59,6 +60,15 @@ def longtail_counts(n_max: int, num_classes: int, imbalance_ratio: float) -> lis
         math.floor(n_max * imbalance_ratio ** (-k / (num_classes - 1)) + 1e-9)
         for k in range(num_classes)
     ]
+
+
+def planned_sizes(config: LongTailConfig, num_classes: int, per_class: int) -> dict[str, int]:
+    """|D_i| and |D_b| that :func:`make_longtail_split` cuts from a training set of
+    ``per_class`` images in each of ``num_classes`` classes (before any image is read)."""
+    n_max = config.n_max if config.n_max is not None else per_class - config.validation_per_class
+    d_i = sum(longtail_counts(n_max, num_classes, config.imbalance_ratio))
+    balanced = config.balanced_per_class or d_i // num_classes
+    return {"D_i": d_i, "D_b": balanced * num_classes}
 
 
 def split_seed(dataset: str, split: int | str) -> int:
@@ -181,35 +191,39 @@ def check_split(
     num_train_images: int,
     source: str = "split",
     fewshot_inside_di: bool = True,
+    fix: str = "",
 ) -> None:
     """Raise ValueError naming the problem when a split is inconsistent.
 
     Checks every subset is present and in range, has no duplicates, that pretraining and
     probe-training subsets are disjoint from validation, and (``fewshot_inside_di``) that S_b
-    lies inside D_i, as in every CIFAR split of the paper.
+    lies inside D_i, as in every CIFAR split of the paper. ``fix`` is appended to the message.
     """
+    suffix = f"; {fix}" if fix else ""
     missing = [name for name in SUBSETS if name not in record.get("indices", {})]
     if missing:
-        raise ValueError(f"{source}: missing subset(s) {missing}")
+        raise InputError(f"{source}: missing subset(s) {missing}{suffix}")
     sets = {}
     for name in SUBSETS:
         idx = np.asarray(record["indices"][name], dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= num_train_images):
-            raise ValueError(
+            raise InputError(
                 f"{source}: {name} has indices outside [0, {num_train_images}); "
-                "is the file for another dataset?"
+                f"is the file for another dataset?{suffix}"
             )
         if len(np.unique(idx)) != len(idx):
-            raise ValueError(f"{source}: {name} contains duplicate indices")
+            raise InputError(f"{source}: {name} contains duplicate indices{suffix}")
         sets[name] = set(idx.tolist())
     for name in ("train", "D_i", "D_b", "S_b"):
         overlap = sets[name] & sets["validation"]
         if overlap:
-            raise ValueError(
-                f"{source}: {len(overlap)} images of {name} are also in the validation set"
+            raise InputError(
+                f"{source}: {len(overlap)} images of {name} are also in the validation set{suffix}"
             )
     if fewshot_inside_di and not sets["S_b"] <= sets["D_i"]:
-        raise ValueError(f"{source}: {len(sets['S_b'] - sets['D_i'])} images of S_b are not in D_i")
+        raise InputError(
+            f"{source}: {len(sets['S_b'] - sets['D_i'])} images of S_b are not in D_i{suffix}"
+        )
 
 
 def _reference_file(files: dict[str, str | Path], name: str) -> Path:
@@ -328,9 +342,42 @@ def save_split(record: dict[str, Any], path: str | Path) -> None:
     write_json(path, record)
 
 
-def load_split(path: str | Path) -> dict[str, Any]:
-    """Read a split record written by ``save_split``."""
+def load_split(path: str | Path, dataset: Any = None) -> dict[str, Any]:
+    """Read a split record written by ``save_split``; with ``dataset`` (an ``ImageDataset``),
+    check that the split was made for it (:func:`check_split_fits`)."""
     record = read_json(path)
-    if "indices" not in record or "counts" not in record:
-        raise ValueError(f"{path} is not a split file (no 'indices'/'counts'); re-run make_split")
+    if not isinstance(record, dict) or "indices" not in record or "counts" not in record:
+        raise InputError(
+            f"{path} is not a split file (no 'indices'/'counts'); delete it and re-run make_split"
+        )
+    if dataset is not None:
+        check_split_fits(record, dataset, path)
     return record
+
+
+def check_split_fits(record: dict[str, Any], dataset: Any, path: str | Path) -> None:
+    """Raise ``InputError`` unless the split ``record`` (read from ``path``) indexes ``dataset``.
+
+    Its indices must be valid (:func:`check_split`), its class count the dataset's, and the
+    per-class counts it records for every subset must equal the counts of the dataset's labels
+    at its indices: a split cut from another dataset fails this even when its indices happen
+    to be in range.
+    """
+    fix = "delete it and re-run make_split, or use the split made for this dataset"
+    labels = dataset.train_labels.numpy()
+    if record.get("num_classes") != dataset.num_classes:
+        raise InputError(
+            f"split file {path} is for {record.get('num_classes')} classes but dataset "
+            f"{dataset.name} has {dataset.num_classes}; {fix}"
+        )
+    check_split(
+        record, len(labels), f"split file {path}", record.get("fewshot_inside_di", True), fix
+    )
+    for name in SUBSETS:
+        idx = np.asarray(record["indices"][name], dtype=np.int64)
+        counts = np.bincount(labels[idx], minlength=dataset.num_classes).tolist()
+        if counts != list(record["counts"].get(name, [])):
+            raise InputError(
+                f"split file {path} was not made for dataset {dataset.name}: the labels at "
+                f"its {name} indices do not match the class counts it records; {fix}"
+            )

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 import shlex
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from sdclr import paths
 try:
     _normalized = sdclr_config.normalize_config(config)
 except sdclr_config.ConfigError as err:
-    raise WorkflowError(str(err)) from None
+    _source = ", ".join(map(str, workflow.overwrite_configfiles or ["config/config.yaml"]))
+    print(f"Error in the config ({_source}): {err}", file=sys.stderr)
+    sys.exit(1)
 config.clear()
 config.update(_normalized)
 
