@@ -8,17 +8,16 @@ user's umask gives (group-readable on shared cluster storage where the umask say
 termination signal that arrives meanwhile waits until the file is in place or removed
 (``sdclr.signals.critical_section``).
 
-Torch files are serialised in memory and then written: the archive inside carries no file
-name (identical objects give byte-identical files, so DVC and checksums see no change where
-there is none), and a full disk is an ordinary ``OSError`` that we report as "no space left
-on <path>". They are read with ``weights_only=True``: tensors, numbers, strings, lists and
-dicts only, so a crafted file cannot run code.
+Torch files are written through a file handle, so the archive inside carries no file name
+(identical objects give byte-identical files, so DVC and checksums see no change where there
+is none); a full disk is reported as "no space left on <path>". They are read with
+``weights_only=True``: tensors, numbers, strings, lists and dicts only, so a crafted file
+cannot run code.
 """
 
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import pickle
@@ -67,13 +66,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
-    except OSError as err:
-        if err.errno != errno.ENOSPC or isinstance(err, NoSpaceError):
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, NoSpaceError) or not _is_no_space(err):
             raise
         raise NoSpaceError(
             f"no space left on {path.parent} while writing {path.name}; the previous "
             f"{path.name}, if any, is kept: free space and run again",
         ) from err
+
+
+def _is_no_space(err: BaseException | None) -> bool:
+    """Whether ``err`` or an error it was raised from is "no space left on device" (torch's
+    writer reports a full disk as a RuntimeError raised while handling that OSError)."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
@@ -117,9 +126,8 @@ def torch_save(path: str | os.PathLike, obj: Any) -> None:
 
     The bytes depend on ``obj`` alone: the same object always gives the same file.
     """
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    write_bytes(path, buffer.getbuffer())
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)  # to a handle, not a path: the archive names no file
 
 
 def torch_load(path: str | os.PathLike, what: str = "file") -> Any:

@@ -280,15 +280,17 @@ def test_sigterm_during_a_checkpoint_write_leaves_no_temporary(tmp_path):
     child = _python(
         f"""
         import time
+        import torch
         import sdclr.io as sio
         from sdclr.signals import exit_on_sigterm
-        def slow_write(path, data):
-            with sio.atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                handle.write(bytes(data)[:10])
-                print("writing", flush=True)
-                time.sleep(3)
-                handle.write(bytes(data)[10:])
-        sio.write_bytes = slow_write
+        save = torch.save
+        def slow_save(obj, handle):
+            handle.write(b"partial")
+            print("writing", flush=True)
+            time.sleep(3)
+            handle.seek(0)
+            save(obj, handle)
+        torch.save = slow_save
         with exit_on_sigterm():
             sio.torch_save({str(target)!r}, {{"epoch": 2}})
             print("after the write", flush=True)

@@ -168,7 +168,8 @@ def test_profile_asks_slurm_for_a_gpu_with_site_settings_and_more_time_on_retry(
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output  # every submission was refused
-    assert "Using profile slurm for setting default command line arguments" in output, output
+    # The slurm profile, with the checkout's default workflow profile layered over it.
+    assert "Using profiles slurm and workflow specific profile" in output, output
 
     by_rule: dict[str, list[dict]] = {}
     for line in calls.read_text().splitlines():

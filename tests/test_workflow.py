@@ -98,11 +98,12 @@ def test_bad_config_stops_before_any_job(tmp_path):
 
 
 def _checkout_copy(tmp_path: Path) -> Path:
-    """The workflow's files (Snakefile, profiles link, workflow/, config/, scripts/) in a
+    """The workflow's files (Snakefile, profiles link, workflow/, config/, scripts/, the conda
+    environment) in a
     fresh directory, so plain `snakemake` runs there as in a new clone."""
     work = tmp_path / "checkout"
     work.mkdir()
-    for name in ("Snakefile", "profiles", "workflow", "config", "scripts"):
+    for name in ("Snakefile", "profiles", "workflow", "config", "scripts", "environment.yml"):
         source = ROOT / name
         if source.is_symlink():
             (work / name).symlink_to(os.readlink(source))
