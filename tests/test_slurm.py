@@ -18,7 +18,8 @@ import torch
 import yaml
 from slurm_cluster import SlurmCluster, snakemake_with_quick_status_checks, unavailable_reason
 
-from sdclr.io import torch_load
+from sdclr.config import job_settings, load_config
+from sdclr.io import torch_load, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -357,11 +358,14 @@ EPOCHS = 8
 def tiny_split(tmp_path_factory) -> dict[str, Path]:
     """The tiny config's dataset and split 1, made by the stage scripts the rules call."""
     data = tmp_path_factory.mktemp("tiny-data")
-    source = json.dumps(yaml.safe_load(TINY.read_text())["datasets"]["fmnist_lt"]["source"])
+    config = load_config(TINY)
+    config["datasets"]["fmnist_lt"]["data_root"] = str(data / "raw")
+    for job in ("dataset", "split"):
+        write_json(data / f"{job}.json", job_settings(config, "fmnist_lt", job))
     for argv in (
-        ["prepare_dataset.py", "--source", source, "--data-root", str(data / "raw")]
+        ["prepare_dataset.py", "--settings", str(data / "dataset.json")]
         + ["--out", str(data / "dataset.pt"), "--summary", str(data / "summary.json")],
-        ["make_split.py", "--config", str(TINY), "--dataset", "fmnist_lt"]
+        ["make_split.py", "--settings", str(data / "split.json")]
         + ["--data", str(data / "dataset.pt"), "--split", "1", "--out", str(data / "split1.json")],
     ):
         proc = subprocess.run(
@@ -379,21 +383,17 @@ def pretrain_setup(tmp_path_factory, tiny_split):
     """The tiny config with more epochs (checkpoint every epoch), its data, and an
     uninterrupted run to compare resumed runs with."""
     directory = tmp_path_factory.mktemp("kill")
-    config = yaml.safe_load(TINY.read_text())
+    config = load_config(TINY)
     config["datasets"]["fmnist_lt"]["pretrain"].update(epochs=EPOCHS, checkpoint_every=1)
-    (directory / "config.yaml").write_text(yaml.safe_dump(config))
+    write_json(directory / "settings.json", job_settings(config, "fmnist_lt", "pretrain/sdclr"))
     data = tiny_split
 
     def command(out_dir: Path) -> list[str]:
         return [
             sys.executable,
             str(ROOT / "scripts" / "pretrain.py"),
-            "--config",
-            str(directory / "config.yaml"),
-            "--dataset",
-            "fmnist_lt",
-            "--method",
-            "sdclr",
+            "--settings",
+            str(directory / "settings.json"),
             "--data",
             str(data["dataset"]),
             "--split",
