@@ -129,11 +129,15 @@ def test_profile_asks_slurm_for_a_gpu_with_site_settings_and_more_time_on_retry(
     link = home / ".config" / "snakemake" / "slurm"
     assert link.is_symlink() and link.resolve() == PROFILE.resolve()
 
-    # Inputs of one pretraining job, one probe and one split: only those three jobs run.
+    # Inputs of one pretraining job, one probe and one split: only those three jobs run (and
+    # the local settings rule for nothing: each settings file is older than what it feeds).
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(TINY, work / "tiny.yaml")
-    for name in (
+    for name in (  # oldest first: the jobs' settings files, then their other inputs
+        "results/settings/fmnist_lt/split.json",
+        "results/settings/fmnist_lt/pretrain/sdclr.json",
+        "results/settings/fmnist_lt/probe/linear.json",
         "results/data/fmnist_lt/dataset.pt",
         "results/splits/fmnist_lt/split1.json",
         "results/checkpoints/fmnist_lt/simclr/split1/seed0/model.pt",
@@ -261,6 +265,7 @@ def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_cluster, tiny_local_
     submitted = SUBMITTED.findall(output)
     jobs = slurm_cluster.jobs()
     planned = job_stats(output)
+    assert planned.pop("job_settings") == 6 and planned.pop("report_settings") == 1
     rules = {}
     for _, slurm_id, log in submitted:
         job = jobs[slurm_id]
@@ -270,8 +275,10 @@ def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_cluster, tiny_local_
         rules[rule] = rules.get(rule, 0) + 1
         assert Path(log).is_file(), log  # .snakemake/slurm_logs/rule_<rule>/<wildcards>/<id>.log
         assert Path(log).is_relative_to(tmp_path / ".snakemake" / "slurm_logs")
-    # Every job of the plan ran as one SLURM job, except the target rule `all` (no command).
+    # Every job of the plan ran as one SLURM job, except the target rule `all` (no command)
+    # and the settings rules, local rules that write each job's settings file on the login node.
     assert planned.pop("all") == 1 and rules == planned, output
+    assert "job_settings" not in rules and "report_settings" not in rules
     assert rules["pretrain"] == 4 and rules["probe"] == 8 and rules["prepare_dataset"] == 1
 
     # Same pretrained weights, then the same tables, as the local executor's run.

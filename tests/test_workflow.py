@@ -95,7 +95,7 @@ def test_a_changed_temperature_reruns_exactly_that_method(finished_run):
     the aggregation rerun; the other method, the data and the splits do not."""
     config = yaml.safe_load((finished_run / "tiny.yaml").read_text())
     config["methods"]["simclr"]["hyperparameters"] = {"temperature": 0.3}
-    (finished_run / "temperature.yaml").write_text(yaml.safe_dump(config))
+    (finished_run / "temperature.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     counts = _dry_run_counts(finished_run, "temperature.yaml")
     assert counts.get("job_settings") == 1 and counts.get("report_settings") is None, counts
     assert counts.get("pretrain") == 2 and counts.get("probe") == 4, counts
@@ -109,7 +109,7 @@ def test_a_changed_label_reruns_no_training_and_shows_in_the_table(finished_run,
     shutil.copytree(finished_run, work, symlinks=True)
     config = yaml.safe_load((work / "tiny.yaml").read_text())
     config["methods"]["sdclr"]["label"] = "SDCLR (p=0.9)"
-    (work / "label.yaml").write_text(yaml.safe_dump(config))
+    (work / "label.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     counts = _dry_run_counts(work, "label.yaml")
     assert "pretrain" not in counts and "probe" not in counts and "job_settings" not in counts
     assert counts.get("report_settings") == 1 and counts.get("make_tables") == 2, counts
