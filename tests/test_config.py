@@ -62,7 +62,7 @@ def test_experiments_list_is_the_union_of_its_grids(tmp_path):
         ),
         (
             lambda c: c["datasets"]["fmnist_lt"]["pretrain"].update(epoch=3),
-            r"datasets\.fmnist_lt\.pretrain: .*'epoch'",
+            r"datasets\.fmnist_lt\.pretrain\.epoch: unknown key; known keys here: \[.*'epochs'",
         ),
         (
             lambda c: c["datasets"]["fmnist_lt"]["source"].update(name="mnist"),

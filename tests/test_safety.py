@@ -319,3 +319,22 @@ def test_a_signal_inside_a_write_is_raised_after_it(tmp_path):
             time.sleep(0.2)  # the handler runs here, and must wait
     assert target.read_text() == "complete"
     assert [p.name for p in tmp_path.iterdir()] == ["log.csv"]
+
+
+def test_a_crafted_cifar_batch_is_refused_and_never_runs(tmp_path):
+    """CIFAR's own format is a pickle: a batch whose pickle would run code is refused with
+    the file's name, and the code never runs; real batches (numpy arrays) still load."""
+    import pickle
+
+    from fakes import write_fake_cifar10
+
+    from sdclr.data.datasets import load_dataset
+
+    write_fake_cifar10(tmp_path / "raw")
+    assert load_dataset({"name": "cifar10"}, tmp_path / "raw", download=False).num_classes == 10
+    marker = tmp_path / "pwned"
+    batch = tmp_path / "raw" / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(pickle.dumps({"data": _CreatesAFile(marker), "labels": []}))
+    with pytest.raises(InputError, match=r"data_batch_3 is not a readable CIFAR batch .*open"):
+        load_dataset({"name": "cifar10"}, tmp_path / "raw", download=False)
+    assert not marker.exists()

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sdclr.errors import InputError
 from sdclr.io import atomic_path, torch_load, torch_save
 
 SOURCES = ("fashion_mnist", "cifar10", "cifar100", "image_list")
@@ -399,18 +400,37 @@ def _download_cifar(name: str, root: Path, folder: str) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles what a CIFAR batch holds (dicts, lists, strings, numbers, numpy arrays) and
+    refuses every other global, so a crafted file cannot run code."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how protocol-2 pickles spell bytes
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+        return super().find_class(module, name)
+
+
 def _read_pickle(path: Path) -> dict[str, Any]:
-    """Unpickle a CIFAR file; keys come back as ``str`` whether stored as bytes or str."""
+    """Unpickle a CIFAR file with :class:`_CifarUnpickler`; keys come back as ``str`` whether
+    stored as bytes or str."""
     try:
         with open(path, "rb") as handle:
-            obj = pickle.load(handle, encoding="latin1")
+            obj = _CifarUnpickler(handle, encoding="latin1").load()
     except Exception as err:  # pickle raises many types for a damaged file
-        raise ValueError(
-            f"{path} is not a readable CIFAR pickle ({type(err).__name__}: {err}); "
-            "delete the folder and download it again"
-        ) from err
+        raise InputError(
+            f"{path} is not a readable CIFAR batch ({type(err).__name__}: {err}); delete the "
+            "folder and download it again"
+        ) from None
     if not isinstance(obj, dict):
-        raise ValueError(f"{path} holds a {type(obj).__name__}, expected a CIFAR dict")
+        raise InputError(f"{path} holds a {type(obj).__name__}, expected a CIFAR dict")
     return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
 
 
