@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup demo test test-fast lint report clean slurm-profile slurm-packages
+.PHONY: setup demo test test-fast lint report clean schema slurm-profile slurm-packages
 
 setup: $(VENV)/.installed fashion-mnist slurm-profile
 
@@ -65,6 +65,10 @@ test: setup slurm-packages
 
 test-fast: setup
 	python -m pytest -m "not slow"
+
+# The config schema is generated from the settings dataclasses (sdclr/settings.py).
+schema: setup
+	python -m sdclr.config_schema
 
 lint: setup
 	ruff check . && ruff format --check . && snakemake --lint

@@ -22,6 +22,7 @@ rule all:
     default_target: True
 
 
+include: "workflow/rules/settings.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/pretrain.smk"

@@ -9,8 +9,7 @@ of CIFAR-10-LT's 11,165 images). On a CPU, shrink them, e.g.
 import argparse
 
 import torch
-
-from sdclr.benchmark import METHODS, BenchConfig, format_results, run_benchmark, write_json
+from benchmark import METHODS, BenchConfig, format_results, run_benchmark, write_json
 
 defaults = BenchConfig()
 parser = argparse.ArgumentParser(description=__doc__)

@@ -1,42 +1,22 @@
-"""Our mean ± std tables next to the paper's reported numbers (md, csv per probe) + a figure."""
+"""Our mean ± std next to the paper's reported numbers: tables and a figure."""
 
 import argparse
-import json
 
 from sdclr import paths
-from sdclr.cli import run, setup_logging
-from sdclr.config import labels, load_config
-from sdclr.paper import REPORTED_PATH
+from sdclr.cli import add_settings_argument, read_settings, run, setup_logging
 from sdclr.stages import comparison_stage
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--config", nargs="+", help="config file(s): every input and output from it"
-    )
-    parser.add_argument("--evals", nargs="+", help="evaluation .json files")
-    parser.add_argument("--reported", default=str(REPORTED_PATH), help="the paper's numbers")
-    parser.add_argument("--paper-names", help='JSON {dataset: {"name": ..., "methods": {...}}}')
-    for key, default in paths.COMPARISON.items():
-        parser.add_argument(f"--{key.replace('_', '-')}", default=default)
-    parser.add_argument("--labels", help='JSON {"datasets": {...}, "methods": {...}} display names')
+    add_settings_argument(parser)
+    parser.add_argument("--reported", default=str(paths.REPORTED), help="the paper's numbers")
+    for key in paths.COMPARISON:
+        parser.add_argument(f"--{key.replace('_', '-')}", required=True, help="output file")
     args = parser.parse_args()
     setup_logging()
-    if args.config:
-        config = load_config(*args.config)
-        evals = paths.all_eval_files(config)
-        names, display = paths.paper_names(config), labels(config)
-    elif args.evals and args.paper_names:
-        evals, names = args.evals, json.loads(args.paper_names)
-        display = json.loads(args.labels) if args.labels else None
-    else:
-        parser.error("give --config, or --evals and --paper-names")
-    outputs = {
-        "linear": {"md": args.linear_md, "csv": args.linear_csv},
-        "fewshot": {"md": args.fewshot_md, "csv": args.fewshot_csv},
-    }
-    comparison_stage(evals, args.reported, names, outputs, args.figure, display)
+    outputs = {key: getattr(args, key) for key in paths.COMPARISON}
+    comparison_stage(read_settings(args.settings), args.reported, outputs)
 
 
 run(main)

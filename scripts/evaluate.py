@@ -2,26 +2,18 @@
 
 import argparse
 
-from sdclr.cli import add_settings_arguments, resolve_settings, run, setup_logging
-from sdclr.config import probe_settings
+from sdclr.cli import add_model_job_arguments, read_settings, run, setup_logging
 from sdclr.stages import probe_stage
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    add_settings_arguments(parser)
-    parser.add_argument("--probe", choices=["linear", "fewshot"], help="probe (with --config)")
-    parser.add_argument("--data", required=True, help="prepared dataset .pt")
-    parser.add_argument("--split", required=True, help="split .json")
+    add_model_job_arguments(parser)
     parser.add_argument("--model", required=True, help="pretrained model.pt")
-    parser.add_argument("--seed", required=True, type=int)
     parser.add_argument("--out", required=True, help="output evaluation .json")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     args = parser.parse_args()
     setup_logging()
-    settings = resolve_settings(
-        args, lambda config: probe_settings(config, args.dataset, args.probe)
-    )
+    settings = read_settings(args.settings)
     probe_stage(
         args.data,
         args.split,

@@ -1,16 +1,15 @@
-"""Shared argument handling for the scripts: settings from JSON or from the config files."""
+"""What every script shares: readable logging, the job's settings file, one-line user errors."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from sdclr.config import load_config
-from sdclr.errors import USER_ERRORS
+from sdclr.errors import USER_ERRORS, InputError
+from sdclr.io import read_json
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -22,27 +21,31 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--settings JSON`` (what the Snakefile passes) or ``--config FILE... --dataset NAME``."""
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--settings", help="the job's resolved settings as JSON")
-    group.add_argument("--config", nargs="+", help="config file(s), merged in order")
-    parser.add_argument("--dataset", help="dataset key in the config (with --config)")
+def add_settings_argument(parser: argparse.ArgumentParser) -> None:
+    """``--settings FILE``: the job's settings file (``sdclr.paths.SETTINGS``), the one way
+    settings reach a script; and ``--quiet`` for no progress bars."""
+    parser.add_argument(
+        "--settings", required=True, help="the job's settings .json (results/settings/...)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def resolve_settings(
-    args: argparse.Namespace, from_config: Callable[[dict[str, Any]], dict[str, Any]]
-) -> dict[str, Any]:
-    """The job's settings: parsed from ``--settings`` or computed from ``--config`` files."""
-    if args.settings is not None:
-        return json.loads(args.settings)
-    config = load_config(*args.config)
-    if args.dataset is None or args.dataset not in config["datasets"]:
-        raise SystemExit(
-            f"--dataset must name one of the config's datasets: {sorted(config['datasets'])}"
-        )
-    return from_config(config)
+def add_model_job_arguments(parser: argparse.ArgumentParser) -> None:
+    """The inputs of a job on one (split, seed): ``--settings``, ``--data``, ``--split``,
+    ``--seed``, ``--threads`` (pretraining and probes)."""
+    add_settings_argument(parser)
+    parser.add_argument("--data", required=True, help="prepared dataset .pt")
+    parser.add_argument("--split", required=True, help="split .json")
+    parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def read_settings(path: str) -> dict[str, Any]:
+    """The settings a rule wrote for this job."""
+    settings = read_json(path)
+    if not isinstance(settings, dict):
+        raise InputError(f"settings file {path} must hold a JSON object; re-run its rule")
+    return settings
 
 
 def run(main: Callable[[], object]) -> None:

@@ -4,36 +4,25 @@ One config drives both the Snakefile and dvc.yaml. ``validate_config`` checks it
 ``workflow/schemas/config.schema.yaml`` (unknown keys, wrong types) and then against the code
 (registered methods, their hyperparameters), raising ``ConfigError`` with the offending key's
 path. ``normalize_config`` turns the user's experiment grid into per-dataset entries;
-``pretrain_settings`` and ``probe_settings`` cut out what one job needs from that form, so a
-job reruns exactly when its own settings change.
+``job_settings`` and ``report_settings`` cut out what one job needs from that form. That is the
+one way a setting reaches the code: a rule writes it to the job's settings file
+(``sdclr.paths.SETTINGS``), which is the job's input, so a job reruns exactly when its own
+settings change, and a presentation-only change (a label) reruns only the report.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
 from sdclr.errors import ConfigError
+from sdclr.settings import load
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-PROBES = ("linear", "fewshot")
 T = TypeVar("T")
-
-
-def dataclass_from_dict(cls: type[T], values: dict[str, Any] | None, section: str) -> T:
-    """Build a settings dataclass, rejecting keys it does not have; lists become tuples."""
-    values = dict(values or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(f"{section}: unknown key(s) {unknown}; known keys: {sorted(fields)}")
-    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**converted)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -131,8 +120,9 @@ def validate_config(config: dict[str, Any]) -> None:
     """Raise ``ConfigError`` naming the key when ``config`` is not a valid experiment config."""
     import jsonschema
 
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    from sdclr.config_schema import config_schema
+
+    validator = jsonschema.Draft202012Validator(config_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = []
@@ -152,9 +142,16 @@ def validate_config(config: dict[str, Any]) -> None:
 
 
 def _check_semantics(config: dict[str, Any]) -> None:
+    from sdclr.config_schema import _sections
+    from sdclr.evaluation import PROBE_NAMES
     from sdclr.methods import METHODS, create_method
 
     for name, dataset in config["datasets"].items():
+        for section, cls in _sections().items():  # what the schema cannot say (low <= high)
+            keys = [f"{p}_probe" for p in PROBE_NAMES] if section == "probe" else [section]
+            for key in keys:
+                values = {k: v for k, v in dataset[key].items() if k != "reference_splits"}
+                load(cls, values, f"datasets.{name}.{key}")
         source = dataset["source"]
         if source["name"] == "image_list":
             missing = [k for k in ("image_root", "train_list", "test_list") if k not in source]
@@ -174,10 +171,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"{', '.join(sorted(METHODS))} (set 'algorithm' to one of them, or add a "
                 "module in sdclr/methods/)"
             )
-        try:
-            create_method(algorithm, method.get("hyperparameters"))
-        except ValueError as err:
-            raise ConfigError(f"{where}.hyperparameters: {err}") from err
+        create_method(algorithm, method.get("hyperparameters"), f"{where}.hyperparameters")
 
 
 def _check_batch_fits(name: str, dataset: dict[str, Any], methods: dict[str, Any]) -> None:
@@ -191,7 +185,7 @@ def _check_batch_fits(name: str, dataset: dict[str, Any], methods: dict[str, Any
     geometry = SOURCE_GEOMETRY.get(dataset["source"]["name"])
     if geometry is None or longtail.pop("reference_splits", None):
         return
-    sizes = planned_sizes(dataclass_from_dict(LongTailConfig, longtail, "longtail"), *geometry)
+    sizes = planned_sizes(load(LongTailConfig, longtail, "longtail"), *geometry)
     batch = dataset["pretrain"]["batch_size"]
     for run, method in methods.items():
         subset = method.get("pretrain_set", "D_i")
@@ -204,15 +198,31 @@ def _check_batch_fits(name: str, dataset: dict[str, Any], methods: dict[str, Any
 
 
 def method_spec(config: dict[str, Any], dataset: str, method: str) -> dict[str, Any]:
-    """The resolved method entry: algorithm, label, pretrain_set and hyperparameters."""
+    """The resolved method entry: name, algorithm, pretrain_set and hyperparameters (its
+    display label is presentation and lives in :func:`report_settings`)."""
     entry = config["datasets"][dataset]["methods"][method]
     return {
         "name": method,
         "algorithm": entry.get("algorithm", method),
-        "label": entry.get("label", method),
         "pretrain_set": entry.get("pretrain_set", "D_i"),
         "hyperparameters": dict(entry.get("hyperparameters") or {}),
     }
+
+
+def dataset_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """What preparing a dataset depends on: its source and where the raw files are."""
+    entry = config["datasets"][dataset]
+    return {
+        "dataset": dataset,
+        "source": dict(entry["source"]),
+        "data_root": entry["data_root"],
+        "download": entry["download"],
+    }
+
+
+def split_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """What cutting a split depends on."""
+    return {"dataset": dataset, "longtail": dict(config["datasets"][dataset]["longtail"])}
 
 
 def pretrain_settings(config: dict[str, Any], dataset: str, method: str) -> dict[str, Any]:
@@ -230,8 +240,10 @@ def pretrain_settings(config: dict[str, Any], dataset: str, method: str) -> dict
 
 def probe_settings(config: dict[str, Any], dataset: str, probe: str) -> dict[str, Any]:
     """Everything one probe job depends on besides its input files."""
-    if probe not in PROBES:
-        raise ConfigError(f"unknown probe {probe!r}; known probes: {PROBES}")
+    from sdclr.evaluation import PROBE_NAMES
+
+    if probe not in PROBE_NAMES:
+        raise ConfigError(f"unknown probe {probe!r}; known probes: {PROBE_NAMES}")
     entry = config["datasets"][dataset]
     return {
         "dataset": dataset,
@@ -243,9 +255,19 @@ def probe_settings(config: dict[str, Any], dataset: str, probe: str) -> dict[str
     }
 
 
-def split_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
-    """What cutting a split depends on."""
-    return {"dataset": dataset, "longtail": dict(config["datasets"][dataset]["longtail"])}
+def job_settings(config: dict[str, Any], dataset: str, job: str) -> dict[str, Any]:
+    """The settings file of one job kind: ``job`` is ``dataset``, ``split``,
+    ``pretrain/<method>`` or ``probe/<probe>`` (``sdclr.paths.SETTINGS``)."""
+    kind, _, name = job.partition("/")
+    if kind == "dataset" and not name:
+        return dataset_settings(config, dataset)
+    if kind == "split" and not name:
+        return split_settings(config, dataset)
+    if kind == "pretrain" and name in config["datasets"][dataset]["methods"]:
+        return pretrain_settings(config, dataset, name)
+    if kind == "probe" and name:
+        return probe_settings(config, dataset, name)
+    raise ConfigError(f"no settings for job {job!r} of dataset {dataset!r}")
 
 
 def labels(config: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -256,3 +278,19 @@ def labels(config: dict[str, Any]) -> dict[str, dict[str, str]]:
         for run, method in dataset["methods"].items():
             out["methods"][run] = method.get("label", run)
     return out
+
+
+def report_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What the tables, figures and paper comparison read: the evaluation records and split
+    files to aggregate, and the presentation (labels, row order, group rules, which rows are
+    the paper's). Changing a label changes this file alone, so no training or probe reruns."""
+    from sdclr import paths
+
+    return {
+        "evals": {probe: paths.eval_files(config, probe) for probe in paths.PROBES},
+        "splits": paths.split_files(config),
+        "labels": labels(config),
+        "row_order": paths.row_order(config),
+        "group_rules": paths.group_rules(config),
+        "paper_names": paths.paper_names(config),
+    }

@@ -15,6 +15,7 @@ Design (no DDP wrapper, so SDCLR's two forwards per step need no special care):
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from dataclasses import dataclass
@@ -48,7 +49,16 @@ def setup() -> World:
         if backend == "nccl":
             torch.cuda.set_device(world.local_rank)
         dist.init_process_group(backend)
+        # Leave the group before the interpreter exits: a gloo group torn down by the C++
+        # destructors at exit can abort ("terminate called without an active exception").
+        atexit.register(_leave)
     return world
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def active() -> bool:

@@ -13,10 +13,8 @@ from sdclr import paths
 from sdclr.io import write_text
 from sdclr.report import COLUMNS, PROBE_TITLES, _cell
 
-REPORTED_PATH = paths.REPORTED
 
-
-def load_reported(path: str | Path = REPORTED_PATH) -> dict[str, Any]:
+def load_reported(path: str | Path = paths.REPORTED) -> dict[str, Any]:
     """The paper's numbers: ``{probe: {dataset: {method: {column: [mean, std|None]}}}}``."""
     reported = yaml.safe_load(Path(path).read_text())
     for probe, datasets in reported.items():

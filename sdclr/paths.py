@@ -7,13 +7,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sdclr.evaluation import PROBE_NAMES as PROBES
+
+# Each job's resolved settings (``sdclr.config.job_settings``), written by the settings rule:
+# ``job`` is dataset, split, pretrain/<method> or probe/<probe>. The report's in REPORT_SETTINGS.
+SETTINGS = "results/settings/{dataset}/{job}.json"
+REPORT_SETTINGS = "results/settings/report.json"
 DATASET = "results/data/{dataset}/dataset.pt"
 DATASET_SUMMARY = "results/data/{dataset}/summary.json"
 SPLIT = "results/splits/{dataset}/split{split}.json"
 RUN_DIR = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}"
-MODEL = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}/model.pt"
-CHECKPOINT = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}/resume.pt"
-TRAIN_LOG = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}/train_log.csv"
+# The files of a run directory (sdclr.train): checkpoint, final model, logs.
+CHECKPOINT_NAME = "resume.pt"
+MODEL_NAME = "model.pt"
+LOG_NAME = "train_log.csv"
+TIMING_NAME = "timing.csv"
+MODEL = f"{RUN_DIR}/{MODEL_NAME}"
+TRAIN_LOG = f"{RUN_DIR}/{LOG_NAME}"
 EVAL = "results/eval/{dataset}/{method}/split{split}/seed{seed}/{probe}.json"
 TABLE = "results/tables/{probe}.{ext}"
 TABLE_FORMATS = ("md", "csv", "tex", "json")
@@ -23,14 +33,13 @@ FIGURES = {
     "accuracy_vs_frequency": "results/figures/accuracy_vs_frequency.png",
 }
 COMPARISON = {
-    "linear_md": "results/tables/linear_vs_paper.md",
-    "linear_csv": "results/tables/linear_vs_paper.csv",
-    "fewshot_md": "results/tables/fewshot_vs_paper.md",
-    "fewshot_csv": "results/tables/fewshot_vs_paper.csv",
+    **{
+        f"{probe}_{ext}": f"results/tables/{probe}_vs_paper.{ext}"
+        for probe in PROBES
+        for ext in ("md", "csv")
+    },
     "figure": "results/figures/paper_comparison.png",
-}
-PROBES = ("linear", "fewshot")
-# The paper's reported numbers (data in the repository, not a pipeline output).
+}  # The paper's reported numbers (data in the repository, not a pipeline output).
 REPORTED = Path(__file__).resolve().parents[1] / "config" / "paper" / "reported.yaml"
 
 

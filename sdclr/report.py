@@ -16,15 +16,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sdclr.evaluation import PROBES
 from sdclr.groups import GROUPS
 from sdclr.io import read_json, write_json, write_text
 
 COLUMNS = (*GROUPS, "Std", "All")
-PROBE_TITLES = {"linear": "Linear separability", "fewshot": "Few-shot (S_b) probe"}
+PROBE_TITLES = {name: probe.title for name, probe in PROBES.items()}
 
 
 def load_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Read evaluation JSON files written by ``sdclr.evaluate.run_probe``."""
+    """Read evaluation JSON files written by ``sdclr.evaluation.run_probe``."""
     records = []
     for path in paths:
         record = read_json(path)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sdclr.config import dataclass_from_dict
 from sdclr.data.datasets import dataset_summary, load_dataset, load_saved_dataset, save_dataset
 from sdclr.data.splits import (
     LongTailConfig,
@@ -26,9 +25,10 @@ from sdclr.data.splits import (
     save_split,
 )
 from sdclr.device import pick_device
-from sdclr.evaluate import run_probe
+from sdclr.evaluation import run_probe
 from sdclr.io import remove_stale_temporaries, write_json
 from sdclr.runlock import run_directory_lock
+from sdclr.settings import load
 from sdclr.signals import Terminated, exit_on_sigterm
 from sdclr.train import pretrain
 
@@ -36,14 +36,11 @@ log = logging.getLogger(__name__)
 
 
 def prepare_dataset_stage(
-    source: dict[str, Any],
-    data_root: str | Path,
-    download: bool,
-    out: str | Path,
-    summary_out: str | Path,
+    settings: dict[str, Any], out: str | Path, summary_out: str | Path
 ) -> None:
     """Raw dataset -> one uint8 tensor file plus a JSON summary (sizes, per-class counts)."""
-    dataset = load_dataset(source, data_root, download=download)
+    source = settings["source"]
+    dataset = load_dataset(source, settings["data_root"], download=settings["download"])
     save_dataset(dataset, out)
     write_json(summary_out, dataset_summary(dataset))
     log.info(
@@ -66,7 +63,7 @@ def make_split_stage(
     if reference:
         record = import_reference_split(reference, dataset, settings["dataset"], split)
     else:
-        config = dataclass_from_dict(LongTailConfig, longtail, "longtail")
+        config = load(LongTailConfig, longtail, "longtail")
         record = make_longtail_split(
             dataset.train_labels.numpy(), dataset.num_classes, config, settings["dataset"], split
         )
@@ -154,62 +151,49 @@ def probe_stage(
     return record
 
 
-def tables_stage(
-    evals: Sequence[str | Path],
-    probe: str,
-    outputs: dict[str, str | Path],
-    order: Sequence[tuple[str, str]] | None = None,
-    labels: dict | None = None,
-) -> None:
-    """Aggregate evaluation records into the ``probe`` table in every requested format."""
+def tables_stage(report: dict[str, Any], probe: str, outputs: dict[str, str | Path]) -> None:
+    """Aggregate ``probe``'s evaluation records (listed in the report settings) into its table
+    in every requested format."""
     # pandas/matplotlib load here, not at module import: the many training jobs never need them.
     from sdclr.report import load_records, write_tables
 
-    write_tables(load_records(evals), probe, outputs, order, labels)
+    order = [tuple(pair) for pair in report["row_order"]]
+    write_tables(load_records(report["evals"][probe]), probe, outputs, order, report["labels"])
 
 
-def figures_stage(
-    evals: Sequence[str | Path],
-    splits: Sequence[str | Path],
-    group_accuracy: str | Path,
-    class_profile: str | Path,
-    accuracy_vs_frequency: str | Path,
-    group_rules: dict[str, dict] | None = None,
-    labels: dict | None = None,
-) -> None:
-    """Write the three figures from evaluation records and split files."""
+def figures_stage(report: dict[str, Any], outputs: dict[str, str | Path]) -> None:
+    """Write the figures (``outputs``: name -> path, the keys of ``sdclr.paths.FIGURES``)."""
     from sdclr.figures import plot_accuracy_vs_frequency, plot_class_profile, plot_group_accuracy
     from sdclr.report import load_records
 
-    records = load_records(evals)
-    plot_group_accuracy(records, group_accuracy, labels)
-    plot_class_profile([load_split(p) for p in splits], class_profile, group_rules, labels)
-    plot_accuracy_vs_frequency(records, accuracy_vs_frequency, labels)
+    records = load_records([f for files in report["evals"].values() for f in files])
+    labels = report["labels"]
+    plot_group_accuracy(records, outputs["group_accuracy"], labels)
+    splits = [load_split(p) for p in report["splits"]]
+    plot_class_profile(splits, outputs["class_profile"], report["group_rules"], labels)
+    plot_accuracy_vs_frequency(records, outputs["accuracy_vs_frequency"], labels)
 
 
 def comparison_stage(
-    evals: Sequence[str | Path],
-    reported: str | Path,
-    paper_names: dict[str, dict[str, Any]],
-    outputs: dict[str, dict[str, str | Path]],
-    figure: str | Path,
-    labels: dict | None = None,
+    report: dict[str, Any], reported: str | Path, outputs: dict[str, str | Path]
 ) -> None:
-    """Tables (per probe: ``outputs[probe] = {"md": ..., "csv": ...}``) and a figure of our
-    mean ± std next to the paper's reported numbers."""
+    """Tables per probe (``outputs["<probe>_md"]``, ``outputs["<probe>_csv"]``) and a figure
+    (``outputs["figure"]``) of our mean ± std next to the paper's reported numbers."""
     from sdclr.figures import plot_paper_comparison
     from sdclr.paper import compare_with_paper, load_reported, write_comparison
     from sdclr.report import aggregate, load_records, records_frame
 
-    records = load_records(evals)
     reported_numbers = load_reported(reported)
+    labels = report["labels"]
     comparisons = {}
-    for probe, paths in outputs.items():
-        chosen = [r for r in records if r["probe"] == probe]
-        table = aggregate(records_frame(chosen))
-        comparisons[probe] = compare_with_paper(table, reported_numbers, probe, paper_names)
-        write_comparison(comparisons[probe], probe, paths["md"], paths["csv"], labels)
-    plot_paper_comparison(comparisons, figure, labels)
+    for probe, evals in report["evals"].items():
+        table = aggregate(records_frame(load_records(evals)))
+        comparisons[probe] = compare_with_paper(
+            table, reported_numbers, probe, report["paper_names"]
+        )
+        md, csv = outputs[f"{probe}_md"], outputs[f"{probe}_csv"]
+        write_comparison(comparisons[probe], probe, md, csv, labels)
+    plot_paper_comparison(comparisons, outputs["figure"], labels)
 
 
 __all__ = [

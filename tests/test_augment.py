@@ -11,7 +11,6 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from sdclr.config import dataclass_from_dict
 from sdclr.data.augment import (
     AugmentConfig,
     AugmentParams,
@@ -20,19 +19,45 @@ from sdclr.data.augment import (
     apply_gaussian_blur,
     apply_grayscale,
     blur_kernel_size,
-    color_jitter,
     crop_flip_with_params,
-    gaussian_blur,
     random_crop_flip,
-    random_grayscale,
     resized_crop,
     sample_crop_boxes,
     sample_jitter_params,
 )
+from sdclr.errors import ConfigError
+from sdclr.settings import load
 
 RATIO = (3 / 4, 4 / 3)
 # Two-sample Kolmogorov-Smirnov critical value at alpha = 0.001 is 1.949 * sqrt((n + m) / nm).
 KS_C_ALPHA_001 = 1.949
+
+
+# Sample-and-apply compositions of the library's ops (what BatchAugment does inline).
+
+
+def gaussian_blur(images, p, sigma_range, kernel_size, generator=None):
+    """RandomApply([GaussianBlur(kernel_size, sigma_range)], p), per sample."""
+    n, dev = images.shape[0], images.device
+    mask = torch.rand(n, generator=generator, device=dev) < p
+    low, high = sigma_range
+    sigma = low + (high - low) * torch.rand(n, generator=generator, device=dev)
+    return apply_gaussian_blur(images, sigma, kernel_size, mask)
+
+
+def color_jitter(images, brightness, contrast, saturation, hue, generator=None):
+    """ColorJitter with independent factors and op order per sample."""
+    n = images.shape[0]
+    factors, order = sample_jitter_params(
+        n, brightness, contrast, saturation, hue, generator, images.device
+    )
+    return apply_color_jitter(images, factors, order)
+
+
+def random_grayscale(images, p, generator=None):
+    """RandomGrayscale(p), per sample."""
+    mask = torch.rand(images.shape[0], generator=generator, device=images.device) < p
+    return apply_grayscale(images, mask)
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -90,14 +115,14 @@ def _colour_test_images(n: int, channels: int, size: int, seed: int) -> torch.Te
 def test_config_from_dict_converts_lists_and_rejects_unknown_keys():
     """The config loader turns YAML lists into tuples and names an unknown key plus the known
     keys."""
-    cfg = dataclass_from_dict(
+    cfg = load(
         AugmentConfig, {"crop_size": 32, "scale": [0.2, 1.0], "jitter": [0.1] * 4}, "augmentation"
     )
     assert cfg.scale == (0.2, 1.0) and isinstance(cfg.scale, tuple)
     assert cfg.jitter == (0.1, 0.1, 0.1, 0.1)
     assert cfg == AugmentConfig(crop_size=32, scale=(0.2, 1.0), jitter=(0.1, 0.1, 0.1, 0.1))
     with pytest.raises(ValueError, match="blurp") as info:
-        dataclass_from_dict(AugmentConfig, {"crop_size": 32, "blurp": 0.5}, "augmentation")
+        load(AugmentConfig, {"crop_size": 32, "blurp": 0.5}, "augmentation")
     assert "blur_p" in str(info.value) and "crop_size" in str(info.value)
 
 
@@ -106,15 +131,18 @@ def test_config_from_dict_converts_lists_and_rejects_unknown_keys():
     [
         {"crop_size": 0},
         {"crop_size": 32, "flip_p": 1.5},
-        {"crop_size": 32, "scale": (0.5, 0.1)},
-        {"crop_size": 32, "jitter": (0.4, 0.4, 0.4, 0.7)},
+        {"crop_size": 32, "scale": [0.5, 0.1]},
+        {"crop_size": 32, "scale": [0.5, 1.5]},
+        {"crop_size": 32, "jitter": [0.4, 0.4, 0.4, 0.7]},
+        {"crop_size": 32, "jitter": [0.4, 0.4, 0.4]},
         {"crop_size": 32, "interpolation": "nearest"},
     ],
 )
 def test_config_rejects_invalid_values(kwargs):
-    """Invalid probabilities, ranges, hue strength or interpolation fail at construction."""
-    with pytest.raises(ValueError):
-        AugmentConfig(**kwargs)
+    """Invalid probabilities, ranges, hue strength or interpolation are config errors naming
+    the key, when the section is loaded."""
+    with pytest.raises(ConfigError, match=r"augmentation(\.\w+)+: "):
+        load(AugmentConfig, kwargs, "augmentation")
 
 
 # --------------------------------------------------------------------------------------------
@@ -540,7 +568,7 @@ def test_resized_crop_flip_equals_hflip_after_the_resize(height, width):
 
 def test_resize_weight_table_holds_the_computed_weights():
     """A looked-up window is the same matrix _resize_weights computes for it."""
-    from sdclr.data.augment import _axis_weights, _resize_weights
+    from sdclr.data.augment.crops import _axis_weights, _resize_weights
 
     start = torch.tensor([0, 3, 10, 0, 31])
     length = torch.tensor([32, 5, 22, 1, 1])
@@ -553,7 +581,7 @@ def test_resize_weight_table_holds_the_computed_weights():
 def test_hue_matches_torchvision_on_ties_extremes_and_random_pixels():
     """The closed-form hue shift equals TF.adjust_hue for every factor in [-0.5, 0.5] on
     random pixels and on pixels whose max or min is tied between channels."""
-    from sdclr.data.augment import _adjust_hue
+    from sdclr.data.augment.colour import _adjust_hue
 
     n = 64
     x = torch.rand(n, 3, 8, 8, generator=_gen(0))

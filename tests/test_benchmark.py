@@ -1,4 +1,4 @@
-"""The pretraining benchmark (scripts/bench_pretrain.py, sdclr/benchmark.py) on tiny settings."""
+"""The pretraining benchmark (scripts/bench_pretrain.py, scripts/benchmark.py) on tiny settings."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from sdclr.benchmark import BenchConfig
+from benchmark import BenchConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

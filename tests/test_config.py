@@ -8,10 +8,12 @@ import yaml
 
 from sdclr.config import (
     ConfigError,
+    job_settings,
     load_config,
     normalize_config,
     pretrain_settings,
     probe_settings,
+    report_settings,
     validate_config,
 )
 
@@ -110,7 +112,48 @@ def test_job_settings_hold_only_what_the_job_depends_on(config):
     assert pretrain_settings(config, "fmnist_lt", "sdclr")["method"]["algorithm"] == "sdclr"
 
 
+def test_a_label_is_presentation_not_a_job_setting(config):
+    """Renaming a method changes only the report's settings, never a job's: no retraining."""
+    other = copy.deepcopy(config)
+    other["methods"]["sdclr"]["label"] = "SDCLR (p=0.9)"
+    config, other = normalize_config(config), normalize_config(other)
+    for job in ("dataset", "split", "pretrain/sdclr", "pretrain/simclr", "probe/linear"):
+        assert job_settings(config, "fmnist_lt", job) == job_settings(other, "fmnist_lt", job)
+    assert report_settings(other)["labels"]["methods"]["sdclr"] == "SDCLR (p=0.9)"
+    assert report_settings(config) != report_settings(other)
+
+
 def test_missing_config_file(tmp_path):
     """A config path that does not exist is named."""
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_the_schema_file_is_the_one_generated_from_the_settings():
+    """workflow/schemas/config.schema.yaml is config_schema() written out: a setting added to
+    a settings dataclass appears there (run `make schema`), and nothing is declared twice."""
+    from sdclr.config_schema import SCHEMA_PATH, schema_text
+
+    assert SCHEMA_PATH.read_text() == schema_text(), "stale schema file: run `make schema`"
+
+
+def test_every_setting_has_a_type_and_a_sentence():
+    """Each field of each settings section carries its documentation into the schema."""
+    from sdclr.config_schema import config_schema
+
+    defs = config_schema()["$defs"]
+    for section in ("longtail", "model", "augmentation", "pretrain", "probe"):
+        for key, spec in defs[section]["properties"].items():
+            if key != "reference_splits":
+                assert spec.get("description"), f"{section}.{key} has no doc"
+
+
+def test_settings_errors_name_the_key_and_the_bound():
+    """A value outside a setting's declared bounds names the full key path and the bound."""
+    from sdclr.settings import load
+    from sdclr.train import PretrainConfig
+
+    with pytest.raises(ConfigError, match=r"datasets\.x\.pretrain\.lr: 0 is less than or equal"):
+        load(PretrainConfig, {"epochs": 1, "lr": 0}, "datasets.x.pretrain")
+    with pytest.raises(ConfigError, match=r"datasets\.x\.pretrain: 'epochs' is a required"):
+        load(PretrainConfig, {}, "datasets.x.pretrain")

@@ -18,16 +18,16 @@ from fakes import (
 )
 from PIL import Image
 
-from sdclr.data import datasets as D
+from sdclr.data import fashion_mnist as D
 from sdclr.data.datasets import (
     SOURCES,
     ImageDataset,
     dataset_summary,
     load_dataset,
     load_saved_dataset,
-    read_image_list,
     save_dataset,
 )
+from sdclr.data.image_lists import read_image_list
 from sdclr.io import torch_save
 
 REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")

@@ -81,7 +81,6 @@ def settings(gpus: int) -> dict:
         "method": {
             "name": "sdclr",
             "algorithm": "sdclr",
-            "label": "SDCLR",
             "pretrain_set": "D_i",
             "hyperparameters": {"prune_ratio": 0.5},
         },
@@ -117,13 +116,19 @@ def toy_files(tmp_path):
     return tmp_path
 
 
+def _settings_file(files: Path, gpus: int) -> Path:
+    path = files / f"settings-{gpus}.json"
+    path.write_text(json.dumps(settings(gpus)))
+    return path
+
+
 def run_pretrain(files: Path, out: str, gpus: int) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
             sys.executable,
             str(ROOT / "scripts" / "pretrain.py"),
             "--settings",
-            json.dumps(settings(gpus)),
+            str(_settings_file(files, gpus)),
             "--data",
             str(files / "dataset.pt"),
             "--split",

@@ -6,7 +6,7 @@ import torch
 
 from sdclr.data.datasets import ImageDataset
 from sdclr.data.splits import LongTailConfig, make_longtail_split
-from sdclr.evaluate import load_backbone, per_class_accuracy, run_probe
+from sdclr.evaluation import load_backbone, per_class_accuracy, run_probe
 from sdclr.io import torch_save
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig
@@ -52,7 +52,6 @@ def saved_model(path, algorithm="sdclr"):
     spec = {
         "name": algorithm,
         "algorithm": algorithm,
-        "label": algorithm.upper(),
         "pretrain_set": "D_i",
         "hyperparameters": {},
     }

@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from benchmark import numpy_prune, reference_nt_xent
 from torch.overrides import TorchFunctionMode
 
-from sdclr.benchmark import numpy_prune, reference_nt_xent
 from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.methods import create_method, nt_xent
 from sdclr.models import ModelConfig, branch, global_magnitude_prune, masked_convs
+from sdclr.settings import load
 from sdclr.train import PretrainConfig, Runtime, TrainStep, resolve_runtime
 
 FP32 = Runtime("cpu", "fp32", channels_last=False, compile=False)
@@ -240,10 +241,10 @@ def test_runtime_auto_is_bf16_channels_last_on_cuda_and_fp32_on_cpu():
     assert resolve_runtime(explicit, "cpu") == Runtime("cpu", "bf16", True, True)
     off = PretrainConfig(epochs=1, precision="fp32", channels_last=False)
     assert resolve_runtime(off, "cuda") == Runtime("cuda", "fp32", False, False)
-    with pytest.raises(ValueError, match="precision"):
-        PretrainConfig(epochs=1, precision="fp16")
-    with pytest.raises(ValueError, match="channels_last"):
-        PretrainConfig(epochs=1, channels_last="yes")
+    with pytest.raises(ValueError, match="pretrain.precision: 'fp16' is not one of"):
+        load(PretrainConfig, {"epochs": 1, "precision": "fp16"}, "pretrain")
+    with pytest.raises(ValueError, match="pretrain.channels_last: 'yes' is not one of"):
+        load(PretrainConfig, {"epochs": 1, "channels_last": "yes"}, "pretrain")
 
 
 class _SyncSpy(TorchFunctionMode):

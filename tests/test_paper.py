@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from sdclr.config import load_config
-from sdclr.data.datasets import ImageDataset, read_image_list
+from sdclr.data.datasets import ImageDataset
+from sdclr.data.image_lists import read_image_list
 from sdclr.data.splits import (
     LongTailConfig,
     import_reference_split,
@@ -292,6 +293,7 @@ def test_reaggregation_runs_no_training(tmp_path):
         "make_tables",
         "make_figures",
         "compare_with_paper",
+        "report_settings",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (tmp_path / "results" / "checkpoints").exists()

@@ -24,7 +24,7 @@ from sdclr.data.splits import (
     save_split,
 )
 from sdclr.errors import ConfigError, InputError, NoSpaceError, RunDirectoryBusy
-from sdclr.evaluate import load_backbone
+from sdclr.evaluation import load_backbone
 from sdclr.io import torch_load, torch_save, write_text
 from sdclr.runlock import run_directory_lock
 from sdclr.signals import Terminated, exit_on_sigterm

@@ -18,7 +18,8 @@ import torch
 import yaml
 from slurm_cluster import SlurmCluster, snakemake_with_quick_status_checks, unavailable_reason
 
-from sdclr.io import torch_load
+from sdclr.config import job_settings, load_config
+from sdclr.io import torch_load, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -128,11 +129,15 @@ def test_profile_asks_slurm_for_a_gpu_with_site_settings_and_more_time_on_retry(
     link = home / ".config" / "snakemake" / "slurm"
     assert link.is_symlink() and link.resolve() == PROFILE.resolve()
 
-    # Inputs of one pretraining job, one probe and one split: only those three jobs run.
+    # Inputs of one pretraining job, one probe and one split: only those three jobs run (and
+    # the local settings rule for nothing: each settings file is older than what it feeds).
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(TINY, work / "tiny.yaml")
-    for name in (
+    for name in (  # oldest first: the jobs' settings files, then their other inputs
+        "results/settings/fmnist_lt/split.json",
+        "results/settings/fmnist_lt/pretrain/sdclr.json",
+        "results/settings/fmnist_lt/probe/linear.json",
         "results/data/fmnist_lt/dataset.pt",
         "results/splits/fmnist_lt/split1.json",
         "results/checkpoints/fmnist_lt/simclr/split1/seed0/model.pt",
@@ -260,6 +265,7 @@ def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_cluster, tiny_local_
     submitted = SUBMITTED.findall(output)
     jobs = slurm_cluster.jobs()
     planned = job_stats(output)
+    assert planned.pop("job_settings") == 6 and planned.pop("report_settings") == 1
     rules = {}
     for _, slurm_id, log in submitted:
         job = jobs[slurm_id]
@@ -269,8 +275,10 @@ def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_cluster, tiny_local_
         rules[rule] = rules.get(rule, 0) + 1
         assert Path(log).is_file(), log  # .snakemake/slurm_logs/rule_<rule>/<wildcards>/<id>.log
         assert Path(log).is_relative_to(tmp_path / ".snakemake" / "slurm_logs")
-    # Every job of the plan ran as one SLURM job, except the target rule `all` (no command).
+    # Every job of the plan ran as one SLURM job, except the target rule `all` (no command)
+    # and the settings rules, local rules that write each job's settings file on the login node.
     assert planned.pop("all") == 1 and rules == planned, output
+    assert "job_settings" not in rules and "report_settings" not in rules
     assert rules["pretrain"] == 4 and rules["probe"] == 8 and rules["prepare_dataset"] == 1
 
     # Same pretrained weights, then the same tables, as the local executor's run.
@@ -357,11 +365,14 @@ EPOCHS = 8
 def tiny_split(tmp_path_factory) -> dict[str, Path]:
     """The tiny config's dataset and split 1, made by the stage scripts the rules call."""
     data = tmp_path_factory.mktemp("tiny-data")
-    source = json.dumps(yaml.safe_load(TINY.read_text())["datasets"]["fmnist_lt"]["source"])
+    config = load_config(TINY)
+    config["datasets"]["fmnist_lt"]["data_root"] = str(data / "raw")
+    for job in ("dataset", "split"):
+        write_json(data / f"{job}.json", job_settings(config, "fmnist_lt", job))
     for argv in (
-        ["prepare_dataset.py", "--source", source, "--data-root", str(data / "raw")]
+        ["prepare_dataset.py", "--settings", str(data / "dataset.json")]
         + ["--out", str(data / "dataset.pt"), "--summary", str(data / "summary.json")],
-        ["make_split.py", "--config", str(TINY), "--dataset", "fmnist_lt"]
+        ["make_split.py", "--settings", str(data / "split.json")]
         + ["--data", str(data / "dataset.pt"), "--split", "1", "--out", str(data / "split1.json")],
     ):
         proc = subprocess.run(
@@ -379,21 +390,17 @@ def pretrain_setup(tmp_path_factory, tiny_split):
     """The tiny config with more epochs (checkpoint every epoch), its data, and an
     uninterrupted run to compare resumed runs with."""
     directory = tmp_path_factory.mktemp("kill")
-    config = yaml.safe_load(TINY.read_text())
+    config = load_config(TINY)
     config["datasets"]["fmnist_lt"]["pretrain"].update(epochs=EPOCHS, checkpoint_every=1)
-    (directory / "config.yaml").write_text(yaml.safe_dump(config))
+    write_json(directory / "settings.json", job_settings(config, "fmnist_lt", "pretrain/sdclr"))
     data = tiny_split
 
     def command(out_dir: Path) -> list[str]:
         return [
             sys.executable,
             str(ROOT / "scripts" / "pretrain.py"),
-            "--config",
-            str(directory / "config.yaml"),
-            "--dataset",
-            "fmnist_lt",
-            "--method",
-            "sdclr",
+            "--settings",
+            str(directory / "settings.json"),
             "--data",
             str(data["dataset"]),
             "--split",

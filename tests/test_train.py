@@ -15,7 +15,6 @@ def tiny_settings(method="sdclr", epochs=4):
         "method": {
             "name": method,
             "algorithm": method,
-            "label": method,
             "pretrain_set": "D_i",
             "hyperparameters": {"temperature": 0.2},
         },

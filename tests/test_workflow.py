@@ -74,14 +74,47 @@ def test_rerun_is_a_no_op_and_a_method_change_reruns_only_that_method(finished_r
     config = yaml.safe_load((finished_run / "tiny.yaml").read_text())
     config["methods"]["sdclr"]["hyperparameters"]["prune_ratio"] = 0.5
     (finished_run / "changed.yaml").write_text(yaml.safe_dump(config))
-    dry = snakemake(finished_run, "--configfile", "changed.yaml", "-n", "--quiet", "rules").stdout
+    counts = _dry_run_counts(finished_run, "changed.yaml")
+    assert counts.get("pretrain") == 2 and counts.get("probe") == 4, counts
+    assert "prepare_dataset" not in counts and "make_split" not in counts
+
+
+def _dry_run_counts(workdir: Path, configfile: str) -> dict[str, int]:
+    dry = snakemake(workdir, "--configfile", configfile, "-n", "--quiet", "rules").stdout
     counts = {}
     for line in dry.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    assert counts.get("pretrain") == 2 and counts.get("probe") == 4, dry
-    assert "prepare_dataset" not in counts and "make_split" not in counts
+    return counts
+
+
+@pytest.mark.slow
+def test_a_changed_temperature_reruns_exactly_that_method(finished_run):
+    """One method's temperature changed: its settings file, its pretraining and probes and
+    the aggregation rerun; the other method, the data and the splits do not."""
+    config = yaml.safe_load((finished_run / "tiny.yaml").read_text())
+    config["methods"]["simclr"]["hyperparameters"] = {"temperature": 0.3}
+    (finished_run / "temperature.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    counts = _dry_run_counts(finished_run, "temperature.yaml")
+    assert counts.get("job_settings") == 1 and counts.get("report_settings") is None, counts
+    assert counts.get("pretrain") == 2 and counts.get("probe") == 4, counts
+
+
+@pytest.mark.slow
+def test_a_changed_label_reruns_no_training_and_shows_in_the_table(finished_run, tmp_path):
+    """Renaming a method reruns only the report (settings, tables, figures): no pretraining
+    and no probe, and the table shows the new name."""
+    work = tmp_path / "run"
+    shutil.copytree(finished_run, work, symlinks=True)
+    config = yaml.safe_load((work / "tiny.yaml").read_text())
+    config["methods"]["sdclr"]["label"] = "SDCLR (p=0.9)"
+    (work / "label.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    counts = _dry_run_counts(work, "label.yaml")
+    assert "pretrain" not in counts and "probe" not in counts and "job_settings" not in counts
+    assert counts.get("report_settings") == 1 and counts.get("make_tables") == 2, counts
+    snakemake(work, "--configfile", "label.yaml")
+    assert "| SDCLR (p=0.9) |" in (work / "results" / "tables" / "linear.md").read_text()
 
 
 @pytest.mark.slow

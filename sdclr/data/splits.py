@@ -29,21 +29,37 @@ import numpy as np
 
 from sdclr.errors import InputError
 from sdclr.io import read_json, write_json
+from sdclr.settings import setting
 
 SUBSETS = ("train", "validation", "D_i", "D_b", "S_b")
 
 
 @dataclass(frozen=True)
 class LongTailConfig:
-    """How a split is cut; see the module docstring for the formulas."""
+    """How a split is cut (config key ``longtail``); the module docstring has the formulas."""
 
-    validation_per_class: int
-    n_max: int | None = None  # None: every remaining training image of the head class
-    imbalance_ratio: float = 100.0
-    balanced_per_class: int | None = None  # None: floor(|D_i| / C)
-    fewshot_fraction: float = 0.01
-    fewshot_per_class: int | None = None  # overrides fewshot_fraction
-    probe_train_per_class: int | None = None  # None: the whole balanced train pool
+    validation_per_class: int = setting(
+        doc="Held-out validation images per class (picks the probes' best epoch).", minimum=1
+    )
+    n_max: int | None = setting(
+        None, doc="D_i images of the head class (null: all it has left).", minimum=1
+    )
+    imbalance_ratio: float = setting(100.0, doc="Head / tail class size in D_i.", minimum=1)
+    balanced_per_class: int | None = setting(
+        None, doc="D_b images per class (null: floor(|D_i| / classes)).", minimum=1
+    )
+    fewshot_fraction: float = setting(
+        0.01,
+        doc="S_b per class as a fraction of the train images per class.",
+        exclusive_minimum=0,
+        maximum=1,
+    )
+    fewshot_per_class: int | None = setting(
+        None, doc="S_b images per class (overrides fewshot_fraction).", minimum=1
+    )
+    probe_train_per_class: int | None = setting(
+        None, doc="Linear-probe train images per class (null: the whole balanced pool).", minimum=1
+    )
 
 
 def longtail_counts(n_max: int, num_classes: int, imbalance_ratio: float) -> list[int]:
@@ -283,7 +299,7 @@ def split_from_list_files(
     ImageNet-100-LT few-shot list (12 per class) is drawn from all of ImageNet-100's train
     images, and only 111 of its 1,200 are in D_i.
     """
-    from sdclr.data.datasets import read_image_list
+    from sdclr.data.image_lists import read_image_list
 
     labels = np.asarray(labels, dtype=np.int64)
     position = {p: i for i, p in enumerate(train_paths)}

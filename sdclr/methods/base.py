@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from sdclr.models import ContrastiveModel, ModelConfig, build_model
+from sdclr.settings import load, setting
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -26,21 +27,19 @@ class Method:
 
     @dataclasses.dataclass(frozen=True)
     class Hyperparameters:
-        temperature: float = 0.2
-        head_hidden_layers: int = 1
+        """SimCLR's hyperparameters (config key ``methods.<run>.hyperparameters``)."""
+
+        temperature: float = setting(0.2, doc="NT-Xent temperature.", exclusive_minimum=0)
+        head_hidden_layers: int = setting(
+            1, doc="Hidden Linear + BN + ReLU blocks of the projection head.", minimum=0
+        )
 
     dual_bn: ClassVar[bool] = False
 
-    def __init__(self, hyperparameters: dict[str, Any] | None = None) -> None:
-        values = dict(hyperparameters or {})
-        known = {f.name for f in dataclasses.fields(self.Hyperparameters)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"method {self.name!r} has no hyperparameter(s) {unknown}; "
-                f"its hyperparameters are {sorted(known)}"
-            )
-        self.hparams = self.Hyperparameters(**values)
+    def __init__(
+        self, hyperparameters: dict[str, Any] | None = None, section: str = "hyperparameters"
+    ) -> None:
+        self.hparams = load(self.Hyperparameters, hyperparameters, section)
 
     def build_model(self, model_config: ModelConfig, in_channels: int) -> ContrastiveModel:
         """The network this method trains."""
@@ -75,6 +74,9 @@ def get_method(name: str) -> type[Method]:
     return METHODS[name]
 
 
-def create_method(name: str, hyperparameters: dict[str, Any] | None = None) -> Method:
-    """Instantiate the method ``name`` with its hyperparameters (validated)."""
-    return get_method(name)(hyperparameters)
+def create_method(
+    name: str, hyperparameters: dict[str, Any] | None = None, section: str = "hyperparameters"
+) -> Method:
+    """Instantiate the method ``name`` with its hyperparameters (validated; errors name
+    ``section``, the config key they came from)."""
+    return get_method(name)(hyperparameters, section)

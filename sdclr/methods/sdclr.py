@@ -21,6 +21,7 @@ from torch import nn
 from sdclr.methods.base import Method, register
 from sdclr.methods.losses import nt_xent
 from sdclr.models import branch, global_magnitude_prune
+from sdclr.settings import setting
 
 
 @register
@@ -30,14 +31,18 @@ class SDCLR(Method):
 
     @dataclasses.dataclass(frozen=True)
     class Hyperparameters:
-        temperature: float = 0.2
-        prune_ratio: float = 0.9
-        head_hidden_layers: int = 2
+        """SDCLR's hyperparameters (config key ``methods.<run>.hyperparameters``)."""
 
-    def __init__(self, hyperparameters: dict | None = None) -> None:
-        super().__init__(hyperparameters)
-        if not 0.0 <= self.hparams.prune_ratio < 1.0:
-            raise ValueError(f"sdclr prune_ratio must be in [0, 1), got {self.hparams.prune_ratio}")
+        temperature: float = setting(0.2, doc="NT-Xent temperature.", exclusive_minimum=0)
+        prune_ratio: float = setting(
+            0.9,
+            doc="Fraction p of conv weights masked in the pruned branch.",
+            minimum=0,
+            exclusive_maximum=1,
+        )
+        head_hidden_layers: int = setting(
+            2, doc="Hidden Linear + BN + ReLU blocks of the projection head.", minimum=0
+        )
 
     def on_epoch_start(self, model: nn.Module, epoch: int) -> dict[str, float]:
         pruned = global_magnitude_prune(model, self.hparams.prune_ratio)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -15,6 +15,7 @@ from sdclr.models.dual_bn import DENSE, PRUNED, DualBatchNorm
 from sdclr.models.heads import projection_head
 from sdclr.models.prunable import MaskedConv2d, global_magnitude_prune, masked_convs
 from sdclr.models.resnet import ResNet
+from sdclr.settings import setting
 
 __all__ = [
     "ContrastiveModel",
@@ -31,11 +32,15 @@ __all__ = [
 class ModelConfig:
     """Architecture settings (config key ``model``)."""
 
-    arch: str = "resnet18"
-    stem: str = "cifar"
-    width: float = 1.0
-    projection_dim: int = 128
-    projection_hidden_dim: int | None = None  # None: the feature dimension
+    arch: Literal["resnet18", "resnet50"] = setting("resnet18", doc="The backbone.")
+    stem: Literal["cifar", "imagenet"] = setting(
+        "cifar", doc="cifar: 3x3 conv, no max-pool; imagenet: 7x7 stride-2 conv and max-pool."
+    )
+    width: float = setting(1.0, doc="Channel width multiplier.", exclusive_minimum=0)
+    projection_dim: int = setting(128, doc="Output size of the projection head.", minimum=1)
+    projection_hidden_dim: int | None = setting(
+        None, doc="Hidden width of the head (null: the feature dimension).", minimum=1
+    )
 
 
 class ContrastiveModel(nn.Module):

@@ -6,11 +6,11 @@ import sys
 import shlex
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 from sdclr import config as sdclr_config
 from sdclr import paths
+from sdclr.io import write_json
 
 # Validate the user's config and replace it by its per-dataset form (sdclr.config).
 try:
@@ -28,22 +28,8 @@ wildcard_constraints:
     method="[A-Za-z0-9_.-]+",
     split=r"\d+",
     seed=r"\d+",
-    probe="linear|fewshot",
-
-
-DATASET = paths.DATASET
-DATASET_SUMMARY = paths.DATASET_SUMMARY
-SPLIT = paths.SPLIT
-RUN_DIR = paths.RUN_DIR
-MODEL = paths.MODEL
-TRAIN_LOG = paths.TRAIN_LOG
-EVAL = paths.EVAL
-TABLE = paths.TABLE
-TABLE_FORMATS = paths.TABLE_FORMATS
-FIGURES = paths.FIGURES
-COMPARISON = paths.COMPARISON
-PROBES = paths.PROBES
-REPORTED = str(paths.REPORTED)
+    probe="|".join(paths.PROBES),
+    job="dataset|split|pretrain/[A-Za-z0-9_.-]+|probe/(" + "|".join(paths.PROBES) + ")",
 
 
 def script(name):
@@ -51,33 +37,15 @@ def script(name):
     return str(Path(workflow.basedir) / "scripts" / name)
 
 
-def eval_files(probe):
-    return paths.eval_files(config, probe)
-
-
-def split_files():
-    return paths.split_files(config)
+def settings_file(job):
+    """The input function of a job's settings file; ``job`` may name wildcards, e.g.
+    ``pretrain/{method}``."""
+    return lambda w: paths.SETTINGS.format(dataset=w.dataset, job=job.format(**w))
 
 
 def final_targets():
-    tables = [TABLE.format(probe=p, ext=e) for p in PROBES for e in TABLE_FORMATS]
-    return tables + list(FIGURES.values()) + list(COMPARISON.values())
-
-
-def row_order():
-    return json.dumps(paths.row_order(config))
-
-
-def display_labels():
-    return canonical_json(sdclr_config.labels(config))
-
-
-def group_rules():
-    return canonical_json(paths.group_rules(config))
-
-
-def paper_names():
-    return canonical_json(paths.paper_names(config))
+    tables = [paths.TABLE.format(probe=p, ext=e) for p in paths.PROBES for e in paths.TABLE_FORMATS]
+    return tables + list(paths.FIGURES.values()) + list(paths.COMPARISON.values())
 
 
 def canonical_json(value):
@@ -85,35 +53,24 @@ def canonical_json(value):
     return json.dumps(value, sort_keys=True)
 
 
+def job_settings_json(wildcards):
+    return canonical_json(sdclr_config.job_settings(config, wildcards.dataset, wildcards.job))
 
-def source_json(wildcards):
-    return canonical_json(config["datasets"][wildcards.dataset]["source"])
+
+def write_settings(path, settings_json):
+    """Write a job's settings (canonical JSON from params) as the readable settings file."""
+    write_json(path, json.loads(settings_json))
 
 
-def split_settings_json(wildcards):
-    return canonical_json(sdclr_config.split_settings(config, wildcards.dataset))
+def output_options(output, keys):
+    """``--<key> <path>`` for each named output (keys with ``_`` spelt ``-``), shell-quoted."""
+    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(output[key])}" for key in keys)
 
 
 def reference_split_files(wildcards):
     """The reference split files of this split (none when splits are generated)."""
     files = config["datasets"][wildcards.dataset]["longtail"].get("reference_splits") or {}
     return sorted({path.replace("{split}", wildcards.split) for path in files.values()})
-
-
-def pretrain_settings_json(wildcards):
-    return canonical_json(sdclr_config.pretrain_settings(config, wildcards.dataset, wildcards.method))
-
-
-def probe_settings_json(wildcards):
-    return canonical_json(sdclr_config.probe_settings(config, wildcards.dataset, wildcards.probe))
-
-
-def data_root(wildcards):
-    return config["datasets"][wildcards.dataset]["data_root"]
-
-
-def download_flag(wildcards):
-    return "" if config["datasets"][wildcards.dataset]["download"] else "--no-download"
 
 
 def record_in_dvc():

@@ -1,17 +1,15 @@
 rule prepare_dataset:
+    input:
+        settings=settings_file("dataset"),
     output:
-        data=DATASET,
-        summary=DATASET_SUMMARY,
+        data=paths.DATASET,
+        summary=paths.DATASET_SUMMARY,
     params:
         script=script("prepare_dataset.py"),
-        source=source_json,
-        data_root=data_root,
-        download=download_flag,
     log:
         "results/logs/prepare_dataset/{dataset}.log",
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --source {params.source:q} "
-        "--data-root {params.data_root:q} {params.download} "
+        "python {params.script:q} --settings {input.settings:q} "
         "--out {output.data:q} --summary {output.summary:q} 2> {log:q}"

@@ -1,13 +1,13 @@
 rule probe:
     input:
-        data=DATASET,
-        split=SPLIT,
-        model=MODEL,
+        settings=settings_file("probe/{probe}"),
+        data=paths.DATASET,
+        split=paths.SPLIT,
+        model=paths.MODEL,
     output:
-        record=EVAL,
+        record=paths.EVAL,
     params:
         script=script("evaluate.py"),
-        settings=probe_settings_json,
     threads: 1
     resources:
         mem_mb=4000,
@@ -16,6 +16,6 @@ rule probe:
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --settings {params.settings:q} --data {input.data:q} "
+        "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
         "--split {input.split:q} --model {input.model:q} --seed {wildcards.seed} "
         "--out {output.record:q} --threads {threads} 2> {log:q}"

@@ -1,19 +1,19 @@
-# Generic over methods: the method class and its hyperparameters come from the config.
-# The checkpoint resume.pt in the run directory is not an output, so a failed or requeued
-# job keeps it and the next attempt resumes from it.
+# Generic over methods: the method class and its hyperparameters come from the job's settings
+# file. The checkpoint resume.pt in the run directory is not an output, so a failed or
+# requeued job keeps it and the next attempt resumes from it.
 
 
 rule pretrain:
     input:
-        data=DATASET,
-        split=SPLIT,
+        settings=settings_file("pretrain/{method}"),
+        data=paths.DATASET,
+        split=paths.SPLIT,
     output:
-        model=MODEL,
-        train_log=TRAIN_LOG,
+        model=paths.MODEL,
+        train_log=paths.TRAIN_LOG,
     params:
         script=script("pretrain.py"),
-        settings=pretrain_settings_json,
-        run_dir=RUN_DIR,
+        run_dir=paths.RUN_DIR,
     threads: 1
     resources:
         mem_mb=4000,
@@ -22,6 +22,6 @@ rule pretrain:
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --settings {params.settings:q} --data {input.data:q} "
+        "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
         "--split {input.split:q} --seed {wildcards.seed} --out-dir {params.run_dir:q} "
         "--threads {threads} 2> {log:q}"

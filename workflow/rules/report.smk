@@ -1,10 +1,12 @@
 # Aggregation only reads evaluation records: `snakemake tables figures` (or `--forcerun
-# make_tables make_figures`) regenerates every table and figure without any training.
+# make_tables make_figures`) regenerates every table and figure without any training. The
+# report's settings file lists the records and holds the presentation (labels, row order).
 
 
 rule make_tables:
     input:
-        evals=lambda w: eval_files(w.probe),
+        settings=paths.REPORT_SETTINGS,
+        evals=lambda w: paths.eval_files(config, w.probe),
     output:
         md=report(
             "results/tables/{probe}.md", category="Tables", caption="../report/table.rst"
@@ -14,91 +16,79 @@ rule make_tables:
         json="results/tables/{probe}.json",
     params:
         script=script("make_tables.py"),
-        order=row_order(),
-        labels=display_labels(),
     log:
         "results/logs/make_tables/{probe}.log",
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --probe {wildcards.probe} --evals {input.evals:q} "
+        "python {params.script:q} --settings {input.settings:q} --probe {wildcards.probe} "
         "--md {output.md:q} --csv {output.csv:q} --tex {output.tex:q} --json {output.json:q} "
-        "--order {params.order:q} --labels {params.labels:q} 2> {log:q}"
+        "2> {log:q}"
 
 
 rule make_figures:
     input:
+        settings=paths.REPORT_SETTINGS,
         evals=paths.all_eval_files(config),
-        splits=split_files(),
+        splits=paths.split_files(config),
     output:
         group_accuracy=report(
-            FIGURES["group_accuracy"], category="Figures", caption="../report/figures.rst"
+            paths.FIGURES["group_accuracy"],
+            category="Figures",
+            caption="../report/figures.rst",
         ),
         class_profile=report(
-            FIGURES["class_profile"], category="Figures", caption="../report/figures.rst"
+            paths.FIGURES["class_profile"],
+            category="Figures",
+            caption="../report/figures.rst",
         ),
         accuracy_vs_frequency=report(
-            FIGURES["accuracy_vs_frequency"], category="Figures", caption="../report/figures.rst"
+            paths.FIGURES["accuracy_vs_frequency"],
+            category="Figures",
+            caption="../report/figures.rst",
         ),
     params:
         script=script("make_figures.py"),
-        rules=group_rules(),
-        labels=display_labels(),
     log:
         "results/logs/make_figures.log",
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --evals {input.evals:q} --splits {input.splits:q} "
+        "python {params.script:q} --settings {input.settings:q} "
         "--group-accuracy {output.group_accuracy:q} --class-profile {output.class_profile:q} "
-        "--accuracy-vs-frequency {output.accuracy_vs_frequency:q} "
-        "--group-rules {params.rules:q} --labels {params.labels:q} 2> {log:q}"
+        "--accuracy-vs-frequency {output.accuracy_vs_frequency:q} 2> {log:q}"
 
 
 rule tables:
     input:
-        [TABLE.format(probe=p, ext=e) for p in PROBES for e in TABLE_FORMATS],
-        COMPARISON.values(),
+        [paths.TABLE.format(probe=p, ext=e) for p in paths.PROBES for e in paths.TABLE_FORMATS],
+        paths.COMPARISON.values(),
 
 
 rule figures:
     input:
-        list(FIGURES.values()),
+        list(paths.FIGURES.values()),
 
 
 rule compare_with_paper:
     input:
+        settings=paths.REPORT_SETTINGS,
         evals=paths.all_eval_files(config),
-        reported=REPORTED,
+        reported=paths.REPORTED,
     output:
-        linear_md=report(
-            COMPARISON["linear_md"],
-            category="Paper comparison",
-            caption="../report/comparison.rst",
-        ),
-        linear_csv=COMPARISON["linear_csv"],
-        fewshot_md=report(
-            COMPARISON["fewshot_md"],
-            category="Paper comparison",
-            caption="../report/comparison.rst",
-        ),
-        fewshot_csv=COMPARISON["fewshot_csv"],
-        figure=report(
-            COMPARISON["figure"],
-            category="Paper comparison",
-            caption="../report/comparison.rst",
-        ),
+        **{
+            key: path if key.endswith("_csv") else report(
+                path, category="Paper comparison", caption="../report/comparison.rst"
+            )
+            for key, path in paths.COMPARISON.items()
+        },
     params:
         script=script("compare_with_paper.py"),
-        paper_names=paper_names(),
-        labels=display_labels(),
+        outputs=lambda wildcards, output: output_options(output, paths.COMPARISON),
     log:
         "results/logs/compare_with_paper.log",
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --evals {input.evals:q} --reported {input.reported:q} "
-        "--paper-names {params.paper_names:q} --linear-md {output.linear_md:q} "
-        "--linear-csv {output.linear_csv:q} --fewshot-md {output.fewshot_md:q} "
-        "--fewshot-csv {output.fewshot_csv:q} --figure {output.figure:q} "
-        "--labels {params.labels:q} 2> {log:q}"
+        "python {params.script:q} --settings {input.settings:q} --reported {input.reported:q} "
+        "{params.outputs} 2> {log:q}"

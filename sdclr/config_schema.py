@@ -1,0 +1,222 @@
+"""The config's JSON schema: its structure here, every setting's type, bounds and doc from the
+settings dataclasses (``sdclr.settings``), so each setting is declared once.
+
+``workflow/schemas/config.schema.yaml`` (what the Snakemake catalog and a reader look at) is
+this schema written out: ``make schema`` (``python -m sdclr.config_schema``) regenerates it
+and a test fails when it is stale. Validation uses :func:`config_schema` itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+NAME_PATTERN = {"pattern": "^[A-Za-z0-9_.-]+$"}
+HEADER = (
+    "# Generated from the settings dataclasses and sdclr/config_schema.py by `make schema`\n"
+    "# (python -m sdclr.config_schema): do not edit by hand.\n"
+)
+
+
+_REFERENCE_SPLITS = {
+    "type": "object",
+    "description": (
+        "The reference implementation's split files instead of generated splits: .npy "
+        "index arrays (CIFAR) or .txt image lists (ImageNet-100-LT); {split} in a path "
+        "is replaced by the split id."
+    ),
+    "additionalProperties": False,
+    "required": ["train", "validation", "D_i", "D_b", "S_b"],
+    "properties": {
+        name: {"type": "string"} for name in ("train", "validation", "D_i", "D_b", "S_b")
+    },
+}
+
+_GROUPS = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"enum": ["thirds", "thresholds"]},
+        "many_above": {"type": "integer", "minimum": 0},
+        "few_below": {"type": "integer", "minimum": 0},
+    },
+}
+
+_METHOD = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "algorithm": {
+            "type": "string",
+            "description": "Registered method (sdclr/methods); default: the run's name.",
+        },
+        "label": {"type": "string", "description": "Row name in tables and figures."},
+        "paper": {"type": "string", "description": "Its row name in reported.yaml."},
+        "pretrain_set": {"enum": ["D_i", "D_b"]},
+        "hyperparameters": {
+            "type": "object",
+            "description": "Checked against the method class's Hyperparameters.",
+        },
+    },
+}
+
+
+def _sections() -> dict[str, type]:
+    from sdclr.data.augment import AugmentConfig
+    from sdclr.data.splits import LongTailConfig
+    from sdclr.evaluation.linear import ProbeConfig
+    from sdclr.models import ModelConfig
+    from sdclr.train import PretrainConfig
+
+    return {
+        "longtail": LongTailConfig,
+        "model": ModelConfig,
+        "augmentation": AugmentConfig,
+        "pretrain": PretrainConfig,
+        "probe": ProbeConfig,
+    }
+
+
+def _top_level() -> dict[str, Any]:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "description": (
+            "An experiment of the SDCLR pipeline: the grid datasets x methods x splits x seeds, "
+            "and the settings of each. One file (or several merged with --configfile) drives "
+            "both the Snakefile and dvc.yaml. Every object rejects unknown keys so a typo stops "
+            "the run. (A config holding only `experiments: [files]` runs several experiments "
+            "together; see sdclr/config.py.)"
+        ),
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["datasets", "methods", "splits", "seeds"],
+        "properties": {
+            "experiment": {"type": "string", "description": "A name for this configuration."},
+            "data_root": {
+                "type": "string",
+                "description": "Where raw datasets are found or downloaded to.",
+                "default": "results/data/raw",
+            },
+            "download": {
+                "type": "boolean",
+                "description": "Download a dataset with torchvision when it is not on disk.",
+                "default": True,
+            },
+            "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto"},
+            "seeds": {
+                "type": "array",
+                "description": "Training seeds: each (dataset, method, split) once per seed.",
+                "items": {"type": "integer", "minimum": 0},
+                "minItems": 1,
+                "uniqueItems": True,
+            },
+            "splits": {
+                "type": "array",
+                "description": "Long-tail split ids (the {split} wildcard), each a class order.",
+                "items": {"type": "integer", "minimum": 1},
+                "minItems": 1,
+                "uniqueItems": True,
+            },
+            "methods": {
+                "type": "object",
+                "description": "Pretraining runs by name (the {method} wildcard).",
+                "minProperties": 1,
+                "propertyNames": NAME_PATTERN,
+                "additionalProperties": {"$ref": "#/$defs/method"},
+            },
+            "datasets": {
+                "type": "object",
+                "description": "Datasets by name (the {dataset} wildcard) and their settings.",
+                "minProperties": 1,
+                "propertyNames": NAME_PATTERN,
+                "additionalProperties": {"$ref": "#/$defs/dataset"},
+            },
+        },
+    }
+
+
+def _structural_defs() -> dict[str, Any]:
+    """The parts of the config that are not a settings dataclass: their shape is checked here
+    and by the code that reads them (``sdclr.config._check_semantics``)."""
+    string = {"type": "string"}
+    return {
+        "dataset": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["source", "longtail", "groups", "model", "pretrain", "augmentation"]
+            + [f"{probe}_probe" for probe in _probe_names()],
+            "properties": {
+                "label": {"type": "string", "description": "Name shown in tables and figures."},
+                "paper": {"type": "string", "description": "Its name in reported.yaml."},
+                "source": {"$ref": "#/$defs/source"},
+                "groups": {"$ref": "#/$defs/groups"},
+                **{name: {"$ref": f"#/$defs/{name}"} for name in _sections() if name != "probe"},
+                **{f"{p}_probe": {"$ref": "#/$defs/probe"} for p in _probe_names()},
+            },
+        },
+        "source": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name"],
+            "properties": {
+                "name": {"enum": ["fashion_mnist", "cifar10", "cifar100", "image_list"]},
+                "image_root": string,
+                "train_list": {
+                    "description": "One list file, or several whose union is the train pool.",
+                    "oneOf": [string, {"type": "array", "items": string, "minItems": 1}],
+                },
+                "test_list": string,
+                "image_size": {"type": "integer", "minimum": 8},
+            },
+        },
+        "reference_splits": _REFERENCE_SPLITS,
+        "groups": _GROUPS,
+        "method": _METHOD,
+    }
+
+
+def _probe_names() -> tuple[str, ...]:
+    from sdclr.evaluation import PROBE_NAMES
+
+    return PROBE_NAMES
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    from sdclr.settings import json_schema
+
+    schema = _top_level()
+    defs = _structural_defs()
+    for name, cls in _sections().items():
+        defs[name] = copy.deepcopy(json_schema(cls))
+    defs["longtail"]["properties"]["reference_splits"] = {"$ref": "#/$defs/reference_splits"}
+    schema["$defs"] = dict(sorted(defs.items()))
+    return schema
+
+
+def config_schema() -> dict[str, Any]:
+    """The whole config schema (a fresh copy)."""
+    return copy.deepcopy(_schema())
+
+
+class _NoAliases(yaml.SafeDumper):
+    """Writes repeated parts out in full (no ``&id``/``*id`` anchors) for a human reader."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def schema_text() -> str:
+    """The schema as the YAML file ``workflow/schemas/config.schema.yaml`` holds it."""
+    return HEADER + yaml.dump(config_schema(), Dumper=_NoAliases, sort_keys=False, width=100)
+
+
+if __name__ == "__main__":
+    SCHEMA_PATH.write_text(schema_text())
+    print(f"wrote {SCHEMA_PATH}", file=sys.stderr)

@@ -1,0 +1,37 @@
+"""Probes of pretrained representations, registered by name (the way methods are).
+
+Importing this package imports every module in it, so a new probe is one file here with a
+class decorated by ``@register`` (see ``base.py``) and its settings in the config.
+"""
+
+import importlib
+import pkgutil
+
+from sdclr.evaluation.base import PROBES, Probe, ProbeInputs, get_probe, register
+from sdclr.evaluation.features import (
+    extract_features,
+    load_backbone,
+    per_class_accuracy,
+)
+from sdclr.evaluation.record import run_probe
+
+_INFRASTRUCTURE = {"base", "features", "record"}
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+#: The registered probes' names, in registration order: the one home of this list.
+PROBE_NAMES = tuple(PROBES)
+
+__all__ = [
+    "PROBES",
+    "PROBE_NAMES",
+    "Probe",
+    "ProbeInputs",
+    "extract_features",
+    "get_probe",
+    "load_backbone",
+    "per_class_accuracy",
+    "register",
+    "run_probe",
+]

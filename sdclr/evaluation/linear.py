@@ -1,0 +1,187 @@
+"""Linear probes of a frozen backbone: the paper's linear separability (trained on the split's
+balanced train pool) and its few-shot probe (trained on ``S_b``).
+
+Both train one linear layer on the backbone's features (backbone frozen, BatchNorm in eval
+mode, the dense branch), pick the epoch with the best validation accuracy, and report that
+epoch's per-class test accuracy.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from sdclr.data.augment import random_crop_flip
+from sdclr.evaluation.base import Probe, ProbeInputs, register
+from sdclr.evaluation.features import extract_features, per_class_accuracy
+from sdclr.settings import load, setting
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """A linear probe's optimisation (config keys ``linear_probe`` / ``fewshot_probe``);
+    defaults are the paper's."""
+
+    epochs: int = setting(doc="Probe training epochs.", minimum=1)
+    batch_size: int = setting(128, doc="Probe batch size.", minimum=1)
+    lr: float = setting(30.0, doc="SGD learning rate.", exclusive_minimum=0)
+    momentum: float = setting(0.9, doc="SGD momentum.", minimum=0, maximum=1)
+    weight_decay: float = setting(0.0, doc="SGD weight decay.", minimum=0)
+    milestones: tuple[int, ...] = setting(
+        (10, 20), doc="Epochs after which the lr is multiplied by gamma.", minimum=1
+    )
+    gamma: float = setting(0.1, doc="Learning-rate decay factor.", exclusive_minimum=0)
+    augment: bool = setting(
+        True, doc="RandomCrop(padding) + flip each epoch (slow), or fixed features (fast)."
+    )
+    padding: int = setting(4, doc="RandomCrop zero padding.", minimum=0)
+
+
+def _predict(linear: nn.Module, features: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return linear(features).argmax(dim=1)
+
+
+def _probe_epoch(
+    backbone: nn.Module,
+    linear: nn.Linear,
+    optimizer: torch.optim.Optimizer,
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    fixed_features: torch.Tensor | None,
+    config: ProbeConfig,
+    generator: torch.Generator,
+) -> float:
+    """One epoch of the linear layer over the train set in a new order; returns its mean
+    loss. Without fixed features each batch is a new RandomCrop + flip view."""
+    device = train_labels.device
+    n = train_labels.shape[0]
+    order = torch.randperm(n, generator=generator, device=generator.device).to(device)
+    loss_sum, batches = torch.zeros((), device=device), 0
+    for start in range(0, n, config.batch_size):
+        idx = order[start : start + config.batch_size]
+        if fixed_features is not None:
+            features = fixed_features[idx]
+        else:
+            # Crop and flip where the images and the generator live (CPU), then move.
+            views = random_crop_flip(
+                train_images[idx.to(train_images.device)], config.padding, generator
+            ).to(device)
+            with torch.no_grad():
+                features = backbone(views).float()
+        loss = F.cross_entropy(linear(features), train_labels[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach()
+        batches += 1
+    return float(loss_sum) / max(1, batches)
+
+
+def train_probe(
+    backbone: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    validation: tuple[torch.Tensor, torch.Tensor],
+    num_classes: int,
+    config: ProbeConfig,
+    device: torch.device,
+    generator: torch.Generator,
+    progress: bool = True,
+    desc: str = "probe",
+) -> tuple[nn.Linear, int, list[dict[str, float]]]:
+    """Train a linear layer on frozen features; return (best-validation layer, its epoch, history).
+
+    SGD with momentum, the lr multiplied by ``gamma`` at each milestone epoch. With
+    ``config.augment`` every epoch sees new RandomCrop(padding) + flip views (the paper's
+    setting, a backbone forward per epoch); otherwise features are computed once.
+    """
+    train_images, train_labels = train[0], train[1].to(device)
+    val_features = extract_features(backbone, validation[0], device)
+    val_labels = validation[1].to(device)
+    fixed_features = None if config.augment else extract_features(backbone, train_images, device)
+    linear = nn.Linear(backbone.feature_dim, num_classes).to(device)
+    optimizer = torch.optim.SGD(
+        linear.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(config.milestones), gamma=config.gamma
+    )
+    best_acc, best_epoch, best_state = -1.0, 0, None
+    history: list[dict[str, float]] = []
+    for epoch in tqdm(
+        range(1, config.epochs + 1), desc=desc, unit="epoch", disable=not progress, mininterval=2.0
+    ):
+        train_loss = _probe_epoch(
+            backbone, linear, optimizer, train_images, train_labels, fixed_features, config,
+            generator,
+        )  # fmt: skip
+        scheduler.step()
+        val_acc = float(
+            np.nanmean(per_class_accuracy(_predict(linear, val_features), val_labels, num_classes))
+        )
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_accuracy": val_acc,
+            }
+        )
+        if val_acc > best_acc:
+            best_acc, best_epoch, best_state = val_acc, epoch, copy.deepcopy(linear.state_dict())
+    linear.load_state_dict(best_state)
+    return linear, best_epoch, history
+
+
+@register
+class LinearProbe(Probe):
+    """Linear separability: a linear layer trained on the balanced train pool."""
+
+    name = "linear"
+    title = "Linear separability"
+    train_subset = "train"
+
+    def evaluate(self, inputs: ProbeInputs, settings: dict[str, Any]) -> dict[str, Any]:
+        config = load(ProbeConfig, settings["probe_config"], self.config_key)
+        generator = torch.Generator(device="cpu")
+        generator.manual_seed(inputs.seed)
+        torch.manual_seed(inputs.seed)  # the linear layer's initialisation: same seed, same probe
+        linear, best_epoch, history = train_probe(
+            inputs.backbone,
+            inputs.subset(self.train_subset),
+            inputs.subset("validation"),
+            inputs.num_classes,
+            config,
+            inputs.device,
+            generator,
+            inputs.progress,
+            desc=f"{self.name} probe",
+        )
+        test_features = extract_features(inputs.backbone, inputs.test_images, inputs.device)
+        labels = inputs.test_labels.to(inputs.device)
+        per_class = per_class_accuracy(_predict(linear, test_features), labels, inputs.num_classes)
+        return {
+            "per_class_accuracy": per_class,
+            "best_epoch": best_epoch,
+            "validation_accuracy": history[best_epoch - 1]["val_accuracy"],
+            "history": history,
+        }
+
+
+@register
+class FewShotProbe(LinearProbe):
+    """The few-shot probe: the same linear probe trained on ``S_b`` (1 % of the balanced
+    train set, inside ``D_i``)."""
+
+    name = "fewshot"
+    title = "Few-shot (S_b) probe"
+    train_subset = "S_b"

@@ -1,0 +1,104 @@
+"""One training step on the fast path, and how it runs on this device.
+
+The step (:class:`TrainStep`) is the fast path on every device: both views of a batch in one
+batched augmentation call, written straight into the model's memory format; the forward
+under bf16 autocast where ``pretrain.precision`` says so (``auto``: bf16 on CUDA, fp32 on
+CPU; the NT-Xent similarity matrix stays fp32); channels-last convolutions where
+``pretrain.channels_last`` says so (``auto``: on CUDA); optionally ``torch.compile``; and
+nothing in the step waits for the device (the loss stays a device tensor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sdclr import distributed
+from sdclr.data.augment import BatchAugment
+from sdclr.methods import Method
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How the step runs on this device, resolved from ``PretrainConfig``'s ``auto`` values."""
+
+    device: str
+    precision: str  # "bf16" | "fp32"
+    channels_last: bool
+    compile: bool
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on the device, or nothing for fp32."""
+        if self.precision == "bf16":
+            return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def resolve_runtime(config: Any, device: torch.device | str) -> Runtime:
+    """Resolve a ``PretrainConfig``'s ``auto`` values: bf16 and channels-last on CUDA, fp32 and
+    contiguous on CPU."""
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    precision = config.precision if config.precision != "auto" else ("bf16" if cuda else "fp32")
+    channels_last = cuda if config.channels_last == "auto" else bool(config.channels_last)
+    return Runtime(str(device), precision, channels_last, config.compile)
+
+
+class TrainStep:
+    """One SGD step of ``method`` on a uint8 batch: augment, forward, one backward, update.
+
+    Both views come from one :class:`BatchAugment` call on ``cat([batch, batch])`` (per-sample
+    parameters, so the two halves are independent views), already in the model's memory
+    format. Nothing here reads a value back to the host: the returned loss is a detached
+    device tensor.
+    """
+
+    def __init__(
+        self,
+        method: Method,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        augment: BatchAugment,
+        runtime: Runtime,
+    ) -> None:
+        self.method = method
+        self.model = model
+        self.optimizer = optimizer
+        self.augment = augment
+        self.runtime = runtime
+        if runtime.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.forward_model: torch.nn.Module = torch.compile(model) if runtime.compile else model
+        self.parameters = list(model.parameters())
+
+    def views(
+        self, batch: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two augmented views of ``batch`` (uint8 [B, C, H, W] on the device)."""
+        both = self.augment(torch.cat([batch, batch]), generator, self.runtime.memory_format)
+        view1, view2 = both.chunk(2)
+        return view1, view2
+
+    def loss(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+        """The method's loss, under the runtime's autocast."""
+        with self.runtime.autocast():
+            return self.method.loss(self.forward_model, view1, view2)
+
+    def __call__(
+        self, batch: torch.Tensor, generator: torch.Generator | None, lr: float
+    ) -> torch.Tensor:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = self.loss(*self.views(batch, generator))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        distributed.average_gradients(self.parameters)
+        self.optimizer.step()
+        return loss.detach()
