@@ -45,7 +45,10 @@ def test_tiny_pipeline_produces_tables_and_figures(finished_run):
     SimCLR and an SDCLR row of mean ± std in Many / Medium / Few / Std / All."""
     for probe in ("linear", "fewshot"):
         table = (finished_run / "results" / "tables" / f"{probe}.md").read_text()
-        assert "| Dataset | Method | Many | Medium | Few | Std | All | Splits |" in table
+        assert (
+            "| Dataset | Method | Pretrained on | Many | Medium | Few | Std | All | Splits |"
+            in table
+        )
         for label in ("SimCLR", "SDCLR"):
             row = next(line for line in table.splitlines() if f"| {label} |" in line)
             assert row.count("±") == 5 and row.rstrip().endswith("| 2 |")
@@ -263,7 +266,7 @@ def test_a_composed_method_trains_through_snakemake(tmp_path):
     config["splits"] = [1]
     (tmp_path / "composed.yaml").write_text(yaml.safe_dump(config))
     target = "results/eval/fmnist_lt/bcl_d_ts/split1/seed0/linear.json"
-    snakemake(tmp_path, "--configfile", "composed.yaml", target)
+    snakemake(tmp_path, target, "--configfile", "composed.yaml")  # --configfile takes nargs
     run_dir = tmp_path / "results" / "checkpoints" / "fmnist_lt" / "bcl_d_ts" / "split1" / "seed0"
     header = (run_dir / "train_log.csv").read_text().splitlines()[0].split(",")
     assert {"temperature", "bcl_mean_weight", "pruned_weights"} <= set(header)
