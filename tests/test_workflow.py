@@ -263,7 +263,7 @@ def test_a_composed_method_trains_through_snakemake(tmp_path):
     config["splits"] = [1]
     (tmp_path / "composed.yaml").write_text(yaml.safe_dump(config))
     target = "results/eval/fmnist_lt/bcl_d_ts/split1/seed0/linear.json"
-    snakemake(tmp_path, "--configfile", "composed.yaml", target)
+    snakemake(tmp_path, target, "--configfile", "composed.yaml")  # --configfile takes nargs
     run_dir = tmp_path / "results" / "checkpoints" / "fmnist_lt" / "bcl_d_ts" / "split1" / "seed0"
     header = (run_dir / "train_log.csv").read_text().splitlines()[0].split(",")
     assert {"temperature", "bcl_mean_weight", "pruned_weights"} <= set(header)
