@@ -308,7 +308,7 @@ def bench_fast(cfg: BenchConfig, method_name: str, device: torch.device) -> dict
             state["order"], state["i"] = torch.randperm(n, device=device, generator=generator), 0
         index = state["order"][state["i"] * batch : (state["i"] + 1) * batch]
         state["i"] += 1
-        return step(images[index], generator, 0.01)
+        return step(images[index], index, generator, 0.01)
 
     _reset_peak(device)
     mask_seconds = 0.0
@@ -439,6 +439,42 @@ def bench_augmentation(cfg: BenchConfig, device: torch.device) -> dict[str, floa
     return best
 
 
+def bench_randaugment(cfg: BenchConfig, device: torch.device) -> dict[str, float]:
+    """Images per second of BCL-D's RandAugment (2 ops, every op applied, w = 1): batched on the
+    device (``sdclr.data.augment.randaugment``) against torchvision's per-image PIL
+    ``RandAugment(num_ops=2)``; best of ``augment_rounds`` interleaved rounds each."""
+    from PIL import Image
+    from torchvision import transforms
+
+    from sdclr.data.augment.randaugment import RandAugmentConfig, rand_augment
+
+    config = RandAugmentConfig(num_ops=2, min_magnitude=5)
+    images = synthetic_images(cfg.augment_batch_size, cfg.image_size, cfg.seed)
+    views = images.to(device).float().div_(255)
+    weights = torch.ones(views.shape[0], device=device)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    pil = transforms.RandAugment(num_ops=2, magnitude=9)
+    hwc = images.permute(0, 2, 3, 1).numpy()
+    pils = [Image.fromarray(hwc[i % len(hwc)]) for i in range(cfg.pil_images)]
+    rand_augment(views, weights, config, generator)  # warm-up
+    best = {"batched_images_per_second": 0.0, "pil_per_image_images_per_second": 0.0}
+    for _ in range(cfg.augment_rounds):
+        seconds = _timed(
+            lambda: rand_augment(views, weights, config, generator), cfg.augment_batches, device
+        )
+        rate = views.shape[0] / seconds
+        best["batched_images_per_second"] = max(best["batched_images_per_second"], rate)
+        started = time.perf_counter()
+        for image in pils:
+            pil(image)
+        rate = cfg.pil_images / (time.perf_counter() - started)
+        best["pil_per_image_images_per_second"] = max(best["pil_per_image_images_per_second"], rate)
+    best["batched_vs_pil"] = (
+        best["batched_images_per_second"] / best["pil_per_image_images_per_second"]
+    )
+    return best
+
+
 def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     """Run every part on the device ``cfg.device`` resolves to; return the nested results."""
     device = pick_device(cfg.device)
@@ -450,6 +486,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         "steps_per_epoch": cfg.steps_per_epoch,
     }
     info["augmentation"] = bench_augmentation(cfg, device)
+    info["randaugment"] = bench_randaugment(cfg, device)
     pretrain: dict[str, Any] = {}
     for name in cfg.methods:
         entry: dict[str, Any] = {"fast": bench_fast(cfg, name, device)}
@@ -504,6 +541,14 @@ def format_results(results: dict[str, Any]) -> str:
             lines.append(f"  batched on {dev:<5} {value:12,.0f}   ({ratio:.1f}x PIL)")
     lines.append(f"  per-image PIL    {pil:12,.0f}   (one process)")
     lines.append(f"  (best of {s['augment_rounds']} interleaved rounds each)")
+    if "randaugment" in results:
+        ra = results["randaugment"]
+        lines.append("BCL's RandAugment alone (2 ops, all applied), images/s:")
+        lines.append(
+            f"  batched          {ra['batched_images_per_second']:12,.0f}   "
+            f"({ra['batched_vs_pil']:.1f}x PIL)"
+        )
+        lines.append(f"  per-image PIL    {ra['pil_per_image_images_per_second']:12,.0f}")
     lines += ["", "pretraining steps (views/s = 2 x batch / step time):"]
     for name, entry in results["pretrain"].items():
         for kind in ("fast", "reference"):

@@ -144,7 +144,8 @@ def validate_config(config: dict[str, Any]) -> None:
 def _check_semantics(config: dict[str, Any]) -> None:
     from sdclr.config_schema import _sections
     from sdclr.evaluation import PROBE_NAMES
-    from sdclr.methods import METHODS, create_method
+    from sdclr.methods import EXTENSIONS, METHODS, create_method
+    from sdclr.train import PretrainConfig
 
     for name, dataset in config["datasets"].items():
         for section, cls in _sections().items():  # what the schema cannot say (low <= high)
@@ -171,7 +172,19 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"{', '.join(sorted(METHODS))} (set 'algorithm' to one of them, or add a "
                 "module in sdclr/methods/)"
             )
-        create_method(algorithm, method.get("hyperparameters"), f"{where}.hyperparameters")
+        extensions = {k: method[k] for k in EXTENSIONS if k in method}
+        create_method(
+            algorithm, method.get("hyperparameters"), f"{where}.hyperparameters", extensions
+        )
+        if "temperature_schedule" in method and "temperature" in (
+            method.get("hyperparameters") or {}
+        ):
+            raise ConfigError(
+                f"{where}: temperature_schedule sets the temperature of every epoch; remove "
+                "hyperparameters.temperature (or the schedule)"
+            )
+        for dataset in config["datasets"].values():
+            load(PretrainConfig, method_pretrain(dataset, method), f"{where}.pretrain")
 
 
 def _check_batch_fits(name: str, dataset: dict[str, Any], methods: dict[str, Any]) -> None:
@@ -186,9 +199,9 @@ def _check_batch_fits(name: str, dataset: dict[str, Any], methods: dict[str, Any
     if geometry is None or longtail.pop("reference_splits", None):
         return
     sizes = planned_sizes(load(LongTailConfig, longtail, "longtail"), *geometry)
-    batch = dataset["pretrain"]["batch_size"]
     for run, method in methods.items():
         subset = method.get("pretrain_set", "D_i")
+        batch = method_pretrain(dataset, method)["batch_size"]
         if batch > sizes[subset]:
             raise ConfigError(
                 f"datasets.{name}.pretrain.batch_size: {batch} is larger than the "
@@ -200,13 +213,25 @@ def _check_batch_fits(name: str, dataset: dict[str, Any], methods: dict[str, Any
 def method_spec(config: dict[str, Any], dataset: str, method: str) -> dict[str, Any]:
     """The resolved method entry: name, algorithm, pretrain_set and hyperparameters (its
     display label is presentation and lives in :func:`report_settings`)."""
+    from sdclr.methods import EXTENSIONS
+
     entry = config["datasets"][dataset]["methods"][method]
-    return {
+    spec = {
         "name": method,
         "algorithm": entry.get("algorithm", method),
         "pretrain_set": entry.get("pretrain_set", "D_i"),
         "hyperparameters": dict(entry.get("hyperparameters") or {}),
     }
+    extensions = {k: dict(v or {}) for k, v in entry.items() if k in EXTENSIONS}
+    if extensions:  # only when there are: plain methods keep the settings they always had
+        spec["extensions"] = extensions
+    return spec
+
+
+def method_pretrain(dataset_entry: dict[str, Any], method_entry: dict[str, Any]) -> dict[str, Any]:
+    """The dataset's ``pretrain`` settings with the method's own ``pretrain`` overrides (e.g.
+    BCL's weight decay) on top."""
+    return {**dataset_entry["pretrain"], **(method_entry.get("pretrain") or {})}
 
 
 def dataset_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
@@ -233,7 +258,7 @@ def pretrain_settings(config: dict[str, Any], dataset: str, method: str) -> dict
         "method": method_spec(config, dataset, method),
         "model": dict(entry.get("model") or {}),
         "augmentation": dict(entry["augmentation"]),
-        "pretrain": dict(entry["pretrain"]),
+        "pretrain": method_pretrain(entry, entry["methods"][method]),
         "device": entry["device"],
     }
 

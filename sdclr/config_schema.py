@@ -153,7 +153,10 @@ def _structural_defs() -> dict[str, Any]:
             + [f"{probe}_probe" for probe in _probe_names()],
             "properties": {
                 "label": {"type": "string", "description": "Name shown in tables and figures."},
-                "paper": {"type": "string", "description": "Its name in reported.yaml."},
+                "paper": {
+                    "description": "Its table name(s) in config/paper/reported.yaml.",
+                    "oneOf": [string, {"type": "array", "items": string, "minItems": 1}],
+                },
                 "source": {"$ref": "#/$defs/source"},
                 "groups": {"$ref": "#/$defs/groups"},
                 **{name: {"$ref": f"#/$defs/{name}"} for name in _sections() if name != "probe"},
@@ -187,6 +190,21 @@ def _probe_names() -> tuple[str, ...]:
     return PROBE_NAMES
 
 
+def _method_def(pretrain: dict[str, Any]) -> dict[str, Any]:
+    """A method entry: its fixed keys, a ``pretrain`` override, and one key per registered
+    extension (``sdclr.methods.EXTENSIONS``) with that extension's settings."""
+    from sdclr.methods import EXTENSIONS
+    from sdclr.settings import json_schema
+
+    method = copy.deepcopy(_METHOD)
+    override = {k: v for k, v in copy.deepcopy(pretrain).items() if k != "required"}
+    override["description"] = "This method's own pretrain settings over the dataset's."
+    method["properties"]["pretrain"] = override
+    for name, cls in sorted(EXTENSIONS.items()):
+        method["properties"][name] = copy.deepcopy(json_schema(cls.Settings))
+    return method
+
+
 @cache
 def _schema() -> dict[str, Any]:
     from sdclr.settings import json_schema
@@ -196,6 +214,7 @@ def _schema() -> dict[str, Any]:
     for name, cls in _sections().items():
         defs[name] = copy.deepcopy(json_schema(cls))
     defs["longtail"]["properties"]["reference_splits"] = {"$ref": "#/$defs/reference_splits"}
+    defs["method"] = _method_def(defs["pretrain"])
     schema["$defs"] = dict(sorted(defs.items()))
     return schema
 

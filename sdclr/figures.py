@@ -225,11 +225,17 @@ def plot_paper_comparison(
     markers = {"Many": "^", "Medium": "s", "Few": "v", "Std": "x", "All": "o"}
     for ax, probe in zip(axes[0], probes, strict=True):
         frame = comparisons[probe]
-        keys = list(dict.fromkeys(zip(frame["dataset"], frame["method"], strict=True)))
-        colours = _method_colours([f"{d}/{m}" for d, m in keys])
-        for dataset, method in keys:
-            part = frame[(frame.dataset == dataset) & (frame.method == method)]
-            colour = colours[f"{dataset}/{method}"]
+        keys = list(
+            dict.fromkeys(zip(frame["dataset"], frame["method"], frame["reported_as"], strict=True))
+        )
+        colours = _method_colours([f"{d}/{m}/{r}" for d, m, r in keys])
+        for dataset, method, reported_as in keys:
+            part = frame[
+                (frame.dataset == dataset)
+                & (frame.method == method)
+                & (frame.reported_as == reported_as)
+            ]
+            colour = colours[f"{dataset}/{method}/{reported_as}"]
             for row in part.itertuples(index=False):
                 ax.errorbar(
                     row.paper_mean,
@@ -242,13 +248,8 @@ def plot_paper_comparison(
                     capsize=2,
                     alpha=0.85,
                 )
-            ax.plot(
-                [],
-                [],
-                "o",
-                color=colour,
-                label=f"{_label(labels, 'datasets', dataset)} {_label(labels, 'methods', method)}",
-            )
+            name = f"{_label(labels, 'datasets', dataset)} {_label(labels, 'methods', method)}"
+            ax.plot([], [], "o", color=colour, label=f"{name} vs {reported_as}")
         for column, marker in markers.items():
             ax.plot([], [], marker, color="grey", label=column)
         values = np.concatenate([frame["paper_mean"], frame["ours_mean"]]) if len(frame) else [0]

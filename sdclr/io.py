@@ -23,6 +23,7 @@ import os
 import pickle
 import re
 import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,11 +122,26 @@ def read_json(path: str | os.PathLike) -> Any:
         ) from err
 
 
+def _canonical(obj: Any) -> Any:
+    """``obj`` rebuilt with fresh containers and interned strings, so its pickle depends on
+    its values alone: pickle refers back to an object it has written when the same object
+    recurs, so a checkpoint whose history was partly loaded from disk (after a resume) would
+    otherwise differ in bytes from an uninterrupted run's."""
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        return {_canonical(k): _canonical(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_canonical(v) for v in obj)
+    return obj
+
+
 def torch_save(path: str | os.PathLike, obj: Any) -> None:
     """``torch.save`` ``obj`` (tensors, numbers, strings, lists, dicts) to ``path`` atomically.
 
-    The bytes depend on ``obj`` alone: the same object always gives the same file.
+    The bytes depend on ``obj``'s values alone: equal objects always give the same file.
     """
+    obj = _canonical(obj)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         torch.save(obj, handle)  # to a handle, not a path: the archive names no file
 

@@ -84,10 +84,11 @@ def group_rules(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def paper_names(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Which rows are the paper's: ``{dataset: {"name": ..., "methods": {method: name}}}``."""
+    """Which rows are reported ones: ``{dataset: {"names": [reported table, ...], "methods":
+    {method: name}}}`` (a dataset's ``paper:`` is one table name or a list of them)."""
     return {
         d: {
-            "name": entry["paper"],
+            "names": [entry["paper"]] if isinstance(entry["paper"], str) else entry["paper"],
             "methods": {m: v["paper"] for m, v in entry["methods"].items() if "paper" in v},
         }
         for d, entry in config["datasets"].items()

@@ -181,15 +181,14 @@ def comparison_stage(
     (``outputs["figure"]``) of our mean ± std next to the paper's reported numbers."""
     from sdclr.figures import plot_paper_comparison
     from sdclr.paper import compare_with_paper, load_reported, write_comparison
-    from sdclr.report import aggregate, load_records, records_frame
+    from sdclr.report import load_records
 
     reported_numbers = load_reported(reported)
     labels = report["labels"]
     comparisons = {}
     for probe, evals in report["evals"].items():
-        table = aggregate(records_frame(load_records(evals)))
         comparisons[probe] = compare_with_paper(
-            table, reported_numbers, probe, report["paper_names"]
+            load_records(evals), reported_numbers, probe, report["paper_names"]
         )
         md, csv = outputs[f"{probe}_md"], outputs[f"{probe}_csv"]
         write_comparison(comparisons[probe], probe, md, csv, labels)

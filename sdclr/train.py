@@ -192,7 +192,12 @@ def _setup(
     if device.type == "cuda" and world.size > 1:
         device = torch.device("cuda", world.local_rank)
     spec = settings["method"]
-    method = create_method(spec["algorithm"], spec["hyperparameters"])
+    method = create_method(
+        spec["algorithm"],
+        spec["hyperparameters"],
+        f"methods.{spec['name']}.hyperparameters",
+        spec.get("extensions"),
+    )
     model_config = load(ModelConfig, settings.get("model"), "model")
     config = load(PretrainConfig, settings["pretrain"], "pretrain")
     augment = BatchAugment(load(AugmentConfig, settings["augmentation"], "augmentation"))
@@ -215,6 +220,7 @@ def _setup(
     if world.size > 1:
         augment_generator = torch.Generator(device=device)
         augment_generator.manual_seed(seed + 1_000_003 * (world.rank + 1))
+    method.setup(shape[0], device)
     step = TrainStep(method, model, optimizer, augment, runtime)
     return Training(
         settings, seed, world, device, method, model, optimizer, runtime, config, model_config,
@@ -262,6 +268,7 @@ def _resume(run: Training, checkpoint_path: Path) -> None:
                 f"this run has {run.world.size}; resume with pretrain.gpus unchanged"
             )
         run.augment_generator.set_state(saved[run.world.rank].to(device))
+    run.method.load_state_dict(state.get("method_state") or {})
     run.history = state["history"]
     run.start_epoch = state["epoch"]
     log.info("resumed from %s at epoch %d/%d", checkpoint_path, run.start_epoch, run.config.epochs)
@@ -295,15 +302,16 @@ def _train_epoch(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """One epoch: the method's epoch hook, then every step; returns (metrics, timing)."""
     started = time.perf_counter()
-    extra = run.method.on_epoch_start(run.model, epoch)
+    extra = run.method.begin_epoch(run.model, epoch)
     order = torch.randperm(run.num_images, device=run.device, generator=run.generator)
     loss_sum = torch.zeros((), device=run.device)
     batch_size, steps = run.config.batch_size, run.steps_per_epoch
     for step in range(steps):
         lr = run.lr(epoch * steps + step)
         start = step * batch_size + run.world.rank * run.local_batch
-        batch = images[order[start : start + run.local_batch]]
-        loss_sum += run.step(batch, run.augment_generator, lr)
+        indices = order[start : start + run.local_batch]
+        loss_sum += run.step(images[indices], indices, run.augment_generator, lr)
+    extra.update(run.method.end_epoch(epoch))
     seconds = time.perf_counter() - started
     mean_loss = float(loss_sum) / steps
     if not math.isfinite(mean_loss):
@@ -338,6 +346,7 @@ def _save_checkpoint(run: Training, path: Path, epoch: int) -> None:
                 "optimizer": run.optimizer.state_dict(),
                 "generator": run.generator.get_state(),
                 "augment_generators": augment_states if run.world.size > 1 else None,
+                "method_state": run.method.state_dict(),
                 "history": run.history,
                 "settings": run.settings,
                 "seed": run.seed,

@@ -79,24 +79,30 @@ class TrainStep:
         self.parameters = list(model.parameters())
 
     def views(
-        self, batch: torch.Tensor, generator: torch.Generator | None
+        self, batch: torch.Tensor, indices: torch.Tensor, generator: torch.Generator | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two augmented views of ``batch`` (uint8 [B, C, H, W] on the device)."""
+        """Two augmented views of ``batch`` (uint8 [B, C, H, W] on the device; ``indices``:
+        its samples' places in the pretraining set), with the method's own augmentation."""
         both = self.augment(torch.cat([batch, batch]), generator, self.runtime.memory_format)
+        both = self.method.augment_views(both, torch.cat([indices, indices]), generator)
         view1, view2 = both.chunk(2)
         return view1, view2
 
-    def loss(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+    def loss(self, view1: torch.Tensor, view2: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """The method's loss, under the runtime's autocast."""
         with self.runtime.autocast():
-            return self.method.loss(self.forward_model, view1, view2)
+            return self.method.training_loss(self.forward_model, view1, view2, indices)
 
     def __call__(
-        self, batch: torch.Tensor, generator: torch.Generator | None, lr: float
+        self,
+        batch: torch.Tensor,
+        indices: torch.Tensor,
+        generator: torch.Generator | None,
+        lr: float,
     ) -> torch.Tensor:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss = self.loss(*self.views(batch, generator))
+        loss = self.loss(*self.views(batch, indices, generator), indices)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         distributed.average_gradients(self.parameters)

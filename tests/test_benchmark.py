@@ -48,6 +48,7 @@ def test_benchmark_runs_end_to_end_and_reports_positive_numbers(tmp_path):
         "fast / reference",
         "prune mask",
         "projected 2000-epoch run (4 steps/epoch)",
+        "BCL's RandAugment alone",
     ):
         assert needle in text, (needle, text)
 
@@ -61,6 +62,7 @@ def test_benchmark_runs_end_to_end_and_reports_positive_numbers(tmp_path):
         assert "speedup" in entry
     assert "mask_seconds_per_epoch" in results["pretrain"]["sdclr"]["fast"]
     assert "mask_seconds_per_epoch" in results["pretrain"]["sdclr"]["reference"]
+    assert results["randaugment"]["batched_vs_pil"] > 0
     numbers = dict(_numbers({k: v for k, v in results.items() if k != "settings"}))
     assert len(numbers) > 20
     assert all(value > 0 for value in numbers.values()), numbers

@@ -38,6 +38,16 @@ def test_embedded_default_is_valid(config):
     )
 
 
+def test_the_embedded_configs_show_every_method_family():
+    """The demo has one row per family (SimCLR, SDCLR, BCL-D, SDCLR + TS); the variants config
+    runs every variant, on the demo's dataset settings."""
+    demo = load_config(ROOT / "config" / "config.yaml")["datasets"]["fmnist_lt"]["methods"]
+    assert {m.get("label") for m in demo.values()} >= {"SimCLR", "SDCLR", "BCL-D", "SDCLR + TS"}
+    variants = load_config(ROOT / "config" / "variants.yaml")["datasets"]["fmnist_lt"]
+    labels = {m.get("label") for m in variants["methods"].values()}
+    assert labels == {"SimCLR", "SDCLR", "BCL-I", "BCL-D", "SimCLR + TS", "SDCLR + TS"}
+
+
 def test_experiments_list_is_the_union_of_its_grids(tmp_path):
     """A config of `experiments:` runs every listed experiment with its own methods and splits;
     other keys beside the list, or one dataset in two experiments, are errors."""

@@ -79,7 +79,9 @@ def test_fast_sdclr_loss_and_gradients_match_the_reference_double_forward(runtim
     v1, v2 = torch.rand(8, 3, 16, 16), torch.rand(8, 3, 16, 16)
     step = TrainStep(method, model, _sgd(model), BatchAugment(AugmentConfig(16)), runtime)
     fmt = runtime.memory_format
-    loss = step.loss(v1.contiguous(memory_format=fmt), v2.contiguous(memory_format=fmt))
+    loss = step.loss(
+        v1.contiguous(memory_format=fmt), v2.contiguous(memory_format=fmt), torch.arange(8)
+    )
     loss.backward()
     ref_loss = _reference_sdclr_backward(reference, v1, v2)
     assert loss.item() == pytest.approx(ref_loss.item(), rel=1e-5)
@@ -96,7 +98,7 @@ def test_train_step_update_equals_the_straightforward_step(method_name):
     augment = BatchAugment(AugmentConfig(16))
     batch = torch.randint(0, 256, (8, 3, 18, 18), dtype=torch.uint8)
     step = TrainStep(method, model, _sgd(model), augment, FP32_CHANNELS_LAST)
-    loss = step(batch, torch.Generator().manual_seed(5), lr=0.1)
+    loss = step(batch, torch.arange(8), torch.Generator().manual_seed(5), lr=0.1)
 
     optimizer = _sgd(reference)
     views = augment(torch.cat([batch, batch]), torch.Generator().manual_seed(5))
@@ -128,10 +130,11 @@ def test_bf16_autocast_step_stays_close_to_fp32(method_name):
     augment = BatchAugment(AugmentConfig(16))
     fp32 = TrainStep(method, model, _sgd(model), augment, FP32)
     bf16 = TrainStep(method, twin, _sgd(twin), augment, BF16)
-    loss32 = fp32.loss(v1, v2)
+    loss32 = fp32.loss(v1, v2, torch.arange(16))
     loss16 = bf16.loss(
         v1.contiguous(memory_format=torch.channels_last),
         v2.contiguous(memory_format=torch.channels_last),
+        torch.arange(16),
     )
     assert loss16.dtype == torch.float32  # the NT-Xent similarities are fp32 under autocast
     assert loss16.item() == pytest.approx(loss32.item(), rel=0.03)
@@ -294,9 +297,9 @@ def test_train_step_has_no_host_device_syncs(method_name):
     step = TrainStep(method, model, _sgd(model), augment, FP32)
     batch = torch.randint(0, 256, (8, 3, 18, 18), dtype=torch.uint8)
     generator = torch.Generator().manual_seed(0)
-    step(batch, generator, 0.1)  # first step creates the momentum buffers
+    step(batch, torch.arange(8), generator, 0.1)  # first step creates the momentum buffers
     with _SyncSpy() as spy:
-        step(batch, generator, 0.1)
+        step(batch, torch.arange(8), generator, 0.1)
     assert spy.calls == []
     with _SyncSpy() as control:  # the spy does see syncing calls
         x = torch.rand(4)
@@ -317,12 +320,12 @@ def test_train_step_on_cuda_does_not_synchronize(method_name):
     step = TrainStep(method, model, _sgd(model), BatchAugment(AugmentConfig(32)), runtime)
     images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, device="cuda")
     generator = torch.Generator(device="cuda").manual_seed(0)
-    step(images[:32], generator, 0.1)
+    step(images[:32], torch.arange(32, device="cuda"), generator, 0.1)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for i in range(2):
-            step(images[i * 32 : (i + 1) * 32], generator, 0.1)
+            step(images[i * 32 : (i + 1) * 32], torch.arange(32, device="cuda"), generator, 0.1)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     torch.cuda.synchronize()

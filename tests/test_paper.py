@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from sdclr.config import load_config
 from sdclr.data.datasets import ImageDataset
@@ -23,7 +24,6 @@ from sdclr.data.splits import (
 )
 from sdclr.groups import class_groups, group_summary
 from sdclr.paper import compare_with_paper, comparison_markdown, load_reported
-from sdclr.report import aggregate, records_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "paper"
@@ -61,14 +61,15 @@ def job_counts(output: str) -> dict[str, int]:
 
 @pytest.mark.parametrize("name", ["cifar10_lt", "cifar100_lt"])
 def test_cifar_paper_dag_has_five_splits_times_three_runs(tmp_path, name):
-    """5 splits x (SimCLR and SDCLR on D_i, SimCLR on D_b) pretraining jobs, each with a linear
-    and a few-shot probe, plus tables, figures and the comparison with the paper."""
+    """5 splits x (SimCLR and SDCLR on D_i, SimCLR on D_b, BCL-I, BCL-D, SimCLR + TS, SDCLR +
+    TS) pretraining jobs, each with a linear and a few-shot probe, plus tables, figures and the
+    comparison with the paper."""
     proc = run_snakemake(
         tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER / f"{name}.yaml")
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     counts = job_counts(proc.stdout)
-    assert counts["pretrain"] == 15 and counts["probe"] == 30 and counts["make_split"] == 5
+    assert counts["pretrain"] == 35 and counts["probe"] == 70 and counts["make_split"] == 5
     assert counts["compare_with_paper"] == 1 and counts["make_tables"] == 2
 
 
@@ -82,9 +83,9 @@ def _fake_imagenet_lists(workdir: Path) -> None:
 
 def test_imagenet_and_all_paper_dags(tmp_path):
     """ImageNet-100-LT lists 2 pretraining and 4 probe jobs; config/paper/all.yaml is the
-    union of the three experiments: 32 pretraining and 64 probe jobs."""
+    union of the three experiments: 72 pretraining and 144 probe jobs."""
     _fake_imagenet_lists(tmp_path)
-    for name, pretrain in (("imagenet100_lt", 2), ("all", 32)):
+    for name, pretrain in (("imagenet100_lt", 2), ("all", 72)):
         proc = run_snakemake(
             tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER / f"{name}.yaml")
         )
@@ -219,11 +220,11 @@ def test_comparison_table_differences():
     """Ours, the paper's and ours - paper per dataset x method x column, for linked rows only."""
     records = hand_made_records(methods=("simclr", "sdclr", "simclr_balanced"))
     records += [{**r, "method": "simclr_balanced"} for r in hand_made_records()[:4]]
-    table = aggregate(records_frame([r for r in records if r["probe"] == "linear"]))
+    linear = [r for r in records if r["probe"] == "linear"]
     names = {
-        "cifar10_lt": {"name": "CIFAR10-LT", "methods": {"simclr": "SimCLR", "sdclr": "SDCLR"}}
+        "cifar10_lt": {"names": ["CIFAR10-LT"], "methods": {"simclr": "SimCLR", "sdclr": "SDCLR"}}
     }
-    comparison = compare_with_paper(table, load_reported(), "linear", names)
+    comparison = compare_with_paper(linear, load_reported(), "linear", names)
     assert set(comparison["method"]) == {"simclr", "sdclr"}  # the D_b control has no paper row
     row = comparison.set_index(["method", "column"])
     assert row.at[("sdclr", "All"), "paper_mean"] == 82.00
@@ -233,7 +234,8 @@ def test_comparison_table_differences():
     assert row.at[("simclr", "Few"), "paper_std"] == 7.07
     md = comparison_markdown(comparison, "linear")
     assert "| CIFAR10-LT | SDCLR | ours | 90.00 ± 5.00 |" not in md  # labels default to keys
-    assert "| cifar10_lt | sdclr | ours | 90.00 ± 5.00 | 80.00 ± 0.00 |" in md
+    assert "| cifar10_lt | sdclr | ours (2 splits) | 90.00 ± 5.00 | 80.00 ± 0.00 |" in md
+    assert "| | | CIFAR10-LT | 86.44 ± 3.12 |" in md
     assert "| | | ours − paper | +3.56 | -1.84 | -6.23 | +2.94 | -2.00 |" in md
 
 
@@ -242,7 +244,7 @@ def test_reaggregation_runs_no_training(tmp_path):
     command writes every table, figure and comparison of the paper config and runs nothing
     else (real Snakemake)."""
     config = PAPER / "cifar10_lt.yaml"
-    methods = ("simclr", "sdclr", "simclr_balanced")
+    methods = yaml.safe_load(config.read_text())["methods"]
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 5000)
     for split in range(1, 6):
@@ -303,3 +305,35 @@ def test_reaggregation_runs_no_training(tmp_path):
     assert "SimCLR (D_b)" in table
     assert (tmp_path / "results" / "figures" / "paper_comparison.png").stat().st_size > 10_000
     shutil.rmtree(tmp_path / "results")
+
+
+def test_a_split_one_reported_table_is_compared_with_our_split_one_only(tmp_path):
+    """BCL's README numbers are of CIFAR-100-LT split 1: they are compared with our split-1
+    result (not the mean over splits), only in the columns they report, and labelled with the
+    table they come from, next to the 5-split comparison of the paper."""
+    records = [
+        {**r, "dataset": "cifar100_lt"}
+        for r in hand_made_records(dataset="cifar100_lt")
+        if r["probe"] == "linear"
+    ]
+    reported = load_reported()
+    split1 = "CIFAR100-LT, split 1 (BCL README)"
+    assert reported["linear"][split1]["splits"] == [1]
+    assert reported["linear"][split1]["BCL-D"] == {"All": [58.7, None]}
+    names = {
+        "cifar100_lt": {
+            "names": ["CIFAR100-LT", split1],
+            "methods": {"simclr": "SimCLR", "sdclr": "SDCLR"},
+        }
+    }
+    comparison = compare_with_paper(records, reported, "linear", names)
+    readme = comparison[comparison["reported_as"] == split1].set_index(["method", "column"])
+    assert list(readme.index.get_level_values("column").unique()) == ["All"]
+    assert readme.at[("sdclr", "All"), "ours_mean"] == 80  # split 1 alone: All = 80
+    assert readme.at[("sdclr", "All"), "splits"] == 1
+    assert readme.at[("sdclr", "All"), "difference"] == pytest.approx(80 - 55.0)
+    paper = comparison[comparison["reported_as"] == "CIFAR100-LT"]
+    assert set(paper["splits"]) == {2} and len(paper) == 2 * 5
+    md = comparison_markdown(comparison, "linear")
+    assert f"| | | {split1} | – | – | – | – | 55.00 |" in md
+    assert "| cifar100_lt | sdclr | ours (1 splits) | – | – | – | – | 80.00 ± 0.00 |" in md

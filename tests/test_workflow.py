@@ -243,3 +243,33 @@ def test_a_config_error_is_one_message_without_a_traceback(tmp_path):
     assert "Error in the config (bad.yaml)" in out or f"({tmp_path / 'bad.yaml'})" in out
     assert "datasets.fmnist_lt.pretrain.batch_sise: unknown key" in out, out
     assert "Traceback" not in out and 'File "' not in out, out
+
+
+@pytest.mark.slow
+def test_a_composed_method_trains_through_snakemake(tmp_path):
+    """SDCLR + BCL + a temperature schedule, declared in the config alone, runs through the
+    real Snakemake: pretraining (its log has the temperature and BCL's weight), then a probe."""
+    config = yaml.safe_load(TINY.read_text())
+    config["methods"] = {
+        "bcl_d_ts": {
+            "label": "BCL-D + TS",
+            "algorithm": "sdclr",
+            "hyperparameters": {"prune_ratio": 0.9},
+            "bcl": {"num_ops": 2, "min_magnitude": 5},
+            "temperature_schedule": {"t_min": 0.1, "t_max": 1.0, "period": 1},
+            "pretrain": {"weight_decay": 5.0e-4},
+        }
+    }
+    config["splits"] = [1]
+    (tmp_path / "composed.yaml").write_text(yaml.safe_dump(config))
+    target = "results/eval/fmnist_lt/bcl_d_ts/split1/seed0/linear.json"
+    snakemake(tmp_path, target, "--configfile", "composed.yaml")  # --configfile takes nargs
+    run_dir = tmp_path / "results" / "checkpoints" / "fmnist_lt" / "bcl_d_ts" / "split1" / "seed0"
+    header = (run_dir / "train_log.csv").read_text().splitlines()[0].split(",")
+    assert {"temperature", "bcl_mean_weight", "pruned_weights"} <= set(header)
+    settings = json.loads(
+        (tmp_path / "results" / "settings" / "fmnist_lt" / "pretrain" / "bcl_d_ts.json").read_text()
+    )
+    assert settings["pretrain"]["weight_decay"] == 5.0e-4
+    record = json.loads((tmp_path / target).read_text())
+    assert record["method"] == "bcl_d_ts" and record["summary"]["All"] > 10

@@ -1,13 +1,23 @@
 """Pretraining methods, registered by name.
 
 Importing this package imports every module in it, so a new method is one file here with a
-class decorated by ``@register``; no other edit is needed for the registry to know it.
+class decorated by ``@register`` (an extension: ``@register_extension``); no other edit is
+needed for the registry to know it.
 """
 
 import importlib
 import pkgutil
 
-from sdclr.methods.base import METHODS, Method, create_method, get_method, register
+from sdclr.methods.base import (
+    EXTENSIONS,
+    METHODS,
+    Extension,
+    Method,
+    create_method,
+    get_method,
+    register,
+    register_extension,
+)
 from sdclr.methods.losses import nt_xent
 
 _INFRASTRUCTURE = {"base", "losses"}
@@ -15,4 +25,14 @@ for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["METHODS", "Method", "create_method", "get_method", "register", "nt_xent"]
+__all__ = [
+    "EXTENSIONS",
+    "METHODS",
+    "Extension",
+    "Method",
+    "create_method",
+    "get_method",
+    "nt_xent",
+    "register",
+    "register_extension",
+]

@@ -1,9 +1,24 @@
-"""The contract every pretraining method follows, and the name -> class registry.
+"""The contract every pretraining method follows, the extensions that compose with it, and
+their registries.
 
-A method is a small class: it declares its hyperparameters as a dataclass, builds its model,
-may act at the start of every epoch, and turns two augmented views of a batch into a loss.
-Adding a method means one module in ``sdclr/methods/`` decorated with ``@register`` plus its
-name under ``methods:`` in the config.
+A **method** is a small class: it declares its hyperparameters (``setting`` fields), builds
+its model, may act at the start of every epoch, and turns two augmented views of a batch into
+a loss. An **extension** composes with any method whose contract it needs, by configuration::
+
+    methods:
+      bcl_d:
+        algorithm: sdclr                      # the method
+        bcl: {num_ops: 2, min_magnitude: 5}   # an extension: its key is its name
+        temperature_schedule: {period: 200}   # another one
+
+An extension may keep per-sample state keyed by the sample's index in the pretraining set
+(saved in the checkpoint, restored on resume), set a per-sample augmentation for the next
+views, change the method's settings per epoch (and log them), and observe every sample's
+loss. The training loop calls only the hooks below (``begin_epoch``, ``augment_views``,
+``training_loss``, ``end_epoch``, ``state_dict``); it never asks which method it runs.
+
+Adding a method or an extension is one module in ``sdclr/methods/`` decorated with
+``@register`` / ``@register_extension``, plus its entry in the config.
 """
 
 from __future__ import annotations
@@ -14,10 +29,59 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from sdclr.errors import ConfigError
 from sdclr.models import ContrastiveModel, ModelConfig, build_model
 from sdclr.settings import load, setting
 
 METHODS: dict[str, type[Method]] = {}
+EXTENSIONS: dict[str, type[Extension]] = {}
+
+
+class Extension:
+    """Base class of a composable part: subclasses set ``name`` (its config key) and
+    ``Settings``, and override the hooks they need."""
+
+    name: ClassVar[str]
+    #: Whether it needs every sample's loss (``observe_losses``); the loss is then reduced
+    #: per sample (a different summation order than the plain mean).
+    needs_sample_losses: ClassVar[bool] = False
+
+    @dataclasses.dataclass(frozen=True)
+    class Settings:
+        pass
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    def check(self, method: Method, section: str) -> None:
+        """Raise ``ConfigError`` (naming ``section``) when it cannot compose with ``method``."""
+
+    def setup(self, num_samples: int, device: torch.device) -> None:
+        """Allocate per-sample state for a pretraining set of ``num_samples`` images."""
+
+    def on_epoch_start(self, method: Method, epoch: int) -> dict[str, float]:
+        """Before epoch ``epoch`` (0-based); returns numbers worth logging."""
+        return {}
+
+    def augment_views(
+        self, views: torch.Tensor, indices: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """Further augment float views ``[2B, C, H, W]`` (row r is a view of sample
+        ``indices[r]``)."""
+        return views
+
+    def observe_losses(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
+        """Every sample's loss of a step (detached), by index in the pretraining set."""
+
+    def on_epoch_end(self, epoch: int) -> dict[str, float]:
+        """After epoch ``epoch`` (0-based); returns numbers worth logging."""
+        return {}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        pass
 
 
 class Method:
@@ -37,9 +101,18 @@ class Method:
     dual_bn: ClassVar[bool] = False
 
     def __init__(
-        self, hyperparameters: dict[str, Any] | None = None, section: str = "hyperparameters"
+        self,
+        hyperparameters: dict[str, Any] | None = None,
+        section: str = "hyperparameters",
+        extensions: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.hparams = load(self.Hyperparameters, hyperparameters, section)
+        #: The NT-Xent temperature of the current epoch (an extension may schedule it).
+        self.temperature: float | None = getattr(self.hparams, "temperature", None)
+        self.extensions = [
+            create_extension(name, values, section.rsplit(".", 1)[0], self)
+            for name, values in (extensions or {}).items()
+        ]
 
     def build_model(self, model_config: ModelConfig, in_channels: int) -> ContrastiveModel:
         """The network this method trains."""
@@ -47,13 +120,66 @@ class Method:
             model_config, in_channels, self.hparams.head_hidden_layers, dual_bn=self.dual_bn
         )
 
+    # -- what a method implements ------------------------------------------------------------
+
     def on_epoch_start(self, model: nn.Module, epoch: int) -> dict[str, float]:
         """Called before every epoch (0-based); returns numbers worth logging."""
         return {}
 
-    def loss(self, model: nn.Module, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
-        """The training loss of one batch given its two augmented views."""
+    def loss(
+        self, model: nn.Module, view1: torch.Tensor, view2: torch.Tensor, per_sample: bool = False
+    ) -> torch.Tensor:
+        """The training loss of one batch given its two augmented views (with ``per_sample``:
+        the loss of each sample, whose mean is the loss)."""
         raise NotImplementedError
+
+    # -- what the training loop calls ----------------------------------------------------------
+
+    def setup(self, num_samples: int, device: torch.device) -> None:
+        for extension in self.extensions:
+            extension.setup(num_samples, device)
+
+    def begin_epoch(self, model: nn.Module, epoch: int) -> dict[str, float]:
+        logs = {}
+        for extension in self.extensions:  # first: a scheduled setting applies to this epoch
+            logs.update(extension.on_epoch_start(self, epoch))
+        return {**self.on_epoch_start(model, epoch), **logs}
+
+    def augment_views(
+        self, views: torch.Tensor, indices: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        for extension in self.extensions:
+            views = extension.augment_views(views, indices, generator)
+        return views
+
+    def training_loss(
+        self, model: nn.Module, view1: torch.Tensor, view2: torch.Tensor, indices: torch.Tensor
+    ) -> torch.Tensor:
+        """The loss to minimise; extensions that need them observe every sample's loss."""
+        observers = [e for e in self.extensions if e.needs_sample_losses]
+        if not observers:
+            return self.loss(model, view1, view2)
+        losses = self.loss(model, view1, view2, per_sample=True)
+        from sdclr import distributed
+
+        all_indices = distributed.gather(indices)  # the loss covers every rank's samples
+        for extension in observers:
+            extension.observe_losses(all_indices, losses.detach())
+        return losses.mean()
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        logs = {}
+        for extension in self.extensions:
+            logs.update(extension.on_epoch_end(epoch))
+        return logs
+
+    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Every extension's per-sample state (for the checkpoint)."""
+        return {e.name: e.state_dict() for e in self.extensions}
+
+    def load_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        for extension in self.extensions:
+            extension.load_state_dict(state.get(extension.name, {}))
 
 
 def register(cls: type[Method]) -> type[Method]:
@@ -61,6 +187,14 @@ def register(cls: type[Method]) -> type[Method]:
     if cls.name in METHODS and METHODS[cls.name] is not cls:
         raise ValueError(f"method name {cls.name!r} is registered twice")
     METHODS[cls.name] = cls
+    return cls
+
+
+def register_extension(cls: type[Extension]) -> type[Extension]:
+    """Class decorator adding an extension to the registry under ``cls.name``."""
+    if cls.name in EXTENSIONS and EXTENSIONS[cls.name] is not cls:
+        raise ValueError(f"extension name {cls.name!r} is registered twice")
+    EXTENSIONS[cls.name] = cls
     return cls
 
 
@@ -74,9 +208,27 @@ def get_method(name: str) -> type[Method]:
     return METHODS[name]
 
 
+def create_extension(
+    name: str, values: dict[str, Any] | None, section: str, method: Method
+) -> Extension:
+    """The extension ``name`` with its settings (config key ``section.name``), checked
+    against ``method``."""
+    if name not in EXTENSIONS:
+        raise ConfigError(
+            f"{section}.{name}: unknown extension; known: {', '.join(sorted(EXTENSIONS))}"
+        )
+    cls = EXTENSIONS[name]
+    extension = cls(load(cls.Settings, values, f"{section}.{name}"))
+    extension.check(method, f"{section}.{name}")
+    return extension
+
+
 def create_method(
-    name: str, hyperparameters: dict[str, Any] | None = None, section: str = "hyperparameters"
+    name: str,
+    hyperparameters: dict[str, Any] | None = None,
+    section: str = "hyperparameters",
+    extensions: dict[str, dict[str, Any]] | None = None,
 ) -> Method:
-    """Instantiate the method ``name`` with its hyperparameters (validated; errors name
-    ``section``, the config key they came from)."""
-    return get_method(name)(hyperparameters, section)
+    """Instantiate the method ``name`` with its hyperparameters and extensions (validated;
+    errors name ``section``, the config key the hyperparameters came from)."""
+    return get_method(name)(hyperparameters, section, extensions)

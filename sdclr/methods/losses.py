@@ -8,7 +8,9 @@ import torch.nn.functional as F
 from sdclr import distributed
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+def nt_xent(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float, per_sample: bool = False
+) -> torch.Tensor:
     """NT-Xent (SimCLR's normalised temperature-scaled cross-entropy) of two views.
 
     With ``z = normalize(cat(z1, z2))`` (2N rows, unit L2 norm) and ``s_ij = z_i . z_j``, the
@@ -23,6 +25,10 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
 
     In a multi-process run (``sdclr.distributed``) the views of every rank are gathered first,
     so N is the global batch and each rank computes the loss of the whole batch.
+
+    With ``per_sample`` the result is the loss of each sample instead, the mean of its two
+    views' terms, ``l_k = (term_k + term_{k+N}) / 2`` for k < N (their mean is the loss above);
+    this is what per-sample methods (BCL's momentum loss) observe.
     """
     if z1.shape != z2.shape:
         raise ValueError(
@@ -36,4 +42,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
         self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
         logits = logits.masked_fill(self_mask, float("-inf"))
         targets = torch.arange(2 * n, device=z.device).roll(n)
-        return F.cross_entropy(logits, targets)
+        if not per_sample:
+            return F.cross_entropy(logits, targets)
+        terms = F.cross_entropy(logits, targets, reduction="none")
+        return (terms[:n] + terms[n:]) / 2

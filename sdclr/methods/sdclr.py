@@ -48,8 +48,10 @@ class SDCLR(Method):
         pruned = global_magnitude_prune(model, self.hparams.prune_ratio)
         return {"pruned_weights": float(pruned)}
 
-    def loss(self, model: nn.Module, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, model: nn.Module, view1: torch.Tensor, view2: torch.Tensor, per_sample: bool = False
+    ) -> torch.Tensor:
         z_dense = model(view1)
         with branch(model, pruned=True):
             z_pruned = model(view2)
-        return nt_xent(z_dense, z_pruned, self.hparams.temperature)
+        return nt_xent(z_dense, z_pruned, self.temperature, per_sample)

@@ -13,8 +13,10 @@ from sdclr.methods.losses import nt_xent
 class SimCLR(Method):
     name = "simclr"
 
-    def loss(self, model: nn.Module, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, model: nn.Module, view1: torch.Tensor, view2: torch.Tensor, per_sample: bool = False
+    ) -> torch.Tensor:
         # One forward over both views: BatchNorm sees the 2N-sample batch, as in SimCLR.
         z = model(torch.cat([view1, view2]))
         z1, z2 = z.chunk(2)
-        return nt_xent(z1, z2, self.hparams.temperature)
+        return nt_xent(z1, z2, self.temperature, per_sample)

@@ -1,0 +1,236 @@
+"""Method extensions: BCL's momentum loss and boosted augmentation, temperature schedules, and
+how they compose with SimCLR and SDCLR by configuration."""
+
+import copy
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from sdclr.config import normalize_config, pretrain_settings
+from sdclr.errors import ConfigError
+from sdclr.io import torch_load, write_json
+from sdclr.methods import create_method
+from sdclr.methods.bcl import boost_weights, momentum_update
+from sdclr.methods.temperature_schedule import scheduled_temperature
+from sdclr.train import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
+from tests.test_train import tiny_settings, toy_images
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+
+
+def test_momentum_loss_stores_the_first_loss_then_blends():
+    """L_i <- l_i the first time sample i is seen, then L_i <- 0.97 L_i + 0.03 l_i."""
+    loss, seen = torch.zeros(4), torch.zeros(4, dtype=torch.bool)
+    momentum_update(loss, seen, torch.tensor([0, 2]), torch.tensor([2.0, 4.0]), 0.97)
+    assert loss.tolist() == [2.0, 0.0, 4.0, 0.0] and seen.tolist() == [True, False, True, False]
+    momentum_update(loss, seen, torch.tensor([2, 3]), torch.tensor([1.0, 5.0]), 0.97)
+    assert loss[2].item() == pytest.approx(0.97 * 4.0 + 0.03 * 1.0)
+    assert loss[3].item() == 5.0 and loss[0].item() == 2.0
+
+
+def test_boost_weights_follow_the_formula_on_hand_made_losses():
+    """w = (z / max|z|) / 2 + 1/2 with z the standardised (unbiased std) momentum loss: the
+    hardest sample gets 1 (or the easiest 0), the mean sample 1/2; unseen samples get 0."""
+    loss = torch.tensor([1.0, 2.0, 3.0, 6.0, 0.0])
+    seen = torch.tensor([True, True, True, True, False])
+    values = [1.0, 2.0, 3.0, 6.0]
+    mean = sum(values) / 4
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / 3)
+    z = [(v - mean) / std for v in values]
+    peak = max(abs(v) for v in z)
+    expected = [zi / peak / 2 + 0.5 for zi in z] + [0.0]
+    assert boost_weights(loss, seen).tolist() == pytest.approx(expected)
+    assert boost_weights(loss, seen)[3].item() == pytest.approx(1.0)
+    assert (
+        boost_weights(torch.full((3,), 2.0), torch.ones(3, dtype=torch.bool)).tolist() == [0.5] * 3
+    )
+
+
+def test_temperature_schedule_values():
+    """t(e) = 0.1 + 0.45 (1 + cos(pi e / 200)): 1.0 at 0, 0.55 at 100, 0.1 at 200, 1.0 at 400."""
+    values = [scheduled_temperature(e, 0.1, 1.0, 200) for e in (0, 100, 200, 400)]
+    assert values == pytest.approx([1.0, 0.55, 0.1, 1.0])
+
+
+def test_the_schedule_sets_the_method_temperature_each_epoch_and_logs_it():
+    """Composed with SDCLR, the schedule changes the loss's temperature at each epoch start
+    and the epoch's log gets a temperature column."""
+    method = create_method(
+        "sdclr", {}, extensions={"temperature_schedule": {"t_min": 0.1, "t_max": 1.0, "period": 2}}
+    )
+    model = method.build_model(tiny_model_config(), 3)
+    logs = [method.begin_epoch(model, e)["temperature"] for e in range(3)]
+    assert logs == pytest.approx([1.0, 0.55, 0.1]) and method.temperature == pytest.approx(0.1)
+
+
+def tiny_model_config():
+    from sdclr.models import ModelConfig
+
+    return ModelConfig(width=0.0625, projection_dim=8)
+
+
+def _config(**methods):
+    config = yaml.safe_load(TINY.read_text())
+    config["methods"] = methods
+    return config
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"algorithm": "sdclr", "bcl": {"num_ops": 2}}, r"methods\.x\.bcl: 'min_magnitude'"),
+        (
+            {"algorithm": "sdclr", "bcl": {"num_ops": 2, "min_magnitude": 5, "k": 1}},
+            r"methods\.x\.bcl\.k: unknown key",
+        ),
+        ({"algorithm": "simclr", "boost": {}}, r"methods\.x\.boost: unknown key"),
+        (
+            {
+                "algorithm": "simclr",
+                "temperature_schedule": {},
+                "hyperparameters": {"temperature": 0.5},
+            },
+            r"methods\.x: temperature_schedule sets the temperature",
+        ),
+        (
+            {"algorithm": "simclr", "temperature_schedule": {"t_min": 2.0}},
+            r"methods\.x\.temperature_schedule: t_min 2\.0 exceeds t_max",
+        ),
+        ({"algorithm": "simclr", "pretrain": {"weight_decay": -1}}, r"methods\.x\.pretrain"),
+    ],
+)
+def test_impossible_compositions_are_config_errors_naming_the_key(entry, message):
+    """Unknown extension keys, missing settings and impossible combinations stop the config
+    check with the key's path."""
+    with pytest.raises(ConfigError, match=message):
+        normalize_config(_config(x=entry))
+
+
+def test_bcl_d_is_sdclr_plus_bcl_with_its_own_weight_decay():
+    """A composed entry's pretraining settings: SDCLR's algorithm, BCL's settings as an
+    extension, the method's weight decay over the dataset's; plain methods' settings carry no
+    extensions key (their checkpoints stay valid)."""
+    config = normalize_config(
+        _config(
+            sdclr={},
+            bcl_d={
+                "algorithm": "sdclr",
+                "bcl": {"num_ops": 2, "min_magnitude": 5},
+                "temperature_schedule": {"period": 200},
+                "pretrain": {"weight_decay": 5e-4},
+            },
+        )
+    )
+    settings = pretrain_settings(config, "fmnist_lt", "bcl_d")
+    assert settings["method"]["algorithm"] == "sdclr"
+    assert settings["method"]["extensions"] == {
+        "bcl": {"num_ops": 2, "min_magnitude": 5},
+        "temperature_schedule": {"period": 200},
+    }
+    assert settings["pretrain"]["weight_decay"] == 5e-4
+    assert "extensions" not in pretrain_settings(config, "fmnist_lt", "sdclr")["method"]
+
+
+def bcl_settings(epochs=4):
+    settings = tiny_settings("sdclr", epochs=epochs)
+    settings["method"]["extensions"] = {
+        "bcl": {"num_ops": 2, "min_magnitude": 5},
+        "temperature_schedule": {"period": 2},
+    }
+    return settings
+
+
+def test_bcl_keeps_per_sample_state_in_the_checkpoint_and_boosts_after_epoch_one(tmp_path):
+    """After training, the checkpoint holds BCL's per-sample momentum loss and weights (one
+    per pretraining image, weights in [0, 1], not all equal); the log has the temperature and
+    the mean boost weight, which is 0 in the first epoch (no RandAugment yet)."""
+    pretrain(bcl_settings(), toy_images(48), tmp_path, seed=0, progress=False)
+    state = torch_load(tmp_path / CHECKPOINT_NAME)["method_state"]["bcl"]
+    assert state["momentum_loss"].shape == (48,) and bool(state["seen"].all())
+    weights = state["weights"]
+    assert float(weights.min()) >= 0 and float(weights.max()) <= 1 and weights.std() > 0
+    rows = list(csv.DictReader((tmp_path / LOG_NAME).read_text().splitlines()))
+    assert {"pruned_weights", "temperature", "bcl_mean_weight"} <= set(rows[0])
+    assert [float(r["temperature"]) for r in rows] == pytest.approx([1.0, 0.55, 0.1, 0.55])
+    assert float(rows[0]["bcl_mean_weight"]) == 0.0 < float(rows[1]["bcl_mean_weight"])
+
+
+_KILLABLE = """
+import sys, time
+from sdclr.io import read_json
+from sdclr.train import pretrain
+from tests.test_train import toy_images
+
+def slow(epoch, metrics):
+    print(f"epoch {epoch}", flush=True)
+    time.sleep(float(sys.argv[3]))
+
+pretrain(read_json(sys.argv[1]), toy_images(48), sys.argv[2], seed=0, progress=False,
+         on_epoch_end=slow)
+"""
+
+
+def _run(settings_path, out_dir, pause="0"):
+    return subprocess.Popen(
+        [sys.executable, "-c", _KILLABLE, str(settings_path), str(out_dir), pause],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])},
+    )
+
+
+@pytest.mark.slow
+def test_bcl_state_survives_a_kill_and_the_resumed_run_is_bit_identical(tmp_path):
+    """A BCL-D + schedule run SIGKILLed after its second epoch and run again ends with the
+    same bytes (model, checkpoint with the per-sample state, log) as an uninterrupted run."""
+    settings_path = tmp_path / "settings.json"
+    write_json(settings_path, bcl_settings(epochs=5))
+    straight = _run(settings_path, tmp_path / "straight")
+    assert straight.wait(timeout=600) == 0
+
+    killed = _run(settings_path, tmp_path / "resumed", pause="30")
+    deadline = time.monotonic() + 600
+    while killed.stdout.readline().strip() != "epoch 2":
+        assert time.monotonic() < deadline and killed.poll() is None
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert torch_load(tmp_path / "resumed" / CHECKPOINT_NAME)["epoch"] == 2
+    resumed = _run(settings_path, tmp_path / "resumed")
+    assert resumed.wait(timeout=600) == 0
+    for name in (MODEL_NAME, CHECKPOINT_NAME, LOG_NAME):
+        a = (tmp_path / "straight" / name).read_bytes()
+        assert a == (tmp_path / "resumed" / name).read_bytes(), name
+
+
+def test_a_plain_method_trains_exactly_as_before_the_contract_grew(tmp_path):
+    """SimCLR without extensions takes the plain mean loss path: the per-sample path (what
+    BCL uses) gives the same loss value, so plain runs keep their numbers."""
+    method = create_method("simclr", {"temperature": 0.2})
+    model = method.build_model(tiny_model_config(), 3)
+    v1, v2 = torch.rand(6, 3, 12, 12), torch.rand(6, 3, 12, 12)
+    mean = method.training_loss(model, v1, v2, torch.arange(6))
+    per_sample = method.loss(model, v1, v2, per_sample=True)
+    assert per_sample.shape == (6,)
+    assert mean.item() == pytest.approx(per_sample.mean().item(), rel=1e-6)
+
+
+def test_extension_settings_copy_is_not_shared():
+    """Two methods built from one extension settings dict keep separate per-sample state."""
+    ext = {"bcl": {"num_ops": 1, "min_magnitude": 10}}
+    a = create_method("simclr", {}, extensions=copy.deepcopy(ext))
+    b = create_method("simclr", {}, extensions=ext)
+    a.setup(4, torch.device("cpu"))
+    b.setup(4, torch.device("cpu"))
+    a.extensions[0].observe_losses(torch.tensor([0]), torch.tensor([1.0]))
+    assert b.extensions[0].momentum_loss.tolist() == [0.0] * 4
