@@ -43,7 +43,7 @@ class MeanClassifierProbe(Probe):
     """The mean classifier of the balanced train pool."""
 
     name = "mean"
-    title = "Mean classifier (D_b pool)"
+    title = "Mean classifier"
     train_subset = "train"
     train_set = "D_b pool"
 
