@@ -97,8 +97,11 @@ def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _normalize_experiment(config: dict[str, Any]) -> dict[str, Any]:
+    from sdclr.evaluation import DEFAULT_PROBES
+
     shared = {
         "methods": config["methods"],
+        "probes": list(config.get("probes", DEFAULT_PROBES)),
         "splits": config["splits"],
         "seeds": config["seeds"],
         "data_root": config.get("data_root", "results/data/raw"),
@@ -143,16 +146,18 @@ def validate_config(config: dict[str, Any]) -> None:
 
 def _check_semantics(config: dict[str, Any]) -> None:
     from sdclr.config_schema import _sections
-    from sdclr.evaluation import PROBE_NAMES
+    from sdclr.evaluation import DEFAULT_PROBES, PROBES
     from sdclr.methods import EXTENSIONS, METHODS, create_method
     from sdclr.train import PretrainConfig
 
     for name, dataset in config["datasets"].items():
         for section, cls in _sections().items():  # what the schema cannot say (low <= high)
-            keys = [f"{p}_probe" for p in PROBE_NAMES] if section == "probe" else [section]
-            for key in keys:
-                values = {k: v for k, v in dataset[key].items() if k != "reference_splits"}
-                load(cls, values, f"datasets.{name}.{key}")
+            values = {k: v for k, v in dataset[section].items() if k != "reference_splits"}
+            load(cls, values, f"datasets.{name}.{section}")
+        for probe in config.get("probes", DEFAULT_PROBES):  # each probe's settings, if any
+            if PROBES[probe].Settings is not None:
+                key = f"{probe}_probe"
+                load(PROBES[probe].Settings, dataset.get(key), f"datasets.{name}.{key}")
         source = dataset["source"]
         if source["name"] == "image_list":
             missing = [k for k in ("image_root", "train_list", "test_list") if k not in source]
@@ -273,7 +278,7 @@ def probe_settings(config: dict[str, Any], dataset: str, probe: str) -> dict[str
     return {
         "dataset": dataset,
         "probe": probe,
-        "probe_config": dict(entry[f"{probe}_probe"]),
+        "probe_config": dict(entry.get(f"{probe}_probe") or {}),
         "groups": dict(entry.get("groups") or {"kind": "thirds"}),
         "crop_size": entry["augmentation"]["crop_size"],
         "device": entry["device"],
@@ -312,7 +317,7 @@ def report_settings(config: dict[str, Any]) -> dict[str, Any]:
     from sdclr import paths
 
     return {
-        "evals": {probe: paths.eval_files(config, probe) for probe in paths.PROBES},
+        "evals": {probe: paths.eval_files(config, probe) for probe in paths.probes(config)},
         "splits": paths.split_files(config),
         "labels": labels(config),
         "row_order": paths.row_order(config),

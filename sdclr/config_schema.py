@@ -70,7 +70,6 @@ _METHOD = {
 def _sections() -> dict[str, type]:
     from sdclr.data.augment import AugmentConfig
     from sdclr.data.splits import LongTailConfig
-    from sdclr.evaluation.linear import ProbeConfig
     from sdclr.models import ModelConfig
     from sdclr.train import PretrainConfig
 
@@ -79,7 +78,6 @@ def _sections() -> dict[str, type]:
         "model": ModelConfig,
         "augmentation": AugmentConfig,
         "pretrain": PretrainConfig,
-        "probe": ProbeConfig,
     }
 
 
@@ -123,6 +121,14 @@ def _top_level() -> dict[str, Any]:
                 "minItems": 1,
                 "uniqueItems": True,
             },
+            "probes": {
+                "type": "array",
+                "description": "The probes every pretrained model gets (default: the paper's).",
+                "items": {"enum": list(_probe_names())},
+                "minItems": 1,
+                "uniqueItems": True,
+                "default": list(_default_probes()),
+            },
             "methods": {
                 "type": "object",
                 "description": "Pretraining runs by name (the {method} wildcard).",
@@ -149,8 +155,7 @@ def _structural_defs() -> dict[str, Any]:
         "dataset": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["source", "longtail", "groups", "model", "pretrain", "augmentation"]
-            + [f"{probe}_probe" for probe in _probe_names()],
+            "required": ["source", "longtail", "groups", "model", "pretrain", "augmentation"],
             "properties": {
                 "label": {"type": "string", "description": "Name shown in tables and figures."},
                 "paper": {
@@ -160,7 +165,7 @@ def _structural_defs() -> dict[str, Any]:
                 "source": {"$ref": "#/$defs/source"},
                 "groups": {"$ref": "#/$defs/groups"},
                 **{name: {"$ref": f"#/$defs/{name}"} for name in _sections() if name != "probe"},
-                **{f"{p}_probe": {"$ref": "#/$defs/probe"} for p in _probe_names()},
+                **_probe_settings(),
             },
         },
         "source": {
@@ -188,6 +193,25 @@ def _probe_names() -> tuple[str, ...]:
     from sdclr.evaluation import PROBE_NAMES
 
     return PROBE_NAMES
+
+
+def _default_probes() -> tuple[str, ...]:
+    from sdclr.evaluation import DEFAULT_PROBES
+
+    return DEFAULT_PROBES
+
+
+def _probe_settings() -> dict[str, Any]:
+    """``<probe>_probe``: the settings of each registered probe that has some (a probe the
+    config lists needs its key only when its settings have a required field)."""
+    from sdclr.evaluation import PROBES
+    from sdclr.settings import json_schema
+
+    return {
+        f"{name}_probe": copy.deepcopy(json_schema(probe.Settings))
+        for name, probe in PROBES.items()
+        if probe.Settings is not None
+    }
 
 
 def _method_def(pretrain: dict[str, Any]) -> dict[str, Any]:

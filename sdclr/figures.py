@@ -28,6 +28,27 @@ def _label(labels: dict | None, kind: str, key: str) -> str:
     return (labels or {}).get(kind, {}).get(key, key)
 
 
+def _panels(datasets: int, probes: int, per_row: int = 3) -> tuple[Any, Any]:
+    """A figure with one panel per dataset x probe, at most ``per_row`` probes a row;
+    returns it and ``panel(dataset_index, probe_index) -> axes`` (unused panels hidden)."""
+    ncols = min(per_row, probes)
+    rows_per_dataset = -(-probes // ncols)
+    fig, axes = plt.subplots(
+        datasets * rows_per_dataset,
+        ncols,
+        figsize=(6.0 * ncols, 4.2 * datasets * rows_per_dataset),
+        squeeze=False,
+    )
+    for r in range(datasets):
+        for j in range(probes, rows_per_dataset * ncols):
+            axes[r * rows_per_dataset + j // ncols][j % ncols].set_visible(False)
+
+    def panel(i: int, j: int) -> Any:
+        return axes[i * rows_per_dataset + j // ncols][j % ncols]
+
+    return fig, panel
+
+
 def plot_group_accuracy(
     records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None = None
 ) -> None:
@@ -36,13 +57,11 @@ def plot_group_accuracy(
     frame = records_frame(records)
     datasets = list(dict.fromkeys(frame["dataset"]))
     probes = [p for p in PROBE_TITLES if p in set(frame["probe"])]
-    fig, axes = plt.subplots(
-        len(datasets), len(probes), figsize=(6.0 * len(probes), 4.2 * len(datasets)), squeeze=False
-    )
+    fig, panel = _panels(len(datasets), len(probes))
     columns = [*GROUPS, "All"]
     for i, dataset in enumerate(datasets):
         for j, probe in enumerate(probes):
-            ax = axes[i][j]
+            ax = panel(i, j)
             table = aggregate(frame[(frame.dataset == dataset) & (frame.probe == probe)])
             methods = list(table["method"])
             colours = _method_colours(methods)
@@ -172,12 +191,10 @@ def plot_accuracy_vs_frequency(
     split as a point, with each method's trend as the mean accuracy of each frequency rank."""
     datasets = list(dict.fromkeys(r["dataset"] for r in records))
     probes = [p for p in PROBE_TITLES if any(r["probe"] == p for r in records)]
-    fig, axes = plt.subplots(
-        len(datasets), len(probes), figsize=(6.0 * len(probes), 4.2 * len(datasets)), squeeze=False
-    )
+    fig, panel = _panels(len(datasets), len(probes))
     for i, dataset in enumerate(datasets):
         for j, probe in enumerate(probes):
-            ax = axes[i][j]
+            ax = panel(i, j)
             chosen = [r for r in records if r["dataset"] == dataset and r["probe"] == probe]
             methods = list(dict.fromkeys(r["method"] for r in chosen))
             colours = _method_colours(methods)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sdclr.evaluation import PROBE_NAMES as PROBES
+from sdclr.evaluation import PAPER_PROBES, PROBE_NAMES
 
 # Each job's resolved settings (``sdclr.config.job_settings``), written by the settings rule:
 # ``job`` is dataset, split, pretrain/<method> or probe/<probe>. The report's in REPORT_SETTINGS.
@@ -27,6 +27,9 @@ TRAIN_LOG = f"{RUN_DIR}/{LOG_NAME}"
 EVAL = "results/eval/{dataset}/{method}/split{split}/seed{seed}/{probe}.json"
 TABLE = "results/tables/{probe}.{ext}"
 TABLE_FORMATS = ("md", "csv", "tex", "json")
+# Per-split tables (the numbers behind each mean ± std), next to the aggregated ones.
+SPLIT_TABLE = "results/tables/{probe}_splits.{ext}"
+SPLIT_TABLE_FORMATS = ("md", "csv")
 FIGURES = {
     "group_accuracy": "results/figures/group_accuracy.png",
     "class_profile": "results/figures/class_profile.png",
@@ -35,7 +38,7 @@ FIGURES = {
 COMPARISON = {
     **{
         f"{probe}_{ext}": f"results/tables/{probe}_vs_paper.{ext}"
-        for probe in PROBES
+        for probe in PAPER_PROBES
         for ext in ("md", "csv")
     },
     "figure": "results/figures/paper_comparison.png",
@@ -54,14 +57,34 @@ def runs(config: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def probes(config: dict[str, Any]) -> list[str]:
+    """The probes a normalised config runs (on some dataset), in the registry's order."""
+    named = {p for entry in config["datasets"].values() for p in entry["probes"]}
+    return [p for p in PROBE_NAMES if p in named]
+
+
 def eval_files(config: dict[str, Any], probe: str) -> list[str]:
-    """The evaluation records of ``probe`` for every run of a normalised config."""
-    return [EVAL.format(probe=probe, **run) for run in runs(config)]
+    """The evaluation records of ``probe`` for every run of a dataset that runs it."""
+    return [
+        EVAL.format(probe=probe, **run)
+        for run in runs(config)
+        if probe in config["datasets"][run["dataset"]]["probes"]
+    ]
 
 
 def all_eval_files(config: dict[str, Any]) -> list[str]:
     """The evaluation records of every probe of every run of a normalised config."""
-    return [f for probe in PROBES for f in eval_files(config, probe)]
+    return [f for probe in probes(config) for f in eval_files(config, probe)]
+
+
+def table_files(config: dict[str, Any]) -> list[str]:
+    """Every table of every probe the config runs (aggregated and per split)."""
+    return [
+        template.format(probe=probe, ext=ext)
+        for probe in probes(config)
+        for template, formats in ((TABLE, TABLE_FORMATS), (SPLIT_TABLE, SPLIT_TABLE_FORMATS))
+        for ext in formats
+    ]
 
 
 def split_files(config: dict[str, Any]) -> list[str]:

@@ -44,11 +44,13 @@ def records_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
             "split": r["split"],
             "seed": r["seed"],
             "probe": r["probe"],
+            "pretrain_set": r.get("pretrain_set", "D_i"),
             **{c: r["summary"][c] for c in COLUMNS},
         }
         for r in records
     ]
-    return pd.DataFrame(rows, columns=["dataset", "method", "split", "seed", "probe", *COLUMNS])
+    columns = ["dataset", "method", "split", "seed", "probe", "pretrain_set", *COLUMNS]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def aggregate(frame: pd.DataFrame, order: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
@@ -60,7 +62,8 @@ def aggregate(frame: pd.DataFrame, order: Sequence[tuple[str, str]] | None = Non
     per_split = frame.groupby(["dataset", "method", "split"], sort=False)[list(COLUMNS)].mean()
     runs = frame.groupby(["dataset", "method"], sort=False).size()
     grouped = per_split.groupby(level=["dataset", "method"], sort=False)
-    out = pd.DataFrame({"splits": grouped.size(), "runs": runs})
+    pretrain_set = frame.groupby(["dataset", "method"], sort=False)["pretrain_set"].first()
+    out = pd.DataFrame({"splits": grouped.size(), "runs": runs, "pretrain_set": pretrain_set})
     for column in COLUMNS:
         out[f"{column}_mean"] = grouped[column].mean()
         out[f"{column}_std"] = grouped[column].agg(lambda s: float(np.std(s.to_numpy(), ddof=0)))
@@ -84,6 +87,7 @@ def _display(table: pd.DataFrame, labels: dict[str, dict[str, str]] | None) -> p
         {
             "Dataset": [labels["datasets"].get(d, d) for d in table["dataset"]],
             "Method": [labels["methods"].get(m, m) for m in table["method"]],
+            "Pretrained on": list(table["pretrain_set"]),
             **{
                 c: [_cell(m, s) for m, s in zip(table[f"{c}_mean"], table[f"{c}_std"], strict=True)]
                 for c in COLUMNS
@@ -93,13 +97,54 @@ def _display(table: pd.DataFrame, labels: dict[str, dict[str, str]] | None) -> p
     )
 
 
+def table_title(probe: str) -> str:
+    """What a table holds: the probe and the set it is trained on (pretraining sets are a
+    column), so no two tables' rows can be mixed up."""
+    known = PROBES.get(probe)
+    if known is None:
+        return probe
+    return f"{known.title}, trained on {known.train_set}"
+
+
+def per_split_table(frame: pd.DataFrame, order: Sequence[tuple[str, str]] | None) -> pd.DataFrame:
+    """One row per dataset x method x split (seeds of a split averaged): the numbers behind
+    each mean ± std."""
+    keys = ["dataset", "method", "pretrain_set", "split"]
+    table = frame.groupby(keys, sort=False)[list(COLUMNS)].mean().reset_index()
+    if order is not None:
+        rank = {pair: i for i, pair in enumerate(order)}
+        pairs = zip(table.dataset, table.method, strict=True)
+        table["_rank"] = [rank.get(pair, len(rank)) for pair in pairs]
+        table = table.sort_values(["_rank", "split"], kind="stable").drop(columns="_rank")
+    return table.reset_index(drop=True)
+
+
+def per_split_markdown(table: pd.DataFrame, probe: str, labels: dict | None = None) -> str:
+    """The per-split table in Markdown."""
+    labels = labels or {"datasets": {}, "methods": {}}
+    lines = [
+        f"## {table_title(probe)} (%, per split)",
+        "",
+        "| Dataset | Method | Pretrained on | Split | " + " | ".join(COLUMNS) + " |",
+        "|---|---|---|---|" + "---|" * len(COLUMNS),
+    ]
+    for row in table.itertuples(index=False):
+        name = (
+            labels["datasets"].get(row.dataset, row.dataset),
+            labels["methods"].get(row.method, row.method),
+        )
+        cells = " | ".join(f"{getattr(row, c):.2f}" for c in COLUMNS)
+        lines.append(f"| {name[0]} | {name[1]} | {row.pretrain_set} | {row.split} | {cells} |")
+    return "\n".join([*lines, ""])
+
+
 def to_markdown(table: pd.DataFrame, probe: str, labels: dict | None = None) -> str:
     """A Markdown table: one row per dataset x method, columns as mean ± std (%)."""
     shown = _display(table, labels)
     header = "| " + " | ".join(shown.columns) + " |"
     rule = "|" + "|".join("---" for _ in shown.columns) + "|"
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    title = f"## {PROBE_TITLES.get(probe, probe)} (%, mean ± std over splits)"
+    title = f"## {table_title(probe)} (%, mean ± std over splits)"
     note = (
         "Many/Medium/Few: mean per-class test accuracy of the classes in each third by D_i "
         "frequency; Std: population std of the three; All: mean per-class accuracy."
@@ -111,8 +156,8 @@ def to_latex(table: pd.DataFrame, probe: str, labels: dict | None = None) -> str
     """A LaTeX tabular (booktabs) with ``mean $\\pm$ std`` cells."""
     shown = _display(table, labels).drop(columns="Splits")
     lines = [
-        f"% {PROBE_TITLES.get(probe, probe)}: mean $\\pm$ population std over splits (%)",
-        "\\begin{tabular}{ll" + "c" * len(COLUMNS) + "}",
+        f"% {table_title(probe)}: mean $\\pm$ population std over splits (%)",
+        "\\begin{tabular}{lll" + "c" * len(COLUMNS) + "}",
         "\\toprule",
         " & ".join(shown.columns) + " \\\\",
         "\\midrule",
@@ -155,11 +200,15 @@ def write_tables(
     chosen = [r for r in records if r["probe"] == probe]
     if not chosen:
         raise ValueError(f"no evaluation records for the {probe!r} probe")
-    table = aggregate(records_frame(chosen), order)
+    frame = records_frame(chosen)
+    table = aggregate(frame, order)
+    splits = per_split_table(frame, order)
     writers = {
         "md": lambda: to_markdown(table, probe, labels),
         "csv": lambda: table.to_csv(index=False, float_format="%.4f"),
         "tex": lambda: to_latex(table, probe, labels),
+        "splits_md": lambda: per_split_markdown(splits, probe, labels),
+        "splits_csv": lambda: splits.to_csv(index=False, float_format="%.4f"),
     }
     for fmt, path in outputs.items():
         if fmt == "json":
@@ -167,5 +216,5 @@ def write_tables(
         elif fmt in writers:
             write_text(path, writers[fmt]())
         else:
-            raise ValueError(f"unknown table format {fmt!r}; use md, csv, tex or json")
+            raise ValueError(f"unknown table format {fmt!r}; use json or {sorted(writers)}")
     return table

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from sdclr import paths
 from sdclr.data.datasets import dataset_summary, load_dataset, load_saved_dataset, save_dataset
 from sdclr.data.splits import (
     LongTailConfig,
@@ -186,9 +187,10 @@ def comparison_stage(
     reported_numbers = load_reported(reported)
     labels = report["labels"]
     comparisons = {}
-    for probe, evals in report["evals"].items():
+    for probe in paths.PAPER_PROBES:  # every paper probe has its output, if empty
+        records = load_records(report["evals"].get(probe, []))
         comparisons[probe] = compare_with_paper(
-            load_records(evals), reported_numbers, probe, report["paper_names"]
+            records, reported_numbers, probe, report["paper_names"]
         )
         md, csv = outputs[f"{probe}_md"], outputs[f"{probe}_csv"]
         write_comparison(comparisons[probe], probe, md, csv, labels)

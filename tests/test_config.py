@@ -152,8 +152,14 @@ def test_every_setting_has_a_type_and_a_sentence():
     from sdclr.config_schema import config_schema
 
     defs = config_schema()["$defs"]
-    for section in ("longtail", "model", "augmentation", "pretrain", "probe"):
-        for key, spec in defs[section]["properties"].items():
+    sections = {name: defs[name] for name in ("longtail", "model", "augmentation", "pretrain")}
+    sections |= {k: v for k, v in defs["dataset"]["properties"].items() if k.endswith("_probe")}
+    sections |= {k: v for k, v in defs["method"]["properties"].items() if "properties" in v}
+    assert {"linear_probe", "knn_probe", "kshot_100_probe", "bcl", "temperature_schedule"} <= set(
+        sections
+    )
+    for section, schema in sections.items():
+        for key, spec in schema["properties"].items():
             if key != "reference_splits":
                 assert spec.get("description"), f"{section}.{key} has no doc"
 

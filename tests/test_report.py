@@ -99,7 +99,7 @@ def test_tables_in_every_format(tmp_path):
         labels={"datasets": {"toy": "Toy-LT"}, "methods": {"simclr": "SimCLR"}},
     )
     md = outputs["md"].read_text()
-    assert "| Toy-LT | SimCLR | 85.00 ± 5.00 | 70.00 ± 0.00 | 55.00 ± 5.00 |" in md
+    assert "| Toy-LT | SimCLR | D_i | 85.00 ± 5.00 | 70.00 ± 0.00 | 55.00 ± 5.00 |" in md
     assert "85.00 $\\pm$ 5.00" in outputs["tex"].read_text()
     assert "Many_mean" in outputs["csv"].read_text()
     metrics = json.loads(outputs["json"].read_text())

@@ -45,7 +45,10 @@ def test_tiny_pipeline_produces_tables_and_figures(finished_run):
     SimCLR and an SDCLR row of mean ± std in Many / Medium / Few / Std / All."""
     for probe in ("linear", "fewshot"):
         table = (finished_run / "results" / "tables" / f"{probe}.md").read_text()
-        assert "| Dataset | Method | Many | Medium | Few | Std | All | Splits |" in table
+        assert (
+            "| Dataset | Method | Pretrained on | Many | Medium | Few | Std | All | Splits |"
+            in table
+        )
         for label in ("SimCLR", "SDCLR"):
             row = next(line for line in table.splitlines() if f"| {label} |" in line)
             assert row.count("±") == 5 and row.rstrip().endswith("| 2 |")

@@ -7,6 +7,7 @@ class decorated by ``@register`` (see ``base.py``) and its settings in the confi
 import importlib
 import pkgutil
 
+import sdclr.evaluation.linear  # noqa: E402,F401  (first: the paper's probes lead every list)
 from sdclr.evaluation.base import PROBES, Probe, ProbeInputs, get_probe, register
 from sdclr.evaluation.features import (
     extract_features,
@@ -22,8 +23,14 @@ for _module in pkgutil.iter_modules(__path__):
 
 #: The registered probes' names, in registration order: the one home of this list.
 PROBE_NAMES = tuple(PROBES)
+#: The probes the paper reports (compared with config/paper/reported.yaml).
+PAPER_PROBES = tuple(name for name, probe in PROBES.items() if probe.in_paper)
+#: The probes a config runs when it names none: the paper's.
+DEFAULT_PROBES = PAPER_PROBES
 
 __all__ = [
+    "DEFAULT_PROBES",
+    "PAPER_PROBES",
     "PROBES",
     "PROBE_NAMES",
     "Probe",

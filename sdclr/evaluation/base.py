@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
-from sdclr.evaluation.features import center_crop
+from sdclr.evaluation.features import center_crop, per_class_accuracy
+from sdclr.settings import load
 
 PROBES: dict[str, Probe] = {}
 
@@ -49,6 +51,11 @@ class ProbeInputs:
     def test_labels(self) -> torch.Tensor:
         return self.dataset.test_labels
 
+    def test_accuracy(self, predictions: torch.Tensor) -> np.ndarray:
+        """Per-class accuracy (%) of ``predictions`` of the test images."""
+        labels = self.test_labels.to(predictions.device)
+        return per_class_accuracy(predictions, labels, self.num_classes)
+
 
 class Probe:
     """Base class: subclasses set ``name``, ``title``, ``train_subset`` and ``evaluate``."""
@@ -56,11 +63,21 @@ class Probe:
     name: ClassVar[str]
     title: ClassVar[str]  # how tables and figures name it
     train_subset: ClassVar[str]  # the split subset it learns from (for the record and tables)
+    train_set: ClassVar[str]  # that set as table headers name it ("D_b pool", "S_b", ...)
+    in_paper: ClassVar[bool] = False  # whether the paper reports it (the comparison tables)
+    #: Its settings (config key ``<name>_probe``); None: it has none.
+    Settings: ClassVar[type | None] = None
 
     @property
     def config_key(self) -> str:
         """Its settings' key in a dataset's config entry."""
         return f"{self.name}_probe"
+
+    def settings(self, settings: dict[str, Any]) -> Any:
+        """Its settings object from a probe job's settings (validated, naming the key)."""
+        if self.Settings is None:
+            return None
+        return load(self.Settings, settings.get("probe_config"), self.config_key)
 
     def evaluate(self, inputs: ProbeInputs, settings: dict[str, Any]) -> dict[str, Any]:
         """Return at least ``per_class_accuracy`` (percent, one per class)."""

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from sdclr.data.augment import random_crop_flip
 from sdclr.evaluation.base import Probe, ProbeInputs, register
 from sdclr.evaluation.features import extract_features, per_class_accuracy
-from sdclr.settings import load, setting
+from sdclr.settings import setting
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,38 @@ def train_probe(
     return linear, best_epoch, history
 
 
+def fit_and_test(
+    inputs: ProbeInputs,
+    train: tuple[torch.Tensor, torch.Tensor],
+    config: ProbeConfig,
+    seed: int,
+    name: str,
+) -> dict[str, Any]:
+    """Train a linear probe on ``train`` (best epoch on the split's validation set) and return
+    its per-class test accuracy, best epoch and history."""
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(seed)
+    torch.manual_seed(seed)  # the linear layer's initialisation: same seed, same probe
+    linear, best_epoch, history = train_probe(
+        inputs.backbone,
+        train,
+        inputs.subset("validation"),
+        inputs.num_classes,
+        config,
+        inputs.device,
+        generator,
+        inputs.progress,
+        desc=f"{name} probe",
+    )
+    test_features = extract_features(inputs.backbone, inputs.test_images, inputs.device)
+    return {
+        "per_class_accuracy": inputs.test_accuracy(_predict(linear, test_features)),
+        "best_epoch": best_epoch,
+        "validation_accuracy": history[best_epoch - 1]["val_accuracy"],
+        "history": history,
+    }
+
+
 @register
 class LinearProbe(Probe):
     """Linear separability: a linear layer trained on the balanced train pool."""
@@ -149,32 +181,13 @@ class LinearProbe(Probe):
     name = "linear"
     title = "Linear separability"
     train_subset = "train"
+    train_set = "D_b pool"
+    in_paper = True
+    Settings = ProbeConfig
 
     def evaluate(self, inputs: ProbeInputs, settings: dict[str, Any]) -> dict[str, Any]:
-        config = load(ProbeConfig, settings["probe_config"], self.config_key)
-        generator = torch.Generator(device="cpu")
-        generator.manual_seed(inputs.seed)
-        torch.manual_seed(inputs.seed)  # the linear layer's initialisation: same seed, same probe
-        linear, best_epoch, history = train_probe(
-            inputs.backbone,
-            inputs.subset(self.train_subset),
-            inputs.subset("validation"),
-            inputs.num_classes,
-            config,
-            inputs.device,
-            generator,
-            inputs.progress,
-            desc=f"{self.name} probe",
-        )
-        test_features = extract_features(inputs.backbone, inputs.test_images, inputs.device)
-        labels = inputs.test_labels.to(inputs.device)
-        per_class = per_class_accuracy(_predict(linear, test_features), labels, inputs.num_classes)
-        return {
-            "per_class_accuracy": per_class,
-            "best_epoch": best_epoch,
-            "validation_accuracy": history[best_epoch - 1]["val_accuracy"],
-            "history": history,
-        }
+        train = inputs.subset(self.train_subset)
+        return fit_and_test(inputs, train, self.settings(settings), inputs.seed, self.name)
 
 
 @register
@@ -185,3 +198,4 @@ class FewShotProbe(LinearProbe):
     name = "fewshot"
     title = "Few-shot (S_b) probe"
     train_subset = "S_b"
+    train_set = "S_b"

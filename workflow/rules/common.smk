@@ -28,8 +28,8 @@ wildcard_constraints:
     method="[A-Za-z0-9_.-]+",
     split=r"\d+",
     seed=r"\d+",
-    probe="|".join(paths.PROBES),
-    job="dataset|split|pretrain/[A-Za-z0-9_.-]+|probe/(" + "|".join(paths.PROBES) + ")",
+    probe="|".join(paths.PROBE_NAMES),
+    job="dataset|split|pretrain/[A-Za-z0-9_.-]+|probe/(" + "|".join(paths.PROBE_NAMES) + ")",
 
 
 def script(name):
@@ -44,7 +44,7 @@ def settings_file(job):
 
 
 def final_targets():
-    tables = [paths.TABLE.format(probe=p, ext=e) for p in paths.PROBES for e in paths.TABLE_FORMATS]
+    tables = paths.table_files(config)
     return tables + list(paths.FIGURES.values()) + list(paths.COMPARISON.values())
 
 

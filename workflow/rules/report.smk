@@ -14,6 +14,12 @@ rule make_tables:
         csv="results/tables/{probe}.csv",
         tex="results/tables/{probe}.tex",
         json="results/tables/{probe}.json",
+        splits_md=report(
+            "results/tables/{probe}_splits.md",
+            category="Tables per split",
+            caption="../report/table.rst",
+        ),
+        splits_csv="results/tables/{probe}_splits.csv",
     params:
         script=script("make_tables.py"),
     log:
@@ -23,7 +29,7 @@ rule make_tables:
     shell:
         "python {params.script:q} --settings {input.settings:q} --probe {wildcards.probe} "
         "--md {output.md:q} --csv {output.csv:q} --tex {output.tex:q} --json {output.json:q} "
-        "2> {log:q}"
+        "--splits-md {output.splits_md:q} --splits-csv {output.splits_csv:q} 2> {log:q}"
 
 
 rule make_figures:
@@ -61,7 +67,7 @@ rule make_figures:
 
 rule tables:
     input:
-        [paths.TABLE.format(probe=p, ext=e) for p in paths.PROBES for e in paths.TABLE_FORMATS],
+        paths.table_files(config),
         paths.COMPARISON.values(),
 
 
