@@ -81,16 +81,19 @@ def _sections() -> dict[str, type]:
     }
 
 
+DESCRIPTION = (
+    "An experiment of the SDCLR pipeline: the grid datasets x methods x splits x seeds, "
+    "and the settings of each. One file (or several merged with --configfile) drives "
+    "both the Snakefile and dvc.yaml. Every object rejects unknown keys so a typo stops "
+    "the run. (A config holding only `experiments: [files]` runs several experiments "
+    "together; see sdclr/config.py.)"
+)
+
+
 def _top_level() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "description": (
-            "An experiment of the SDCLR pipeline: the grid datasets x methods x splits x seeds, "
-            "and the settings of each. One file (or several merged with --configfile) drives "
-            "both the Snakefile and dvc.yaml. Every object rejects unknown keys so a typo stops "
-            "the run. (A config holding only `experiments: [files]` runs several experiments "
-            "together; see sdclr/config.py.)"
-        ),
+        "description": DESCRIPTION,
         "type": "object",
         "additionalProperties": False,
         "required": ["datasets", "methods", "splits", "seeds"],

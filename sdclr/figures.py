@@ -117,25 +117,7 @@ def plot_class_profile(
         ax, order_ax = axes[0][column], axes[1][column]
         ds_splits = [s for s in splits if s["dataset"] == dataset]
         rule = (group_rules or {}).get(dataset, {"kind": "thirds"})
-        counts = np.asarray(ds_splits[0]["counts"]["D_i"])
-        groups = class_groups(counts, rule)
-        ranks = {
-            c: r for r, c in enumerate(sorted(range(len(counts)), key=lambda c: (-counts[c], c)))
-        }
-        for name in GROUPS:
-            if groups[name]:
-                lo = min(ranks[c] for c in groups[name]) - 0.5
-                hi = max(ranks[c] for c in groups[name]) + 0.5
-                ax.axvspan(lo, hi, color=GROUP_COLOURS[name], alpha=0.08)
-                ax.text(
-                    (lo + hi) / 2,
-                    1.02,
-                    name,
-                    transform=ax.get_xaxis_transform(),
-                    ha="center",
-                    fontsize=9,
-                    color=GROUP_COLOURS[name],
-                )
+        _shade_groups(ax, np.asarray(ds_splits[0]["counts"]["D_i"]), rule)
         for s in ds_splits:
             sorted_counts = sorted(s["counts"]["D_i"], reverse=True)
             sizes = s["sizes"]
@@ -157,6 +139,26 @@ def plot_class_profile(
     fig.tight_layout()
     save_figure(path, fig)
     plt.close(fig)
+
+
+def _shade_groups(ax: Any, counts: np.ndarray, rule: dict) -> None:
+    """Shade and name the rank range of each of Many / Medium / Few."""
+    groups = class_groups(counts, rule)
+    ranks = {c: r for r, c in enumerate(sorted(range(len(counts)), key=lambda c: (-counts[c], c)))}
+    for name in GROUPS:
+        if groups[name]:
+            lo = min(ranks[c] for c in groups[name]) - 0.5
+            hi = max(ranks[c] for c in groups[name]) + 0.5
+            ax.axvspan(lo, hi, color=GROUP_COLOURS[name], alpha=0.08)
+            ax.text(
+                (lo + hi) / 2,
+                1.02,
+                name,
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                fontsize=9,
+                color=GROUP_COLOURS[name],
+            )
 
 
 def _plot_class_order(ax: Any, splits: Sequence[dict[str, Any]], rule: dict) -> None:
