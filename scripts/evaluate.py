@@ -2,7 +2,7 @@
 
 import argparse
 
-from sdclr.cli import add_model_job_arguments, read_settings, run, setup_logging
+from sdclr.cli import add_model_job_arguments, read_settings, run, setup_logging, show_progress
 from sdclr.stages import probe_stage
 
 
@@ -22,7 +22,7 @@ def main() -> None:
         args.seed,
         args.out,
         args.threads,
-        not args.quiet,
+        show_progress(args),
     )
 
 

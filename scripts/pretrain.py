@@ -2,7 +2,7 @@
 
 import argparse
 
-from sdclr.cli import add_model_job_arguments, read_settings, run, setup_logging
+from sdclr.cli import add_model_job_arguments, read_settings, run, setup_logging, show_progress
 from sdclr.distributed import relaunch_with_torchrun
 from sdclr.stages import pretrain_stage
 
@@ -16,7 +16,7 @@ def main() -> None:
     settings = read_settings(args.settings)
     relaunch_with_torchrun(settings["pretrain"].get("gpus", 1))  # multi-GPU: one process per GPU
     pretrain_stage(
-        args.data, args.split, settings, args.seed, args.out_dir, args.threads, not args.quiet
+        args.data, args.split, settings, args.seed, args.out_dir, args.threads, show_progress(args)
     )
 
 

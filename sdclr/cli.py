@@ -40,6 +40,12 @@ def add_model_job_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
 
 
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal: under Snakemake or SLURM stderr is a log file, which
+    gets the per-epoch log lines instead of bar redraws."""
+    return not args.quiet and sys.stderr.isatty()
+
+
 def read_settings(path: str) -> dict[str, Any]:
     """The settings a rule wrote for this job."""
     settings = read_json(path)

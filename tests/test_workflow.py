@@ -67,6 +67,10 @@ def test_tiny_pipeline_produces_tables_and_figures(finished_run):
         assert linear["fmnist_lt"][method]["All"]["mean"] > 25, linear
     log = (checkpoints / "sdclr" / "split1" / "seed0" / "train_log.csv").read_text().splitlines()
     assert len(log) == 3 and log[0].startswith("epoch,loss")
+    # A job's log (stderr is a file, not a terminal): one line per epoch, no bar redraws.
+    job_log = finished_run / "results" / "logs" / "pretrain" / "fmnist_lt" / "sdclr" / "split1"
+    text = (job_log / "seed0.log").read_text()
+    assert "epoch 1/2 loss" in text and "epoch 2/2 loss" in text and "\r" not in text
 
 
 @pytest.mark.slow
