@@ -557,3 +557,16 @@ def test_exit_on_sigterm_turns_sigterm_into_a_clean_exit_and_restores_the_handle
     assert proc.returncode == 143, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["cleaned up", "exit 143 Terminated"], proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_the_status_command_is_a_site_setting(monkeypatch):
+    """SDCLR_SLURM_STATUS_COMMAND=squeue puts `slurm-status-command: squeue` in the profile
+    (the fix for clusters whose sacct has no accounting behind it); unset, the plugin chooses."""
+    import yte
+
+    monkeypatch.setenv("SDCLR_SLURM_STATUS_COMMAND", "squeue")
+    with open(PROFILE / "config.yaml") as handle:
+        assert yte.process_yaml(handle, require_use_yte=True)["slurm-status-command"] == "squeue"
+    monkeypatch.delenv("SDCLR_SLURM_STATUS_COMMAND")
+    with open(PROFILE / "config.yaml") as handle:
+        assert "slurm-status-command" not in yte.process_yaml(handle, require_use_yte=True)
