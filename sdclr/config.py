@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
@@ -22,7 +22,6 @@ from sdclr.errors import ConfigError
 from sdclr.settings import load
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-T = TypeVar("T")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

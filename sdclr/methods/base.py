@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from sdclr import distributed
 from sdclr.errors import ConfigError
 from sdclr.models import ContrastiveModel, ModelConfig, build_model
 from sdclr.settings import load, setting
@@ -160,8 +161,6 @@ class Method:
         if not observers:
             return self.loss(model, view1, view2)
         losses = self.loss(model, view1, view2, per_sample=True)
-        from sdclr import distributed
-
         all_indices = distributed.gather(indices)  # the loss covers every rank's samples
         for extension in observers:
             extension.observe_losses(all_indices, losses.detach())
