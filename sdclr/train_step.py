@@ -4,8 +4,20 @@ The step (:class:`TrainStep`) is the fast path on every device: both views of a 
 batched augmentation call, written straight into the model's memory format; the forward
 under bf16 autocast where ``pretrain.precision`` says so (``auto``: bf16 on CUDA, fp32 on
 CPU; the NT-Xent similarity matrix stays fp32); channels-last convolutions where
-``pretrain.channels_last`` says so (``auto``: on CUDA); optionally ``torch.compile``; and
-nothing in the step waits for the device (the loss stays a device tensor).
+``pretrain.channels_last`` says so (``auto``: on CUDA); ``torch.compile`` where
+``pretrain.compile`` says so (``auto``: on CUDA); and nothing in the step waits for the device
+(the loss stays a device tensor).
+
+What is compiled is the method's whole forward, ``method.loss(model, view1, view2)``: for
+SDCLR the dense pass, the switch to the pruned branch (mask and BatchNorm), the pruned pass and
+NT-Xent are one graph, so switching branches never recompiles and the compiler fuses across
+the branch boundary; the backward comes from the same graph. Compiling ``model`` alone would
+give two graphs (one per branch, guarded on the branch flags) and leave NT-Xent eager. The
+augmentation (it draws from a ``torch.Generator``) and the optimiser step stay eager; the
+optimiser is the ``foreach`` SGD (one multi-tensor kernel per update op instead of one per
+parameter, the same arithmetic). A run compiles at most once per batch shape (the last partial
+batch of an epoch is a second shape) and once more when a scheduled temperature first changes
+(then it is a graph input); ``tests/test_compile.py`` counts the compilations.
 """
 
 from __future__ import annotations
@@ -42,13 +54,14 @@ class Runtime:
 
 
 def resolve_runtime(config: Any, device: torch.device | str) -> Runtime:
-    """Resolve a ``PretrainConfig``'s ``auto`` values: bf16 and channels-last on CUDA, fp32 and
-    contiguous on CPU."""
+    """Resolve a ``PretrainConfig``'s ``auto`` values: bf16, channels-last and compiled on CUDA;
+    fp32, contiguous and eager on CPU."""
     device = torch.device(device)
     cuda = device.type == "cuda"
     precision = config.precision if config.precision != "auto" else ("bf16" if cuda else "fp32")
     channels_last = cuda if config.channels_last == "auto" else bool(config.channels_last)
-    return Runtime(str(device), precision, channels_last, config.compile)
+    compiled = cuda if config.compile == "auto" else bool(config.compile)
+    return Runtime(str(device), precision, channels_last, compiled)
 
 
 class TrainStep:
@@ -75,7 +88,8 @@ class TrainStep:
         self.runtime = runtime
         if runtime.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.forward_model: torch.nn.Module = torch.compile(model) if runtime.compile else model
+        #: ``method.loss``, compiled when the runtime says so (see the module docstring).
+        self.loss_fn = torch.compile(method.loss) if runtime.compile else method.loss
         self.parameters = list(model.parameters())
 
     def views(
@@ -91,7 +105,7 @@ class TrainStep:
     def loss(self, view1: torch.Tensor, view2: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """The method's loss, under the runtime's autocast."""
         with self.runtime.autocast():
-            return self.method.training_loss(self.forward_model, view1, view2, indices)
+            return self.method.training_loss(self.model, view1, view2, indices, self.loss_fn)
 
     def __call__(
         self,

@@ -234,15 +234,15 @@ def test_device_prune_breaks_ties_like_numpy_stable_sort():
     np.testing.assert_array_equal(ours, expected)
 
 
-def test_runtime_auto_is_bf16_channels_last_on_cuda_and_fp32_on_cpu():
-    """precision/channels_last 'auto' resolve per device; explicit values win; bad values are
-    refused naming the key."""
+def test_runtime_auto_is_bf16_channels_last_compiled_on_cuda_and_fp32_eager_on_cpu():
+    """precision/channels_last/compile 'auto' resolve per device (compiled on CUDA only);
+    explicit values win; bad values are refused naming the key."""
     auto = PretrainConfig(epochs=1)
     assert resolve_runtime(auto, "cpu") == Runtime("cpu", "fp32", False, False)
-    assert resolve_runtime(auto, "cuda") == Runtime("cuda", "bf16", True, False)
+    assert resolve_runtime(auto, "cuda") == Runtime("cuda", "bf16", True, True)
     explicit = PretrainConfig(epochs=1, precision="bf16", channels_last=True, compile=True)
     assert resolve_runtime(explicit, "cpu") == Runtime("cpu", "bf16", True, True)
-    off = PretrainConfig(epochs=1, precision="fp32", channels_last=False)
+    off = PretrainConfig(epochs=1, precision="fp32", channels_last=False, compile=False)
     assert resolve_runtime(off, "cuda") == Runtime("cuda", "fp32", False, False)
     with pytest.raises(ValueError, match="pretrain.precision: 'fp16' is not one of"):
         load(PretrainConfig, {"epochs": 1, "precision": "fp16"}, "pretrain")

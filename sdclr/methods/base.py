@@ -24,6 +24,7 @@ Adding a method or an extension is one module in ``sdclr/methods/`` decorated wi
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -154,13 +155,25 @@ class Method:
         return views
 
     def training_loss(
-        self, model: nn.Module, view1: torch.Tensor, view2: torch.Tensor, indices: torch.Tensor
+        self,
+        model: nn.Module,
+        view1: torch.Tensor,
+        view2: torch.Tensor,
+        indices: torch.Tensor,
+        loss_fn: Callable[..., torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """The loss to minimise; extensions that need them observe every sample's loss."""
+        """The loss to minimise; extensions that need them observe every sample's loss.
+
+        ``loss_fn`` stands in for :meth:`loss` (same arguments): the training step passes
+        ``torch.compile(method.loss)`` there, so that the whole forward -- for SDCLR both
+        branches and the loss -- is one compiled graph, while the observers' bookkeeping
+        stays eager.
+        """
+        loss_fn = loss_fn or self.loss
         observers = [e for e in self.extensions if e.needs_sample_losses]
         if not observers:
-            return self.loss(model, view1, view2)
-        losses = self.loss(model, view1, view2, per_sample=True)
+            return loss_fn(model, view1, view2)
+        losses = loss_fn(model, view1, view2, per_sample=True)
         all_indices = distributed.gather(indices)  # the loss covers every rank's samples
         for extension in observers:
             extension.observe_losses(all_indices, losses.detach())
