@@ -1,9 +1,10 @@
-"""Time steady-state pretraining steps (SimCLR, SDCLR) of the fast path against a
-reference-style pipeline on this machine's device, and the augmentation alone.
+"""Time the pipeline's own pretraining loop (SimCLR, SDCLR) against a reference-style
+pipeline on this machine's device, count the operators one step dispatches, and time the
+augmentation alone.
 
 The defaults are the paper's settings (ResNet-18 CIFAR stem, batch 512, 32 px, 2,000 epochs
 of CIFAR-10-LT's 11,165 images). On a CPU, shrink them, e.g.
-``--width 0.125 --batch-size 64 --steps 3 --warmup 1``.
+``--width 0.125 --batch-size 64 --dataset-size 512 --steps 3 --warmup 1 --loop-epochs 1``.
 """
 
 import argparse
@@ -16,8 +17,19 @@ parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
 parser.add_argument("--image-size", type=int, default=defaults.image_size)
 parser.add_argument("--width", type=float, default=defaults.width, help="ResNet-18 width")
-parser.add_argument("--steps", type=int, default=defaults.steps, help="timed steps")
-parser.add_argument("--warmup", type=int, default=defaults.warmup, help="untimed steps first")
+parser.add_argument("--steps", type=int, default=defaults.steps, help="reference: timed steps")
+parser.add_argument(
+    "--warmup", type=int, default=defaults.warmup, help="reference: untimed steps first"
+)
+parser.add_argument(
+    "--loop-epochs", type=int, default=defaults.loop_epochs, help="timed epochs of the loop"
+)
+parser.add_argument(
+    "--loop-warmup-epochs",
+    type=int,
+    default=defaults.loop_warmup_epochs,
+    help="epochs of the loop timed apart first (compilation)",
+)
 parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(defaults.methods))
 parser.add_argument("--no-reference", action="store_true", help="skip the reference pipeline")
 parser.add_argument("--workers", type=int, default=None, help="reference DataLoader workers")
@@ -25,7 +37,17 @@ parser.add_argument("--dataset-size", type=int, default=defaults.dataset_size)
 parser.add_argument("--epochs", type=int, default=defaults.epochs, help="for the projection")
 parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=defaults.precision)
 parser.add_argument("--channels-last", choices=["auto", "true", "false"], default="auto")
-parser.add_argument("--compile", action="store_true", help="torch.compile the fast path")
+parser.add_argument(
+    "--compile",
+    choices=["auto", "true", "false"],
+    default="auto",
+    help="as pretrain.compile (auto: on CUDA)",
+)
+parser.add_argument(
+    "--count-compiled",
+    action="store_true",
+    help="also count the operators of a compiled step where the loop runs eager (CPU)",
+)
 parser.add_argument(
     "--augment-batch-size", type=int, default=defaults.augment_batch_size, help="augmentation alone"
 )
@@ -53,6 +75,9 @@ config = BenchConfig(
     precision=args.precision,
     channels_last=channels_last,
     compile=args.compile,
+    loop_epochs=args.loop_epochs,
+    loop_warmup_epochs=args.loop_warmup_epochs,
+    count_compiled=args.count_compiled,
     augment_batch_size=args.augment_batch_size,
     augment_batches=args.augment_batches,
     augment_rounds=args.augment_rounds,

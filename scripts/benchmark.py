@@ -1,14 +1,16 @@
-"""Pretraining throughput on this machine: the fast path against a reference-style pipeline.
+"""Pretraining throughput on this machine: the pipeline's own loop against a reference-style
+pipeline, and what one step dispatches.
 
-What is timed (steady state: warm-up steps, including any ``torch.compile``, are run first and
-not counted; CUDA is synchronised before the clock starts and before it stops):
+What is timed (CUDA is synchronised before each clock reading):
 
-* **fast**: :class:`sdclr.train.TrainStep`, the step ``pretrain`` runs -- the images as one
-  uint8 tensor on the device, both views from one batched on-device augmentation call,
-  bf16 autocast and channels-last where the runtime resolves to them, NT-Xent as a
-  cross-entropy, SDCLR with one dense and one pruned forward and one backward. SDCLR's
-  per-epoch mask (all conv weights ranked on the device) is timed separately and
-  amortised over the epoch's steps.
+* **loop**: :func:`sdclr.train.pretrain` itself, the loop every ``pretrain`` job runs, for
+  ``loop_warmup_epochs + loop_epochs`` whole epochs on synthetic images in a temporary run
+  directory: the method's per-epoch work (SDCLR's mask, ranked on the device), every step of
+  :class:`sdclr.train_step.TrainStep` (the images as one uint8 tensor on the device, both
+  views from one batched augmentation call, bf16 autocast, channels-last and compilation
+  where the runtime resolves to them), the epoch's loss read-back and the checkpoint writes.
+  The warm-up epochs (compilation, cuDNN's kernel search) are timed apart and counted in the
+  projected run: ``warm-up epochs + (epochs - warm-up) x steady epoch``.
 * **reference**: the reference implementation's structure -- per-image torchvision PIL
   transforms (RandomResizedCrop(32, scale=(0.1, 1), bicubic), flip, ColorJitter(0.4, 0.4,
   0.4, 0.1) p=0.8, grayscale p=0.2, ToTensor) in a ``DataLoader`` with worker processes (the
@@ -16,12 +18,16 @@ not counted; CUDA is synchronised before the clock starts and before it stops):
   NT-Xent through ``exp`` / ``masked_select``, the loss read back every step (its running
   average), and for SDCLR the pruned branch run twice per step (once without gradient for the
   dense branch's loss, once with it), two backward passes; the per-epoch mask from a numpy
-  sort of all conv weights copied to the CPU, timed separately and amortised likewise.
+  sort of all conv weights copied to the CPU, timed separately and amortised; its steps are
+  timed after ``warmup`` untimed ones, and its projection is ``epochs x (steps_per_epoch x
+  step time + mask time)``.
+* **operators per step**: ``torch.profiler`` over one step on a fixed batch -- the step as it
+  ran before the launch-cost work (eager, torch's default SGD) and as it runs now (foreach
+  SGD, compiled where ``compile`` resolves to on), and on CUDA the kernels launched.
 * **augmentation alone**: :class:`BatchAugment` on the device (when it is CUDA) and on the
   CPU against the per-image PIL pipeline in one process, images per second.
 
-Images are synthetic uint8 of the paper's shape (32 x 32 RGB); the projected run is
-``epochs x (steps_per_epoch x step time + mask time)`` with ``steps_per_epoch =
+Images are synthetic uint8 of the paper's shape (32 x 32 RGB); ``steps_per_epoch =
 dataset_size // batch_size`` (CIFAR-10-LT's ``D_i``: 11,165 // 512 = 21).
 """
 
@@ -39,13 +45,14 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch._dynamo
 import torch.nn.functional as F
 from torch import nn
 
 from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.device import pick_device
 from sdclr.methods import create_method
-from sdclr.models import ModelConfig, global_magnitude_prune, masked_convs, set_branch
+from sdclr.models import ModelConfig, masked_convs, set_branch
 from sdclr.train import PretrainConfig, TrainStep, resolve_runtime
 
 CIFAR10_LT_IMAGES = 11_165  # |D_i| of CIFAR-10-LT (imbalance ratio 100)
@@ -69,7 +76,10 @@ class BenchConfig:
     epochs: int = PAPER_EPOCHS
     precision: str = "auto"
     channels_last: str | bool = "auto"
-    compile: bool = False
+    compile: str | bool = "auto"  # as pretrain.compile: auto = on CUDA
+    loop_epochs: int = 3  # timed epochs of the real loop
+    loop_warmup_epochs: int = 1  # its first epochs, timed apart (compilation, kernel search)
+    count_compiled: bool = False  # also count a compiled step's operators where it is eager
     augment_batch_size: int = 512
     augment_batches: int = 5
     augment_rounds: int = 3
@@ -99,6 +109,8 @@ class BenchConfig:
             raise ValueError("batch_size must be at least 2 (NT-Xent needs negatives)")
         if self.warmup < 0 or self.mask_repeats < 1:
             raise ValueError("warmup must be >= 0 and mask_repeats >= 1")
+        if self.loop_epochs < 1 or self.loop_warmup_epochs < 0:
+            raise ValueError("loop_epochs must be >= 1 and loop_warmup_epochs >= 0")
         if self.dataset_size < self.batch_size:
             raise ValueError("dataset_size must be at least batch_size")
 
@@ -283,51 +295,79 @@ def _projection(cfg: BenchConfig, step_seconds: float, mask_seconds: float) -> d
     }
 
 
-def bench_fast(cfg: BenchConfig, method_name: str, device: torch.device) -> dict[str, Any]:
-    """Steady-state steps of :class:`TrainStep` (what ``pretrain`` runs)."""
-    method, model, optimizer = _build(cfg, method_name, device)
-    runtime = resolve_runtime(
-        PretrainConfig(
-            epochs=1,
-            precision=cfg.precision,
-            channels_last=cfg.channels_last,
-            compile=cfg.compile,
-        ),
-        device,
-    )
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    step = TrainStep(method, model, optimizer, BatchAugment(AugmentConfig(cfg.image_size)), runtime)
-    images = synthetic_images(cfg.dataset_size, cfg.image_size, cfg.seed).to(device)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    n, batch = cfg.dataset_size, cfg.batch_size
-    state = {"order": torch.randperm(n, device=device, generator=generator), "i": 0}
-
-    def one_step() -> torch.Tensor:
-        if (state["i"] + 1) * batch > n:  # a new epoch's order (cheap, no sync)
-            state["order"], state["i"] = torch.randperm(n, device=device, generator=generator), 0
-        index = state["order"][state["i"] * batch : (state["i"] + 1) * batch]
-        state["i"] += 1
-        return step(images[index], index, generator, 0.01)
-
-    _reset_peak(device)
-    mask_seconds = 0.0
+def loop_settings(cfg: BenchConfig, method_name: str, epochs: int) -> dict[str, Any]:
+    """A pretraining job's settings (what ``results/settings/<dataset>/pretrain/<m>.json``
+    holds) for the benchmark's method and shape: the paper's optimiser and augmentation."""
+    hyper: dict[str, Any] = {"temperature": cfg.temperature}
     if method_name == "sdclr":
-        method.on_epoch_start(model, 0)  # also warms the sort up
-        mask_seconds = _timed(
-            lambda: global_magnitude_prune(model, cfg.prune_ratio), cfg.mask_repeats, device
-        )
-    for _ in range(cfg.warmup):
-        one_step()
-    step_seconds = _timed(one_step, cfg.steps, device)
-    result: dict[str, Any] = {
-        "step_seconds": step_seconds,
-        "views_per_second": 2 * batch / step_seconds,
-        "precision": runtime.precision,
-        "channels_last": runtime.channels_last,
-        "compile": runtime.compile,
+        hyper["prune_ratio"] = cfg.prune_ratio
+    compile_setting = {"auto": "auto", "true": True, "false": False}[str(cfg.compile).lower()]
+    return {
+        "dataset": "benchmark",
+        "method": {
+            "name": method_name,
+            "algorithm": method_name,
+            "pretrain_set": "D_i",
+            "hyperparameters": hyper,
+        },
+        "model": {"width": cfg.width},
+        "augmentation": {"crop_size": cfg.image_size},
+        "pretrain": {
+            "epochs": epochs,
+            "batch_size": cfg.batch_size,
+            "checkpoint_every": 10,
+            "precision": cfg.precision,
+            "channels_last": cfg.channels_last,
+            "compile": compile_setting,
+        },
     }
-    return _complete(result, cfg, method_name, step_seconds, mask_seconds, device)
+
+
+def bench_loop(cfg: BenchConfig, method_name: str, device: torch.device) -> dict[str, Any]:
+    """Whole epochs of :func:`sdclr.train.pretrain`, the loop the pipeline runs: the method's
+    per-epoch work (SDCLR's mask), every step, the epoch's loss read-back and the
+    checkpoint writes, on synthetic images in a temporary run directory.
+
+    The first ``loop_warmup_epochs`` epochs (compilation, cuDNN's kernel search) are timed
+    apart; the projection is ``warm-up epochs + (epochs - warm-up) x steady epoch``."""
+    import tempfile
+
+    from sdclr.train import pretrain
+
+    epochs = cfg.loop_warmup_epochs + cfg.loop_epochs
+    settings = loop_settings(cfg, method_name, epochs)
+    images = synthetic_images(cfg.dataset_size, cfg.image_size, cfg.seed)
+    seconds: list[float] = []
+    _reset_peak(device)
+    with tempfile.TemporaryDirectory(prefix="bench-loop-") as run_dir:
+        pretrain(
+            settings,
+            images,
+            run_dir,
+            cfg.seed,
+            device,
+            progress=False,
+            on_epoch_end=lambda epoch, metrics: seconds.append(metrics["seconds"]),
+        )
+        runtime = torch.load(Path(run_dir) / "resume.pt", weights_only=True)["runtime"]
+    warmup, steady = seconds[: cfg.loop_warmup_epochs], seconds[cfg.loop_warmup_epochs :]
+    epoch_seconds = sum(steady) / len(steady)
+    views = 2 * cfg.steps_per_epoch * cfg.batch_size
+    result: dict[str, Any] = {
+        "epoch_seconds": epoch_seconds,
+        "warmup_epoch_seconds": warmup,
+        "step_seconds": epoch_seconds / cfg.steps_per_epoch,
+        "views_per_second": views / epoch_seconds,
+        "precision": runtime["precision"],
+        "channels_last": runtime["channels_last"],
+        "compile": runtime["compile"],
+        "projected_run_hours": (sum(warmup) + (cfg.epochs - len(warmup)) * epoch_seconds) / 3600.0,
+    }
+    result["step_seconds_amortised"] = result["step_seconds"]  # the loop includes the mask
+    peak = _peak_gib(device)
+    if peak is not None:
+        result["peak_gpu_memory_gib"] = peak
+    return result
 
 
 def _complete(
@@ -347,6 +387,71 @@ def _complete(
     if peak is not None:
         result["peak_gpu_memory_gib"] = peak
     return result
+
+
+def _operator_counts(step: TrainStep, batch: torch.Tensor, device: torch.device) -> dict[str, int]:
+    """Operators one call of ``step`` dispatches on ``batch`` (after two warm-up calls, which
+    compile where the step is compiled): every ``aten::`` op, the top-level ones (called from
+    Python or from a compiled graph, not from inside another op), and on CUDA the kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    indices = torch.arange(batch.shape[0], device=device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    for _ in range(2):
+        step(batch, indices, generator, 0.01)
+    _sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        step(batch, indices, generator, 0.01)
+        _sync(device)
+    events = prof.events()
+    ops = [e for e in events if e.name.startswith("aten::")]
+    top = [e for e in ops if e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")]
+    counts = {"aten_ops": len(ops), "top_level_aten_ops": len(top)}
+    if device.type == "cuda":
+        counts["cuda_kernels"] = sum(
+            e.device_type == torch.autograd.DeviceType.CUDA for e in events
+        )
+    return counts
+
+
+def step_operator_counts(
+    cfg: BenchConfig, method_name: str, device: torch.device
+) -> dict[str, dict[str, int]]:
+    """Operators one step dispatches, on a fixed batch: ``before`` is the step as this
+    pipeline ran it before the launch-cost work (eager, torch's default SGD: a for-loop over
+    the parameters on a CPU); ``now`` the step ``pretrain`` runs here (foreach SGD, compiled
+    where ``compile`` resolves to on: on CUDA by default); ``compiled`` the compiled step when
+    ``count_compiled`` asks for it on a device where ``now`` is eager."""
+    runtime = resolve_runtime(
+        PretrainConfig(
+            epochs=1,
+            precision=cfg.precision,
+            channels_last=cfg.channels_last,
+            compile={"auto": "auto", "true": True, "false": False}[str(cfg.compile).lower()],
+        ),
+        device,
+    )
+    variants = {
+        "before": (None, dataclasses.replace(runtime, compile=False)),
+        "now": (True, runtime),
+    }
+    if cfg.count_compiled and not runtime.compile:
+        variants["compiled"] = (True, dataclasses.replace(runtime, compile=True))
+    batch = synthetic_images(cfg.batch_size, cfg.image_size, cfg.seed).to(device)
+    counts = {}
+    for label, (foreach, variant) in variants.items():
+        method, model, _ = _build(cfg, method_name, device)
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, foreach=foreach
+        )
+        method.begin_epoch(model, 0)
+        step = TrainStep(
+            method, model, optimizer, BatchAugment(AugmentConfig(cfg.image_size)), variant
+        )
+        counts[label] = {**_operator_counts(step, batch, device), "compile": variant.compile}
+        torch._dynamo.reset()
+    return counts
 
 
 def bench_reference(cfg: BenchConfig, method_name: str, device: torch.device) -> dict[str, Any]:
@@ -489,16 +594,17 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     info["randaugment"] = bench_randaugment(cfg, device)
     pretrain: dict[str, Any] = {}
     for name in cfg.methods:
-        entry: dict[str, Any] = {"fast": bench_fast(cfg, name, device)}
+        entry: dict[str, Any] = {"loop": bench_loop(cfg, name, device)}
         if cfg.reference:
             entry["reference"] = bench_reference(cfg, name, device)
             entry["speedup"] = (
-                entry["fast"]["views_per_second"] / entry["reference"]["views_per_second"]
+                entry["loop"]["views_per_second"] / entry["reference"]["views_per_second"]
             )
             entry["speedup_amortised"] = (
                 entry["reference"]["step_seconds_amortised"]
-                / entry["fast"]["step_seconds_amortised"]
+                / entry["loop"]["step_seconds_amortised"]
             )
+        entry["operators_per_step"] = step_operator_counts(cfg, name, device)
         pretrain[name] = entry
     info["pretrain"] = pretrain
     return info
@@ -517,6 +623,35 @@ def describe_device(device: torch.device) -> str:
 
 def _hours(hours: float) -> str:
     return f"{hours * 60:.1f} min" if hours < 1 else f"{hours:.1f} h"
+
+
+def _loop_lines(name: str, r: dict[str, Any], s: dict[str, Any]) -> list[str]:
+    warmup = ", ".join(f"{x:.1f}" for x in r["warmup_epoch_seconds"]) or "none"
+    line = (
+        f"  {name:<6} {'loop':<9} {r['views_per_second']:10,.0f} views/s  "
+        f"{r['step_seconds'] * 1e3:9.1f} ms/step  ({r['precision']}, channels_last "
+        f"{r['channels_last']}, compile {r['compile']}; the pretrain loop, "
+        f"{s['loop_epochs']} epochs after warm-up epochs of {warmup} s)"
+    )
+    if "peak_gpu_memory_gib" in r:
+        line += f"  peak GPU memory {r['peak_gpu_memory_gib']:.2f} GiB"
+    return [line]
+
+
+def _reference_lines(name: str, r: dict[str, Any]) -> list[str]:
+    line = (
+        f"  {name:<6} {'reference':<9} {r['views_per_second']:10,.0f} views/s  "
+        f"{r['step_seconds'] * 1e3:9.1f} ms/step  (fp32, PIL DataLoader x{r['workers']} workers)"
+    )
+    if "peak_gpu_memory_gib" in r:
+        line += f"  peak GPU memory {r['peak_gpu_memory_gib']:.2f} GiB"
+    lines = [line]
+    if "mask_seconds_per_epoch" in r:
+        lines.append(
+            f"  {'':<6} {'':<9} prune mask {r['mask_seconds_per_epoch'] * 1e3:.1f} ms/epoch "
+            f"(numpy sort on the CPU), amortised {r['step_seconds_amortised'] * 1e3:.1f} ms/step"
+        )
+    return lines
 
 
 def format_results(results: dict[str, Any]) -> str:
@@ -549,45 +684,31 @@ def format_results(results: dict[str, Any]) -> str:
             f"({ra['batched_vs_pil']:.1f}x PIL)"
         )
         lines.append(f"  per-image PIL    {ra['pil_per_image_images_per_second']:12,.0f}")
-    lines += ["", "pretraining steps (views/s = 2 x batch / step time):"]
+    lines += ["", "pretraining (views/s = 2 x batch / step time):"]
     for name, entry in results["pretrain"].items():
-        for kind in ("fast", "reference"):
-            if kind not in entry:
-                continue
-            r = entry[kind]
-            how = (
-                f"{r['precision']}, channels_last {r['channels_last']}, compile {r['compile']}"
-                if kind == "fast"
-                else f"fp32, PIL DataLoader x{r['workers']} workers"
-            )
-            line = (
-                f"  {name:<6} {kind:<9} {r['views_per_second']:10,.0f} views/s  "
-                f"{r['step_seconds'] * 1e3:9.1f} ms/step  ({how})"
-            )
-            if "peak_gpu_memory_gib" in r:
-                line += f"  peak GPU memory {r['peak_gpu_memory_gib']:.2f} GiB"
-            lines.append(line)
-            if "mask_seconds_per_epoch" in r:
-                where = "on the device" if kind == "fast" else "numpy sort on the CPU"
-                mask_ms = r["mask_seconds_per_epoch"] * 1e3
-                lines.append(
-                    f"  {'':<6} {'':<9} prune mask {mask_ms:.1f} ms/epoch ({where}), "
-                    f"amortised {r['step_seconds_amortised'] * 1e3:.1f} ms/step"
-                )
-        if "speedup" in entry:
+        lines += _loop_lines(name, entry["loop"], s)
+        if "reference" in entry:
+            lines += _reference_lines(name, entry["reference"])
             lines.append(
-                f"  {name:<6} fast / reference: {entry['speedup']:.1f}x views/s "
-                f"({entry['speedup_amortised']:.1f}x with the per-epoch mask)"
+                f"  {name:<6} real loop / reference: {entry['speedup']:.1f}x views/s "
+                f"({entry['speedup_amortised']:.1f}x with the reference's per-epoch mask)"
             )
         runs = [
             f"{kind} {_hours(entry[kind]['projected_run_hours'])}"
-            for kind in ("fast", "reference")
+            for kind in ("loop", "reference")
             if kind in entry
         ]
         lines.append(
             f"  {name:<6} projected {s['epochs']}-epoch run "
             f"({results['steps_per_epoch']} steps/epoch): " + ", ".join(runs)
         )
+        for label, counts in entry["operators_per_step"].items():
+            kernels = f", {counts['cuda_kernels']} CUDA kernels" if "cuda_kernels" in counts else ""
+            lines.append(
+                f"  {name:<6} operators per step, {label:<8} {counts['aten_ops']:6d} aten ops, "
+                f"{counts['top_level_aten_ops']:5d} top-level{kernels} "
+                f"(compile {counts['compile']})"
+            )
     return "\n".join(lines)
 
 

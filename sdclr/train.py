@@ -317,8 +317,8 @@ def _train_epoch(
         indices = order[start : start + run.local_batch]
         loss_sum += run.step(images[indices], indices, run.augment_generator, lr)
     extra.update(run.method.end_epoch(epoch))
+    mean_loss = float(loss_sum) / steps  # waits for the device: the clock then sees all work
     seconds = time.perf_counter() - started
-    mean_loss = float(loss_sum) / steps
     if not math.isfinite(mean_loss):
         raise FloatingPointError(
             f"loss became {mean_loss} at epoch {epoch + 1}; lower pretrain.lr "

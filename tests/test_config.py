@@ -48,6 +48,24 @@ def test_the_embedded_configs_show_every_method_family():
     assert labels == {"SimCLR", "SDCLR", "BCL-I", "BCL-D", "SimCLR + TS", "SDCLR + TS"}
 
 
+def test_the_gpu_validation_config_is_the_papers_cifar_settings_on_fashion_mnist_lt():
+    """config/validation/fmnist_lt_gpu.yaml validates and runs SimCLR and SDCLR at the paper's
+    CIFAR settings (full-width ResNet-18, 32 px crops, batch 512, lr 0.5, t 0.2, p 0.9) for
+    300 epochs on 3 splits whose D_i is CIFAR-10-LT's size."""
+    from sdclr.data.splits import longtail_counts
+
+    entry = load_config(ROOT / "config" / "validation" / "fmnist_lt_gpu.yaml")["datasets"]
+    entry = entry["fmnist_lt"]
+    assert set(entry["methods"]) == {"simclr", "sdclr"} and entry["splits"] == [1, 2, 3]
+    assert entry["methods"]["sdclr"]["hyperparameters"]["prune_ratio"] == 0.9
+    assert {m["hyperparameters"]["temperature"] for m in entry["methods"].values()} == {0.2}
+    assert entry["model"]["width"] == 1.0 and entry["augmentation"]["crop_size"] == 32
+    pretrain = entry["pretrain"]
+    assert (pretrain["epochs"], pretrain["batch_size"], pretrain["lr"]) == (300, 512, 0.5)
+    longtail = entry["longtail"]
+    assert sum(longtail_counts(longtail["n_max"], 10, longtail["imbalance_ratio"])) == 11_165
+
+
 def test_experiments_list_is_the_union_of_its_grids(tmp_path):
     """A config of `experiments:` runs every listed experiment with its own methods and splits;
     other keys beside the list, or one dataset in two experiments, are errors."""
