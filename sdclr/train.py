@@ -205,7 +205,7 @@ def _setup(
     model_config = load(ModelConfig, settings.get("model"), "model")
     config = load(PretrainConfig, settings["pretrain"], "pretrain")
     augment = BatchAugment(load(AugmentConfig, settings["augmentation"], "augmentation"))
-    runtime = resolve_runtime(config, device)
+    runtime = resolve_runtime(config, device, world.size)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels
     _check_batch(settings, config.batch_size, shape[0], world.size)

@@ -53,14 +53,17 @@ class Runtime:
         return contextlib.nullcontext()
 
 
-def resolve_runtime(config: Any, device: torch.device | str) -> Runtime:
+def resolve_runtime(config: Any, device: torch.device | str, processes: int = 1) -> Runtime:
     """Resolve a ``PretrainConfig``'s ``auto`` values: bf16, channels-last and compiled on CUDA;
-    fp32, contiguous and eager on CPU."""
+    fp32, contiguous and eager on CPU. A run of several processes compiles only when
+    ``compile`` is ``true``: the cross-rank gather and synchronised statistics inside the
+    forward are not yet measured compiled."""
     device = torch.device(device)
     cuda = device.type == "cuda"
     precision = config.precision if config.precision != "auto" else ("bf16" if cuda else "fp32")
     channels_last = cuda if config.channels_last == "auto" else bool(config.channels_last)
-    compiled = cuda if config.compile == "auto" else bool(config.compile)
+    auto_compile = cuda and processes == 1
+    compiled = auto_compile if config.compile == "auto" else bool(config.compile)
     return Runtime(str(device), precision, channels_last, compiled)
 
 

@@ -240,6 +240,7 @@ def test_runtime_auto_is_bf16_channels_last_compiled_on_cuda_and_fp32_eager_on_c
     auto = PretrainConfig(epochs=1)
     assert resolve_runtime(auto, "cpu") == Runtime("cpu", "fp32", False, False)
     assert resolve_runtime(auto, "cuda") == Runtime("cuda", "bf16", True, True)
+    assert resolve_runtime(auto, "cuda", processes=2) == Runtime("cuda", "bf16", True, False)
     explicit = PretrainConfig(epochs=1, precision="bf16", channels_last=True, compile=True)
     assert resolve_runtime(explicit, "cpu") == Runtime("cpu", "bf16", True, True)
     off = PretrainConfig(epochs=1, precision="fp32", channels_last=False, compile=False)
