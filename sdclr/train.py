@@ -65,8 +65,9 @@ class PretrainConfig:
     )
     compile: Literal["auto", True, False] = setting(
         "auto",
-        doc="torch.compile the method's forward and loss as one graph: auto = on CUDA (a win "
-        "for SimCLR and SDCLR on an H100), off on CPU, where compiling takes minutes.",
+        doc="torch.compile the method's forward and loss as one graph: auto = on one-GPU "
+        "CUDA runs (a win for SimCLR and SDCLR on an H100), off on CPU, where compiling takes "
+        "minutes, and off for several GPUs.",
     )
     gpus: int = setting(
         1,
