@@ -86,3 +86,30 @@ def test_bench_config_refuses_impossible_settings():
     with pytest.raises(ValueError, match="dataset_size"):
         BenchConfig(batch_size=64, dataset_size=32)
     assert BenchConfig().steps_per_epoch == 21  # CIFAR-10-LT: 11,165 // 512
+
+
+def test_the_benchmarked_loop_is_the_pretrain_loop(monkeypatch):
+    """bench_loop times sdclr.train.pretrain itself (the function every pretrain job runs), for
+    the warm-up plus the timed epochs, and its views/s follow from those epochs' seconds."""
+    import torch
+    from benchmark import bench_loop
+
+    import sdclr.train
+
+    calls = []
+    real = sdclr.train.pretrain
+
+    def recording(settings, images, out_dir, seed, device, progress, on_epoch_end):
+        calls.append(settings)
+        return real(settings, images, out_dir, seed, device, progress, on_epoch_end)
+
+    monkeypatch.setattr(sdclr.train, "pretrain", recording)
+    cfg = BenchConfig(
+        width=0.0625, batch_size=16, dataset_size=48, image_size=12, loop_epochs=2,
+        loop_warmup_epochs=1, methods=("sdclr",),
+    )  # fmt: skip
+    result = bench_loop(cfg, "sdclr", torch.device("cpu"))
+    assert len(calls) == 1 and calls[0]["pretrain"]["epochs"] == 3
+    assert calls[0]["method"]["hyperparameters"]["prune_ratio"] == cfg.prune_ratio
+    assert len(result["warmup_epoch_seconds"]) == 1
+    assert result["views_per_second"] == pytest.approx(2 * 3 * 16 / result["epoch_seconds"])
