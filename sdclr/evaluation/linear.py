@@ -4,6 +4,13 @@ balanced train pool) and its few-shot probe (trained on ``S_b``).
 Both train one linear layer on the backbone's features (backbone frozen, BatchNorm in eval
 mode, the dense branch), pick the epoch with the best validation accuracy, and report that
 epoch's per-class test accuracy.
+
+The schedule and initialisation default to the reference implementation's: its MultiStepLR is
+stepped at the start of every epoch, so with milestones (10, 20) epochs 1-9 train at ``lr``,
+10-19 at ``gamma * lr`` and 20-30 at ``gamma**2 * lr`` (``lr(e) = lr * gamma**#{m : e >= m}``,
+epochs counted from 1); and its linear layer starts from N(0, 0.01**2) weights and zero bias.
+``decay_at_epoch_start: false`` gives the other convention (``#{m : e > m}``) and
+``init_std: null`` PyTorch's default initialisation.
 """
 
 from __future__ import annotations
@@ -42,6 +49,37 @@ class ProbeConfig:
         True, doc="RandomCrop(padding) + flip each epoch (slow), or fixed features (fast)."
     )
     padding: int = setting(4, doc="RandomCrop zero padding.", minimum=0)
+    decay_at_epoch_start: bool = setting(
+        True,
+        doc="A milestone m takes effect in epoch m (the reference steps MultiStepLR at each "
+        "epoch's start), or in epoch m + 1 (false).",
+    )
+    init_std: float | None = setting(
+        0.01,
+        doc="The linear layer's initial weights ~ N(0, init_std^2) with zero bias (the "
+        "reference's 0.01); null: PyTorch's default initialisation.",
+        exclusive_minimum=0,
+    )
+
+
+def probe_lr(epoch: int, config: ProbeConfig) -> float:
+    """The learning rate of probe epoch ``epoch`` (counted from 1):
+    ``lr * gamma**#{m in milestones : epoch >= m}`` (``epoch > m`` when not
+    ``decay_at_epoch_start``)."""
+    passed = sum(
+        epoch >= m if config.decay_at_epoch_start else epoch > m for m in config.milestones
+    )
+    return config.lr * config.gamma**passed
+
+
+def new_linear(in_features: int, num_classes: int, config: ProbeConfig) -> nn.Linear:
+    """The probe's linear layer, initialised as ``config.init_std`` says (from torch's global
+    RNG, which the caller seeds)."""
+    linear = nn.Linear(in_features, num_classes)
+    if config.init_std is not None:
+        nn.init.normal_(linear.weight, mean=0.0, std=config.init_std)
+        nn.init.zeros_(linear.bias)
+    return linear
 
 
 def _predict(linear: nn.Module, features: torch.Tensor) -> torch.Tensor:
@@ -98,7 +136,7 @@ def train_probe(
 ) -> tuple[nn.Linear, int, list[dict[str, float]]]:
     """Train a linear layer on frozen features; return (best-validation layer, its epoch, history).
 
-    SGD with momentum, the lr multiplied by ``gamma`` at each milestone epoch. With
+    SGD with momentum, the lr of each epoch from :func:`probe_lr`. With
     ``config.augment`` every epoch sees new RandomCrop(padding) + flip views (the paper's
     setting, a backbone forward per epoch); otherwise features are computed once.
     """
@@ -106,32 +144,32 @@ def train_probe(
     val_features = extract_features(backbone, validation[0], device)
     val_labels = validation[1].to(device)
     fixed_features = None if config.augment else extract_features(backbone, train_images, device)
-    linear = nn.Linear(backbone.feature_dim, num_classes).to(device)
+    linear = new_linear(backbone.feature_dim, num_classes, config).to(device)
     optimizer = torch.optim.SGD(
         linear.parameters(),
         lr=config.lr,
         momentum=config.momentum,
         weight_decay=config.weight_decay,
     )
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=list(config.milestones), gamma=config.gamma
-    )
     best_acc, best_epoch, best_state = -1.0, 0, None
     history: list[dict[str, float]] = []
     for epoch in tqdm(
         range(1, config.epochs + 1), desc=desc, unit="epoch", disable=not progress, mininterval=2.0
     ):
+        lr = probe_lr(epoch, config)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         train_loss = _probe_epoch(
             backbone, linear, optimizer, train_images, train_labels, fixed_features, config,
             generator,
         )  # fmt: skip
-        scheduler.step()
         val_acc = float(
             np.nanmean(per_class_accuracy(_predict(linear, val_features), val_labels, num_classes))
         )
         history.append(
             {
                 "epoch": epoch,
+                "lr": lr,
                 "train_loss": train_loss,
                 "val_accuracy": val_acc,
             }
