@@ -82,3 +82,66 @@ def test_probe_linear_layer_starts_from_normal_001_weights_and_zero_bias():
     bound = 1 / 512**0.5  # PyTorch's default: U(-1/sqrt(in), 1/sqrt(in)) weights and bias
     assert default.weight.abs().max().item() <= bound and default.bias.abs().max() > 0
     assert default.weight.std().item() == pytest.approx(bound / 3**0.5, rel=0.02)
+
+
+def test_backbone_normalises_its_input_with_imagenet_statistics_first():
+    """``input_normalization: imagenet`` (the default): the backbone's first op is
+    (x - mean) / std with ImageNet's per-channel statistics, so it equals the unnormalised
+    backbone fed the normalised images; 1 channel uses the means 0.449 / 0.226."""
+    from sdclr.models import ModelConfig, build_model
+
+    for channels, mean, std in [
+        (3, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        (1, [0.449], [0.226]),
+    ]:
+        torch.manual_seed(0)
+        normalised = build_model(ModelConfig(width=0.0625), channels).backbone.eval()
+        torch.manual_seed(0)
+        plain = build_model(
+            ModelConfig(width=0.0625, input_normalization="none"), channels
+        ).backbone.eval()
+        x = torch.rand(4, channels, 16, 16)
+        by_hand = (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+        torch.testing.assert_close(normalised(x), plain(by_hand), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(normalised(x), plain(x), atol=1e-4)
+        assert normalised.state_dict().keys() == plain.state_dict().keys()  # no new weights
+
+
+def test_paper_configs_use_the_reference_input_normalisation_and_probe_details():
+    """Every paper config normalises with ImageNet's statistics and probes with the
+    reference's schedule and init."""
+    from pathlib import Path
+
+    import yaml
+
+    for path in sorted((Path(__file__).parents[1] / "config/paper").glob("*_lt.yaml")):
+        for entry in yaml.safe_load(path.read_text())["datasets"].values():
+            assert entry["model"]["input_normalization"] == "imagenet", path
+            for probe in ("linear_probe", "fewshot_probe"):
+                assert entry[probe]["decay_at_epoch_start"] is True, (path, probe)
+                assert entry[probe]["init_std"] == 0.01, (path, probe)
+
+
+def test_a_model_file_from_before_the_setting_loads_without_normalisation(tmp_path):
+    """A model.pt whose metadata has no ``input_normalization`` was trained on [0, 1]
+    pixels: it is rebuilt without normalisation; a new one keeps what it was trained with."""
+    from dataclasses import asdict
+
+    from sdclr.evaluation import load_backbone
+    from sdclr.io import torch_save
+    from sdclr.methods import create_method
+    from sdclr.models import ModelConfig
+
+    config = ModelConfig(width=0.0625, projection_dim=8)
+    model = create_method("simclr", {}).build_model(config, 1)
+    spec = {"name": "simclr", "algorithm": "simclr", "pretrain_set": "D_i", "hyperparameters": {}}
+    for meta, expected in [({k: v for k, v in asdict(config).items()
+                             if k != "input_normalization"}, "none"),
+                           (asdict(config), "imagenet")]:  # fmt: skip
+        torch_save(
+            tmp_path / "model.pt",
+            {"state_dict": model.state_dict(), "algorithm": "simclr", "method": spec,
+             "model_config": meta, "in_channels": 1},
+        )  # fmt: skip
+        backbone, _ = load_backbone(tmp_path / "model.pt")
+        assert backbone.input_normalization == expected

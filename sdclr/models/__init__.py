@@ -41,6 +41,11 @@ class ModelConfig:
     projection_hidden_dim: int | None = setting(
         None, doc="Hidden width of the head (null: the feature dimension).", minimum=1
     )
+    input_normalization: Literal["imagenet", "none"] = setting(
+        "imagenet",
+        doc="The first op of the backbone: (x - mean) / std with ImageNet's statistics, as "
+        "the reference's ResNets (1 channel: mean 0.449, std 0.226); none: [0, 1] pixels.",
+    )
 
 
 class ContrastiveModel(nn.Module):
@@ -62,7 +67,9 @@ def build_model(
     """Build the encoder; with ``dual_bn`` every BatchNorm is a dense/pruned pair."""
     norm2d: Any = partial(DualBatchNorm, nn.BatchNorm2d) if dual_bn else nn.BatchNorm2d
     norm1d: Any = partial(DualBatchNorm, nn.BatchNorm1d) if dual_bn else nn.BatchNorm1d
-    backbone = ResNet(config.arch, config.stem, config.width, in_channels, norm2d)
+    backbone = ResNet(
+        config.arch, config.stem, config.width, in_channels, norm2d, config.input_normalization
+    )
     hidden = config.projection_hidden_dim or backbone.feature_dim
     head = projection_head(
         backbone.feature_dim, hidden, config.projection_dim, head_hidden_layers, norm1d
