@@ -22,7 +22,8 @@ not counted; CUDA is synchronised before the clock starts and before it stops):
 
 Images are synthetic uint8 of the paper's shape (32 x 32 RGB); the projected run is
 ``epochs x (steps_per_epoch x step time + mask time)`` with ``steps_per_epoch =
-dataset_size // batch_size`` (CIFAR-10-LT's ``D_i``: 11,165 // 512 = 21).
+ceil(dataset_size / batch_size)``, the last partial step kept as training keeps it and timed
+as a full one (CIFAR-10-LT's ``D_i``: 11,165 / 512 -> 22).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class BenchConfig:
 
     @property
     def steps_per_epoch(self) -> int:
-        return self.dataset_size // self.batch_size
+        return -(-self.dataset_size // self.batch_size)
 
     @property
     def num_workers(self) -> int:

@@ -3,7 +3,9 @@
 Design (no DDP wrapper, so SDCLR's two forwards per step need no special care):
 
 * every rank holds the split's images and draws the same batch order; rank ``r`` trains on
-  the ``r``-th slice of each global batch, with its own augmentation generator;
+  the ``r``-th of equal slices of each global batch, with its own augmentation generator
+  (``sdclr/batches.py``: a last partial batch not divisible by the world size loses its
+  remainder, at most ``size - 1`` images, since ``all_gather`` needs equal shapes);
 * NT-Xent gathers the projections of all ranks (``all_gather`` that carries gradients), so each
   rank computes the loss of the whole global batch, as one process would;
 * after the backward pass the gradients are summed over ranks and divided by the world size:

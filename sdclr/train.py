@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from sdclr import distributed
+from sdclr.batches import rank_share, step_sizes
 from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.errors import ConfigError
 from sdclr.io import torch_load, torch_save
@@ -64,6 +65,11 @@ class PretrainConfig:
         "auto", doc="Channels-last convolutions: auto = on CUDA only."
     )
     compile: bool = setting(False, doc="torch.compile the model (compiled once per run).")
+    drop_last: bool = setting(
+        False,
+        doc="Drop each epoch's last partial batch; the reference keeps it (CIFAR-10-LT: 21 "
+        "steps of 512 and one of 413), see sdclr/batches.py.",
+    )
     gpus: int = setting(
         1,
         doc="GPUs (processes) of one job; more than 1 runs under torchrun with the global "
@@ -116,12 +122,16 @@ class Training:
     start_epoch: int = 0
 
     @property
-    def steps_per_epoch(self) -> int:
-        return self.num_images // self.config.batch_size
+    def step_sizes(self) -> list[int]:
+        """The global batch of each step of an epoch (the last may be partial)."""
+        return step_sizes(
+            self.num_images, self.config.batch_size, self.config.drop_last, self.world.size
+        )
 
     @property
-    def local_batch(self) -> int:
-        return self.config.batch_size // self.world.size
+    def steps_per_epoch(self) -> int:
+        """Steps of an epoch, a partial last one included: the cosine counts it as a step."""
+        return len(self.step_sizes)
 
     def lr(self, iteration: int) -> float:
         """The warm-up cosine learning rate of ``iteration`` (0-based, over the whole run)."""
@@ -282,7 +292,7 @@ def _resume(run: Training, checkpoint_path: Path) -> None:
 def _log_start(run: Training) -> None:
     spec = run.settings["method"]
     log.info(
-        "pretraining %s (%s) on %d images, %d epochs x %d steps of batch %d, device %s, "
+        "pretraining %s (%s) on %d images, %d epochs x %d steps of batch %d (last %d), device %s, "
         "%s, channels_last %s, compile %s",
         spec["name"],
         spec["algorithm"],
@@ -290,6 +300,7 @@ def _log_start(run: Training) -> None:
         run.config.epochs,
         run.steps_per_epoch,
         run.config.batch_size,
+        run.step_sizes[-1],
         run.device,
         run.runtime.precision,
         run.runtime.channels_last,
@@ -305,12 +316,14 @@ def _train_epoch(
     extra = run.method.begin_epoch(run.model, epoch)
     order = torch.randperm(run.num_images, device=run.device, generator=run.generator)
     loss_sum = torch.zeros((), device=run.device)
-    batch_size, steps = run.config.batch_size, run.steps_per_epoch
-    for step in range(steps):
+    sizes = run.step_sizes
+    steps, step_start = len(sizes), 0
+    for step, size in enumerate(sizes):
         lr = run.lr(epoch * steps + step)
-        start = step * batch_size + run.world.rank * run.local_batch
-        indices = order[start : start + run.local_batch]
+        start, stop = rank_share(step_start, size, run.world.rank, run.world.size)
+        indices = order[start:stop]
         loss_sum += run.step(images[indices], indices, run.augment_generator, lr)
+        step_start += size
     extra.update(run.method.end_epoch(epoch))
     seconds = time.perf_counter() - started
     mean_loss = float(loss_sum) / steps
@@ -329,7 +342,7 @@ def _train_epoch(
     timing = {
         "epoch": epoch + 1,
         "seconds": round(seconds, 3),
-        "views_per_second": round(2 * steps * batch_size / seconds, 1),
+        "views_per_second": round(2 * step_start / seconds, 1),
     }
     return metrics, timing
 

@@ -76,4 +76,4 @@ def test_bench_config_refuses_impossible_settings():
         BenchConfig(batch_size=1)
     with pytest.raises(ValueError, match="dataset_size"):
         BenchConfig(batch_size=64, dataset_size=32)
-    assert BenchConfig().steps_per_epoch == 21  # CIFAR-10-LT: 11,165 // 512
+    assert BenchConfig().steps_per_epoch == 22  # CIFAR-10-LT: 21 of 512 and the last of 413

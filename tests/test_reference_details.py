@@ -145,3 +145,71 @@ def test_a_model_file_from_before_the_setting_loads_without_normalisation(tmp_pa
         )  # fmt: skip
         backbone, _ = load_backbone(tmp_path / "model.pt")
         assert backbone.input_normalization == expected
+
+
+def test_an_epoch_keeps_its_last_partial_batch_as_the_reference_dataloader():
+    """CIFAR-10-LT's 11,165 images at batch 512: 22 steps, the last of 413 (21 with
+    ``drop_last``); on 2 processes the last loses its odd image (412), on 8 five (408)."""
+    from sdclr.batches import rank_share, step_sizes
+
+    kept = step_sizes(11_165, 512, drop_last=False)
+    assert len(kept) == 22 and kept[:-1] == [512] * 21 and kept[-1] == 413
+    assert sum(kept) == 11_165
+    assert step_sizes(11_165, 512, drop_last=True) == [512] * 21
+    assert step_sizes(11_165, 512, False, processes=2)[-1] == 412
+    assert step_sizes(11_165, 512, False, processes=8)[-1] == 408
+    assert step_sizes(1_025, 512, False) == [512, 512]  # a batch of one cannot be normalised
+    assert [rank_share(21 * 512, 412, r, 2) for r in (0, 1)] == [(10_752, 10_958), (10_958, 11_164)]
+
+
+def _recorded_steps(monkeypatch, settings, images, out_dir):
+    """(batch size, lr) of every training step of a real pretraining run."""
+    from sdclr.train import pretrain
+    from sdclr.train_step import TrainStep
+
+    steps = []
+    original = TrainStep.__call__
+
+    def recording(self, batch, indices, generator, lr):
+        steps.append((batch.shape[0], lr))
+        return original(self, batch, indices, generator, lr)
+
+    monkeypatch.setattr(TrainStep, "__call__", recording)
+    pretrain(settings, images, out_dir, seed=0, progress=False)
+    return steps
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_pretraining_steps_and_cosine_count_the_partial_batch(tmp_path, monkeypatch, drop_last):
+    """40 images at batch 16 for 3 epochs: steps of 16, 16 and 8 each epoch (16, 16 with
+    ``drop_last``), and the per-iteration warm-up cosine runs over all 9 (6) steps with one
+    epoch of warm-up = 3 (2) steps, ending at ``final_lr``'s side of the cosine."""
+    from sdclr.train import warmup_cosine_lr
+    from tests.test_train import tiny_settings, toy_images
+
+    settings = tiny_settings("simclr", epochs=3)
+    settings["pretrain"]["drop_last"] = drop_last
+    steps = _recorded_steps(monkeypatch, settings, toy_images(40), tmp_path)
+    per_epoch = [16, 16] if drop_last else [16, 16, 8]
+    assert [size for size, _ in steps] == per_epoch * 3
+    total = len(per_epoch) * 3
+    expected = [warmup_cosine_lr(i, total, len(per_epoch), 0.1, 1e-6) for i in range(total)]
+    assert [lr for _, lr in steps] == pytest.approx(expected)
+
+
+def test_per_sample_state_sees_every_image_once_an_epoch_with_the_partial_batch(tmp_path):
+    """BCL's per-sample state (the extension contract) with 40 images at batch 16: after one
+    epoch every image has been seen, the 8 of the partial batch included; dropping the
+    partial batch leaves 8 unseen."""
+    from sdclr.io import torch_load
+    from sdclr.train import CHECKPOINT_NAME, pretrain
+    from tests.test_extensions import bcl_settings
+    from tests.test_train import toy_images
+
+    for drop_last, seen in [(False, 40), (True, 32)]:
+        settings = bcl_settings(epochs=1)
+        settings["pretrain"]["drop_last"] = drop_last
+        out = tmp_path / str(drop_last)
+        pretrain(settings, toy_images(40), out, seed=0, progress=False)
+        state = torch_load(out / CHECKPOINT_NAME)["method_state"]["bcl"]
+        assert int(state["seen"].sum()) == seen
