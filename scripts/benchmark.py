@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sdclr.data.augment import AugmentConfig, BatchAugment
-from sdclr.device import pick_device
+from sdclr.device import pick_device, set_fp32_arithmetic
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig, global_magnitude_prune, masked_convs, set_branch
 from sdclr.train import PretrainConfig, TrainStep, resolve_runtime
@@ -296,6 +296,7 @@ def bench_fast(cfg: BenchConfig, method_name: str, device: torch.device) -> dict
         ),
         device,
     )
+    runtime.set_arithmetic()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     step = TrainStep(method, model, optimizer, BatchAugment(AugmentConfig(cfg.image_size)), runtime)
@@ -352,6 +353,7 @@ def _complete(
 
 def bench_reference(cfg: BenchConfig, method_name: str, device: torch.device) -> dict[str, Any]:
     """Steady-state steps of the reference-style pipeline (see the module docstring)."""
+    set_fp32_arithmetic(conv_tf32=True, matmul_tf32=False)  # PyTorch's defaults, as it runs
     method, model, optimizer = _build(cfg, method_name, device)
     images = synthetic_images(cfg.dataset_size, cfg.image_size, cfg.seed)
     dataset = PILPairs(images.permute(0, 2, 3, 1).contiguous().numpy(), cfg.image_size)

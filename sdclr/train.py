@@ -57,9 +57,11 @@ class PretrainConfig:
     warmup_epochs: float = setting(10, doc="Linear warm-up length in epochs.", minimum=0)
     final_lr: float = setting(1e-6, doc="Learning rate at the end of the cosine.", minimum=0)
     checkpoint_every: int = setting(10, doc="Epochs between checkpoints.", minimum=1)
-    precision: Literal["auto", "bf16", "fp32"] = setting(
+    precision: Literal["auto", "bf16", "tf32", "fp32"] = setting(
         "auto",
-        doc="Forward precision: auto = bf16 autocast on CUDA, fp32 on CPU (NT-Xent stays fp32).",
+        doc="Arithmetic: fp32 = IEEE float32 everywhere, the reference's (TF32 off on CUDA); "
+        "tf32 = float32 with TF32 convs and matmuls on CUDA; bf16 = bf16 autocast on CUDA "
+        "(NT-Xent stays fp32); auto = bf16 on CUDA, fp32 on CPU.",
     )
     channels_last: Literal["auto", True, False] = setting(
         "auto", doc="Channels-last convolutions: auto = on CUDA only."
@@ -212,6 +214,7 @@ def _setup(
     config = load(PretrainConfig, settings["pretrain"], "pretrain")
     augment = BatchAugment(load(AugmentConfig, settings["augmentation"], "augmentation"))
     runtime = resolve_runtime(config, device)
+    runtime.set_arithmetic()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels
     _check_batch(settings, config.batch_size, shape[0], world.size)

@@ -213,3 +213,89 @@ def test_per_sample_state_sees_every_image_once_an_epoch_with_the_partial_batch(
         pretrain(settings, toy_images(40), out, seed=0, progress=False)
         state = torch_load(out / CHECKPOINT_NAME)["method_state"]["bcl"]
         assert int(state["seen"].sum()) == seen
+
+
+def _fp32_flags() -> tuple[str, str]:
+    """(conv, matmul) float32 arithmetic on CUDA as PyTorch's switches say it: tf32 or ieee."""
+    cudnn = torch.backends.cudnn
+    if hasattr(cudnn, "conv") and hasattr(cudnn.conv, "fp32_precision"):
+        return cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
+    flag = {True: "tf32", False: "ieee"}
+    return flag[cudnn.allow_tf32], flag[torch.backends.cuda.matmul.allow_tf32]
+
+
+@pytest.fixture
+def restore_fp32_flags():
+    from sdclr.device import set_fp32_arithmetic
+
+    yield
+    set_fp32_arithmetic(conv_tf32=True, matmul_tf32=False)  # PyTorch's defaults
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+@pytest.mark.parametrize(
+    ("precision", "flags"),
+    [("fp32", ("ieee", "ieee")), ("tf32", ("tf32", "tf32")), ("bf16", ("tf32", "ieee"))],
+)
+def test_precision_sets_cudas_float32_arithmetic(restore_fp32_flags, precision, flags):
+    """``pretrain.precision: fp32`` is IEEE float32 for convolutions and matmuls on CUDA
+    (PyTorch would otherwise run fp32 convs as TF32 on Ampere and later: not the reference's
+    arithmetic); tf32 allows TF32 for both; bf16 autocasts and keeps PyTorch's defaults."""
+    from sdclr.train import PretrainConfig
+    from sdclr.train_step import resolve_runtime
+
+    runtime = resolve_runtime(PretrainConfig(epochs=1, precision=precision), "cuda")
+    assert runtime.precision == precision
+    runtime.set_arithmetic()
+    assert _fp32_flags() == flags
+    region = runtime.autocast()  # bf16 autocast, or no autocast region at all
+    assert isinstance(region, torch.autocast) == (precision == "bf16")
+    if precision == "bf16":
+        assert region.fast_dtype == torch.bfloat16 and region.device == "cuda"
+
+
+def test_cpu_runs_are_float32_and_probes_are_ieee(tmp_path, restore_fp32_flags):
+    """On a CPU ``auto`` is fp32 (no autocast); a probe job switches CUDA's TF32 off too, so
+    probes compute IEEE float32 features as the reference."""
+    from sdclr.device import set_fp32_arithmetic
+    from sdclr.evaluation import run_probe
+    from sdclr.train import PretrainConfig
+    from sdclr.train_step import resolve_runtime
+    from tests.test_evaluate import saved_model, toy_dataset, toy_split
+
+    assert resolve_runtime(PretrainConfig(epochs=1), "cpu").precision == "fp32"
+    set_fp32_arithmetic(conv_tf32=True, matmul_tf32=True)
+    dataset = toy_dataset()
+    saved_model(tmp_path / "model.pt")
+    settings = {"dataset": "toy", "probe": "mean", "groups": {"kind": "thirds"}, "crop_size": 12}
+    run_probe(
+        tmp_path / "model.pt", dataset, toy_split(dataset), settings, seed=0,
+        device=torch.device("cpu"), progress=False,
+    )  # fmt: skip
+    assert _fp32_flags() == ("ieee", "ieee")
+
+
+def test_paper_configs_pretrain_in_the_references_fp32_and_keep_the_partial_batch():
+    """The paper configs use the reference's arithmetic and batching."""
+    from pathlib import Path
+
+    import yaml
+
+    for path in sorted((Path(__file__).parents[1] / "config/paper").glob("*_lt.yaml")):
+        for entry in yaml.safe_load(path.read_text())["datasets"].values():
+            assert entry["pretrain"]["precision"] == "fp32", path
+            assert entry["pretrain"]["drop_last"] is False, path
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fp32_convolutions_on_cuda_are_ieee(restore_fp32_flags):
+    """With precision fp32 a CUDA convolution matches float64 to float32 rounding (1e-5
+    relative); TF32 would be off by about 1e-3."""
+    from sdclr.device import set_fp32_arithmetic
+
+    gen = torch.Generator().manual_seed(0)
+    x, w = torch.randn(8, 64, 16, 16, generator=gen), torch.randn(64, 64, 3, 3, generator=gen)
+    exact = torch.nn.functional.conv2d(x.double(), w.double(), padding=1)
+    set_fp32_arithmetic(conv_tf32=False, matmul_tf32=False)
+    out = torch.nn.functional.conv2d(x.cuda(), w.cuda(), padding=1).cpu().double()
+    assert ((out - exact).abs().max() / exact.abs().max()).item() < 1e-5

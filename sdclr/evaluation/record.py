@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from sdclr.device import set_fp32_arithmetic
 from sdclr.evaluation.base import ProbeInputs, get_probe
 from sdclr.evaluation.features import load_backbone
 from sdclr.groups import class_groups, group_summary
@@ -30,6 +31,7 @@ def run_probe(
     percentages; groups come from the split's ``D_i`` counts with ``settings["groups"]``.
     """
     probe = get_probe(settings["probe"])
+    set_fp32_arithmetic(conv_tf32=False, matmul_tf32=False)  # probes: IEEE fp32, as the reference
     backbone, meta = load_backbone(model_path)
     backbone.to(device)
     crop = settings.get("crop_size") or dataset.train_images.shape[-1]
