@@ -16,6 +16,10 @@ syncs. They are the last places of a fresh random order, so no image is left out
 
 from __future__ import annotations
 
+from typing import Any
+
+from sdclr.errors import ConfigError
+
 
 def step_sizes(num_images: int, batch_size: int, drop_last: bool, processes: int = 1) -> list[int]:
     """The global batch size of every step of one epoch (see the module docstring)."""
@@ -33,3 +37,17 @@ def rank_share(step_start: int, step_size: int, rank: int, processes: int) -> tu
     share = step_size // processes
     start = step_start + rank * share
     return start, start + share
+
+
+def check_batch(settings: dict[str, Any], batch_size: int, n: int, processes: int) -> None:
+    """A batch must fit the pretraining set and split evenly over the processes."""
+    if batch_size > n:
+        raise ConfigError(
+            f"datasets.{settings['dataset']}.pretrain.batch_size: {batch_size} is larger than "
+            f"the {n} pretraining images of {settings['method']['pretrain_set']}; set it to at "
+            f"most {n}"
+        )
+    if batch_size % processes:
+        raise ConfigError(
+            f"pretrain.batch_size {batch_size} must be divisible by the {processes} processes"
+        )

@@ -11,7 +11,11 @@ Design (no DDP wrapper, so SDCLR's two forwards per step need no special care):
 * after the backward pass the gradients are summed over ranks and divided by the world size:
   since the gather's backward already sums each rank's share, this is exactly the gradient of
   the global-batch loss, and the weights stay identical on every rank (so are SDCLR's masks);
-* BatchNorm statistics are per rank, as in the reference's multi-GPU (DataParallel) runs;
+* BatchNorm is synchronised (``sdclr/models/sync_bn.py``, ``pretrain.sync_batchnorm``): its
+  batch statistics, and their gradient, cover the global batch, as the reference's DDP runs
+  convert every BatchNorm to SyncBatchNorm; dual BN keeps its dense and pruned statistics
+  apart. (Per-rank statistics, ``sync_batchnorm: false``, would let each rank's positive
+  pairs share the batch statistics of a smaller batch, the known BN shortcut);
 * rank 0 alone writes checkpoints, logs and the final model.
 """
 

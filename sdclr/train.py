@@ -31,12 +31,11 @@ import torch
 from tqdm import tqdm
 
 from sdclr import distributed
-from sdclr.batches import rank_share, step_sizes
+from sdclr.batches import check_batch, rank_share, step_sizes
 from sdclr.data.augment import AugmentConfig, BatchAugment
-from sdclr.errors import ConfigError
 from sdclr.io import torch_load, torch_save
 from sdclr.methods import Method, create_method
-from sdclr.models import ModelConfig
+from sdclr.models import ModelConfig, convert_sync_batchnorm
 from sdclr.paths import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, TIMING_NAME
 from sdclr.run_files import append_timing, set_aside, write_train_log
 from sdclr.settings import load, setting
@@ -67,6 +66,11 @@ class PretrainConfig:
         "auto", doc="Channels-last convolutions: auto = on CUDA only."
     )
     compile: bool = setting(False, doc="torch.compile the model (compiled once per run).")
+    sync_batchnorm: bool = setting(
+        True,
+        doc="With several processes, BatchNorm statistics over the global batch (as the "
+        "reference's DDP runs; dual BN stays dual); false: each rank's own.",
+    )
     drop_last: bool = setting(
         False,
         doc="Drop each epoch's last partial batch; the reference keeps it (CIFAR-10-LT: 21 "
@@ -217,10 +221,13 @@ def _setup(
     runtime.set_arithmetic()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels
-    _check_batch(settings, config.batch_size, shape[0], world.size)
+    check_batch(settings, config.batch_size, shape[0], world.size)
 
     torch.manual_seed(seed)
-    model = method.build_model(model_config, shape[1]).to(device)
+    model = method.build_model(model_config, shape[1])
+    if world.size > 1 and config.sync_batchnorm:
+        convert_sync_batchnorm(model)
+    model = model.to(device)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
@@ -239,20 +246,6 @@ def _setup(
         settings, seed, world, device, method, model, optimizer, runtime, config, model_config,
         generator, augment_generator, step, num_images=shape[0], in_channels=shape[1],
     )  # fmt: skip
-
-
-def _check_batch(settings: dict[str, Any], batch_size: int, n: int, processes: int) -> None:
-    """A batch must fit the pretraining set and split evenly over the processes."""
-    if batch_size > n:
-        raise ConfigError(
-            f"datasets.{settings['dataset']}.pretrain.batch_size: {batch_size} is larger than "
-            f"the {n} pretraining images of {settings['method']['pretrain_set']}; set it to at "
-            f"most {n}"
-        )
-    if batch_size % processes:
-        raise ConfigError(
-            f"pretrain.batch_size {batch_size} must be divisible by the {processes} processes"
-        )
 
 
 def _resume(run: Training, checkpoint_path: Path) -> None:
@@ -309,6 +302,9 @@ def _log_start(run: Training) -> None:
         run.runtime.channels_last,
         run.runtime.compile,
     )
+    if run.world.size > 1:
+        bn = "synchronised" if run.config.sync_batchnorm else "per rank"
+        log.info("%d processes, BatchNorm statistics %s", run.world.size, bn)
 
 
 def _train_epoch(

@@ -276,7 +276,7 @@ def test_cpu_runs_are_float32_and_probes_are_ieee(tmp_path, restore_fp32_flags):
 
 
 def test_paper_configs_pretrain_in_the_references_fp32_and_keep_the_partial_batch():
-    """The paper configs use the reference's arithmetic and batching."""
+    """The paper configs use the reference's arithmetic, batching and multi-GPU BatchNorm."""
     from pathlib import Path
 
     import yaml
@@ -285,6 +285,7 @@ def test_paper_configs_pretrain_in_the_references_fp32_and_keep_the_partial_batc
         for entry in yaml.safe_load(path.read_text())["datasets"].values():
             assert entry["pretrain"]["precision"] == "fp32", path
             assert entry["pretrain"]["drop_last"] is False, path
+            assert entry["pretrain"]["sync_batchnorm"] is True, path
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -299,3 +300,26 @@ def test_fp32_convolutions_on_cuda_are_ieee(restore_fp32_flags):
     set_fp32_arithmetic(conv_tf32=False, matmul_tf32=False)
     out = torch.nn.functional.conv2d(x.cuda(), w.cuda(), padding=1).cpu().double()
     assert ((out - exact).abs().max() / exact.abs().max()).item() < 1e-5
+
+
+def test_sync_batchnorm_conversion_keeps_dual_bn_and_is_plain_bn_in_one_process():
+    """Converting a dual-BN model swaps every BatchNorm for its synchronised twin (the dense
+    and the pruned one each), keeps the state dict, and outside a process group computes
+    exactly what plain BatchNorm does, running statistics included."""
+    import copy
+
+    from sdclr.models import ModelConfig, build_model, convert_sync_batchnorm
+    from sdclr.models.sync_bn import SyncBatchNorm1d, SyncBatchNorm2d
+
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(width=0.0625, projection_dim=8), 3, 2, dual_bn=True).train()
+    synced = convert_sync_batchnorm(copy.deepcopy(plain))
+    kinds = [type(m) for m in synced.modules()]
+    assert nn.BatchNorm2d not in kinds and nn.BatchNorm1d not in kinds
+    n_plain = sum(isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d) for m in plain.modules())
+    assert kinds.count(SyncBatchNorm2d) + kinds.count(SyncBatchNorm1d) == n_plain
+    assert synced.state_dict().keys() == plain.state_dict().keys()
+    x = torch.rand(6, 3, 10, 10)
+    torch.testing.assert_close(synced(x), plain(x), rtol=0, atol=0)
+    for (key, a), b in zip(synced.state_dict().items(), plain.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)

@@ -15,6 +15,7 @@ from sdclr.models.dual_bn import DENSE, PRUNED, DualBatchNorm
 from sdclr.models.heads import projection_head
 from sdclr.models.prunable import MaskedConv2d, global_magnitude_prune, masked_convs
 from sdclr.models.resnet import ResNet
+from sdclr.models.sync_bn import convert_sync_batchnorm
 from sdclr.settings import setting
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ModelConfig",
     "build_model",
     "branch",
+    "convert_sync_batchnorm",
     "global_magnitude_prune",
     "masked_convs",
     "set_branch",
