@@ -323,3 +323,29 @@ def test_sync_batchnorm_conversion_keeps_dual_bn_and_is_plain_bn_in_one_process(
     torch.testing.assert_close(synced(x), plain(x), rtol=0, atol=0)
     for (key, a), b in zip(synced.state_dict().items(), plain.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)
+
+
+def test_a_probe_validated_every_k_epochs_picks_among_those(monkeypatch):
+    """``validate_every: 5`` (the reference's few-shot scripts): over 12 epochs the probe
+    validates after epochs 5, 10 and 12 (the last), and the best epoch is one of them."""
+    images = torch.randint(0, 255, (8, 1, 4, 4), dtype=torch.uint8)
+    labels = torch.tensor([0, 1] * 4)
+    config = ProbeConfig(epochs=12, milestones=(40, 60), augment=False, validate_every=5)
+    _, best, history = train_probe(
+        _MeanBackbone(), (images, labels), (images, labels), 2, config,
+        torch.device("cpu"), torch.Generator().manual_seed(0), progress=False,
+    )  # fmt: skip
+    assert [h["epoch"] for h in history if "val_accuracy" in h] == [5, 10, 12]
+    assert best in (5, 10, 12) and len(history) == 12
+    assert all(h["lr"] == 30.0 for h in history)
+
+
+def test_paper_few_shot_probes_validate_every_five_epochs():
+    from pathlib import Path
+
+    import yaml
+
+    for path in sorted((Path(__file__).parents[1] / "config/paper").glob("*_lt.yaml")):
+        for entry in yaml.safe_load(path.read_text())["datasets"].values():
+            assert entry["fewshot_probe"]["validate_every"] == 5, path
+            assert entry["linear_probe"].get("validate_every", 1) == 1, path

@@ -16,6 +16,13 @@ from sdclr.groups import class_groups, group_summary
 log = logging.getLogger(__name__)
 
 
+def _pool_note(split: dict[str, Any], subset: str) -> dict[str, str]:
+    """What a list-file split's probe pool is (``probe_train_note``), for the table header."""
+    if subset == "train" and "probe_pool" in split:
+        return {"probe_train_note": split["probe_pool"]}
+    return {}
+
+
 def run_probe(
     model_path: str | Path,
     dataset: Any,
@@ -51,6 +58,7 @@ def run_probe(
         "seed": seed,
         "probe": probe.name,
         "probe_train_size": len(split["indices"][probe.train_subset]),
+        **_pool_note(split, probe.train_subset),
         **result,
         "summary": summary,
         "per_class_accuracy": [float(a) for a in per_class],
