@@ -150,3 +150,24 @@ def _rgb_model(path):
         {"state_dict": model.state_dict(), "algorithm": "simclr", "method": spec,
          "model_config": vars(config), "in_channels": 3},
     )  # fmt: skip
+
+
+def test_the_full_train_list_is_every_train_image_but_the_validation_lists(tmp_path):
+    """scripts/make_imagenet100_train_list.py: every train image of the listed classes with
+    the lists' labels, minus the validation list; it imports as the probe pool."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    dataset, files, full = _write_lists(tmp_path)
+    out = tmp_path / "generated.txt"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, str(root / "scripts/make_imagenet100_train_list.py"),
+         "--image-root", str(tmp_path / "imagenet"), "--lists", str(files["LT"]),
+         str(files["BL"]), "--exclude", str(files["val"]), "--out", str(out)],
+        capture_output=True, text=True, cwd=root,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    generated = sorted(out.read_text().splitlines())
+    assert generated == sorted(files["full"].read_text().splitlines()) and len(generated) == full
