@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -127,7 +128,7 @@ class Training:
     history: list[dict[str, float]] = field(default_factory=list)
     start_epoch: int = 0
 
-    @property
+    @cached_property
     def step_sizes(self) -> list[int]:
         """The global batch of each step of an epoch (the last may be partial)."""
         return step_sizes(
