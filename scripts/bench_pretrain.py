@@ -35,7 +35,9 @@ parser.add_argument("--no-reference", action="store_true", help="skip the refere
 parser.add_argument("--workers", type=int, default=None, help="reference DataLoader workers")
 parser.add_argument("--dataset-size", type=int, default=defaults.dataset_size)
 parser.add_argument("--epochs", type=int, default=defaults.epochs, help="for the projection")
-parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=defaults.precision)
+parser.add_argument(
+    "--precision", choices=["auto", "bf16", "tf32", "fp32"], default=defaults.precision
+)
 parser.add_argument("--channels-last", choices=["auto", "true", "false"], default="auto")
 parser.add_argument(
     "--compile",

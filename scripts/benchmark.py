@@ -28,7 +28,8 @@ What is timed (CUDA is synchronised before each clock reading):
   CPU against the per-image PIL pipeline in one process, images per second.
 
 Images are synthetic uint8 of the paper's shape (32 x 32 RGB); ``steps_per_epoch =
-dataset_size // batch_size`` (CIFAR-10-LT's ``D_i``: 11,165 // 512 = 21).
+ceil(dataset_size / batch_size)``, the last partial step kept as training keeps it
+(CIFAR-10-LT's ``D_i``: 11,165 / 512 -> 22, the last of 413 images).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sdclr.data.augment import AugmentConfig, BatchAugment
-from sdclr.device import pick_device
+from sdclr.device import pick_device, set_fp32_arithmetic
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig, masked_convs, set_branch
 from sdclr.train import PretrainConfig, TrainStep, resolve_runtime
@@ -116,7 +117,7 @@ class BenchConfig:
 
     @property
     def steps_per_epoch(self) -> int:
-        return self.dataset_size // self.batch_size
+        return -(-self.dataset_size // self.batch_size)
 
     @property
     def num_workers(self) -> int:
@@ -352,7 +353,7 @@ def bench_loop(cfg: BenchConfig, method_name: str, device: torch.device) -> dict
         runtime = torch.load(Path(run_dir) / "resume.pt", weights_only=True)["runtime"]
     warmup, steady = seconds[: cfg.loop_warmup_epochs], seconds[cfg.loop_warmup_epochs :]
     epoch_seconds = sum(steady) / len(steady)
-    views = 2 * cfg.steps_per_epoch * cfg.batch_size
+    views = 2 * cfg.dataset_size  # every image once per epoch, the partial batch included
     result: dict[str, Any] = {
         "epoch_seconds": epoch_seconds,
         "warmup_epoch_seconds": warmup,
@@ -432,6 +433,7 @@ def step_operator_counts(
         ),
         device,
     )
+    runtime.set_arithmetic()
     variants = {
         "before": (None, dataclasses.replace(runtime, compile=False)),
         "now": (True, runtime),
@@ -456,6 +458,7 @@ def step_operator_counts(
 
 def bench_reference(cfg: BenchConfig, method_name: str, device: torch.device) -> dict[str, Any]:
     """Steady-state steps of the reference-style pipeline (see the module docstring)."""
+    set_fp32_arithmetic(conv_tf32=True, matmul_tf32=False)  # PyTorch's defaults, as it runs
     method, model, optimizer = _build(cfg, method_name, device)
     images = synthetic_images(cfg.dataset_size, cfg.image_size, cfg.seed)
     dataset = PILPairs(images.permute(0, 2, 3, 1).contiguous().numpy(), cfg.image_size)

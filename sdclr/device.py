@@ -17,3 +17,17 @@ def pick_device(requested: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was requested but no GPU is visible; use 'auto' or 'cpu'")
     return device
+
+
+def set_fp32_arithmetic(conv_tf32: bool, matmul_tf32: bool) -> None:
+    """How CUDA computes float32 convolutions and matmuls: TF32 tensor cores (inputs rounded
+    to a 10-bit mantissa, on Ampere and later GPUs) or IEEE float32. A process-wide switch of
+    PyTorch, which by default uses TF32 for cuDNN convolutions and IEEE for matmuls; CPUs
+    always compute IEEE float32."""
+    cudnn = torch.backends.cudnn
+    if hasattr(cudnn, "conv") and hasattr(cudnn.conv, "fp32_precision"):  # torch >= 2.9
+        cudnn.conv.fp32_precision = "tf32" if conv_tf32 else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "tf32" if matmul_tf32 else "ieee"
+    else:
+        cudnn.allow_tf32 = conv_tf32
+        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32

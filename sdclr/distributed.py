@@ -3,13 +3,19 @@
 Design (no DDP wrapper, so SDCLR's two forwards per step need no special care):
 
 * every rank holds the split's images and draws the same batch order; rank ``r`` trains on
-  the ``r``-th slice of each global batch, with its own augmentation generator;
+  the ``r``-th of equal slices of each global batch, with its own augmentation generator
+  (``sdclr/batches.py``: a last partial batch not divisible by the world size loses its
+  remainder, at most ``size - 1`` images, since ``all_gather`` needs equal shapes);
 * NT-Xent gathers the projections of all ranks (``all_gather`` that carries gradients), so each
   rank computes the loss of the whole global batch, as one process would;
 * after the backward pass the gradients are summed over ranks and divided by the world size:
   since the gather's backward already sums each rank's share, this is exactly the gradient of
   the global-batch loss, and the weights stay identical on every rank (so are SDCLR's masks);
-* BatchNorm statistics are per rank, as in the reference's multi-GPU (DataParallel) runs;
+* BatchNorm is synchronised (``sdclr/models/sync_bn.py``, ``pretrain.sync_batchnorm``): its
+  batch statistics, and their gradient, cover the global batch, as the reference's DDP runs
+  convert every BatchNorm to SyncBatchNorm; dual BN keeps its dense and pruned statistics
+  apart. (Per-rank statistics, ``sync_batchnorm: false``, would let each rank's positive
+  pairs share the batch statistics of a smaller batch, the known BN shortcut);
 * rank 0 alone writes checkpoints, logs and the final model.
 """
 

@@ -36,7 +36,8 @@ def load_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
 
 
 def records_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One row per evaluation: dataset, method, split, seed, probe and the five columns."""
+    """One row per evaluation: dataset, method, split, seed, probe, pretraining set, the probe
+    pool's note (only when some record has one) and the five columns."""
     rows = [
         {
             "dataset": r["dataset"],
@@ -45,12 +46,16 @@ def records_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
             "seed": r["seed"],
             "probe": r["probe"],
             "pretrain_set": r.get("pretrain_set", "D_i"),
+            "probe_note": r.get("probe_train_note", ""),
             **{c: r["summary"][c] for c in COLUMNS},
         }
         for r in records
     ]
-    columns = ["dataset", "method", "split", "seed", "probe", "pretrain_set", *COLUMNS]
-    return pd.DataFrame(rows, columns=columns)
+    columns = ["dataset", "method", "split", "seed", "probe", "pretrain_set", "probe_note"]
+    columns += list(COLUMNS)
+    frame = pd.DataFrame(rows, columns=columns)
+    # A column only where some probe pool is a list file: other tables keep their columns.
+    return frame if frame["probe_note"].astype(bool).any() else frame.drop(columns="probe_note")
 
 
 def aggregate(frame: pd.DataFrame, order: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
@@ -62,8 +67,15 @@ def aggregate(frame: pd.DataFrame, order: Sequence[tuple[str, str]] | None = Non
     per_split = frame.groupby(["dataset", "method", "split"], sort=False)[list(COLUMNS)].mean()
     runs = frame.groupby(["dataset", "method"], sort=False).size()
     grouped = per_split.groupby(level=["dataset", "method"], sort=False)
-    pretrain_set = frame.groupby(["dataset", "method"], sort=False)["pretrain_set"].first()
-    out = pd.DataFrame({"splits": grouped.size(), "runs": runs, "pretrain_set": pretrain_set})
+    by_pair = frame.groupby(["dataset", "method"], sort=False)
+    out = pd.DataFrame(
+        {
+            "splits": grouped.size(),
+            "runs": runs,
+            "pretrain_set": by_pair["pretrain_set"].first(),
+            **({"probe_note": by_pair["probe_note"].first()} if "probe_note" in frame else {}),
+        }
+    )
     for column in COLUMNS:
         out[f"{column}_mean"] = grouped[column].mean()
         out[f"{column}_std"] = grouped[column].agg(lambda s: float(np.std(s.to_numpy(), ddof=0)))
@@ -97,19 +109,28 @@ def _display(table: pd.DataFrame, labels: dict[str, dict[str, str]] | None) -> p
     )
 
 
-def table_title(probe: str) -> str:
+def table_title(probe: str, table: pd.DataFrame | None = None, labels: dict | None = None) -> str:
     """What a table holds: the probe and the set it is trained on (pretraining sets are a
-    column), so no two tables' rows can be mixed up."""
+    column), so no two tables' rows can be mixed up; a dataset whose probe pool is a list
+    file (ImageNet-100-LT) names that pool after a semicolon."""
     known = PROBES.get(probe)
-    if known is None:
-        return probe
-    return f"{known.title}, trained on {known.train_set}"
+    title = probe if known is None else f"{known.title}, trained on {known.train_set}"
+    if table is None or "probe_note" not in table:
+        return title
+    names = (labels or {}).get("datasets", {})
+    notes = dict.fromkeys(
+        f"{names.get(d, d)} on {n}"
+        for d, n in zip(table.dataset, table.probe_note, strict=True)
+        if n
+    )
+    return "; ".join([title, *notes])
 
 
 def per_split_table(frame: pd.DataFrame, order: Sequence[tuple[str, str]] | None) -> pd.DataFrame:
     """One row per dataset x method x split (seeds of a split averaged): the numbers behind
     each mean ± std."""
     keys = ["dataset", "method", "pretrain_set", "split"]
+    keys += ["probe_note"] if "probe_note" in frame else []
     table = frame.groupby(keys, sort=False)[list(COLUMNS)].mean().reset_index()
     if order is not None:
         rank = {pair: i for i, pair in enumerate(order)}
@@ -123,7 +144,7 @@ def per_split_markdown(table: pd.DataFrame, probe: str, labels: dict | None = No
     """The per-split table in Markdown."""
     labels = labels or {"datasets": {}, "methods": {}}
     lines = [
-        f"## {table_title(probe)} (%, per split)",
+        f"## {table_title(probe, table, labels)} (%, per split)",
         "",
         "| Dataset | Method | Pretrained on | Split | " + " | ".join(COLUMNS) + " |",
         "|---|---|---|---|" + "---|" * len(COLUMNS),
@@ -144,7 +165,7 @@ def to_markdown(table: pd.DataFrame, probe: str, labels: dict | None = None) -> 
     header = "| " + " | ".join(shown.columns) + " |"
     rule = "|" + "|".join("---" for _ in shown.columns) + "|"
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    title = f"## {table_title(probe)} (%, mean ± std over splits)"
+    title = f"## {table_title(probe, table, labels)} (%, mean ± std over splits)"
     note = (
         "Many/Medium/Few: mean per-class test accuracy of the classes in each third by D_i "
         "frequency; Std: population std of the three; All: mean per-class accuracy."
@@ -156,7 +177,7 @@ def to_latex(table: pd.DataFrame, probe: str, labels: dict | None = None) -> str
     """A LaTeX tabular (booktabs) with ``mean $\\pm$ std`` cells."""
     shown = _display(table, labels).drop(columns="Splits")
     lines = [
-        f"% {table_title(probe)}: mean $\\pm$ population std over splits (%)",
+        f"% {table_title(probe, table, labels)}: mean $\\pm$ population std over splits (%)",
         "\\begin{tabular}{lll" + "c" * len(COLUMNS) + "}",
         "\\toprule",
         " & ".join(shown.columns) + " \\\\",

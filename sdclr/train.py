@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,11 +32,11 @@ import torch
 from tqdm import tqdm
 
 from sdclr import distributed
+from sdclr.batches import check_batch, rank_share, step_sizes
 from sdclr.data.augment import AugmentConfig, BatchAugment
-from sdclr.errors import ConfigError
 from sdclr.io import torch_load, torch_save
 from sdclr.methods import Method, create_method
-from sdclr.models import ModelConfig
+from sdclr.models import ModelConfig, convert_sync_batchnorm
 from sdclr.paths import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, TIMING_NAME
 from sdclr.run_files import append_timing, set_aside, write_train_log
 from sdclr.settings import load, setting
@@ -56,9 +57,11 @@ class PretrainConfig:
     warmup_epochs: float = setting(10, doc="Linear warm-up length in epochs.", minimum=0)
     final_lr: float = setting(1e-6, doc="Learning rate at the end of the cosine.", minimum=0)
     checkpoint_every: int = setting(10, doc="Epochs between checkpoints.", minimum=1)
-    precision: Literal["auto", "bf16", "fp32"] = setting(
+    precision: Literal["auto", "bf16", "tf32", "fp32"] = setting(
         "auto",
-        doc="Forward precision: auto = bf16 autocast on CUDA, fp32 on CPU (NT-Xent stays fp32).",
+        doc="Arithmetic: fp32 = IEEE float32 everywhere, the reference's (TF32 off on CUDA); "
+        "tf32 = float32 with TF32 convs and matmuls on CUDA; bf16 = bf16 autocast on CUDA "
+        "(NT-Xent stays fp32); auto = bf16 on CUDA, fp32 on CPU.",
     )
     channels_last: Literal["auto", True, False] = setting(
         "auto", doc="Channels-last convolutions: auto = on CUDA only."
@@ -68,6 +71,16 @@ class PretrainConfig:
         doc="torch.compile the method's forward and loss as one graph: auto = on one-GPU "
         "CUDA runs (a win for SimCLR and SDCLR on an H100), off on CPU, where compiling takes "
         "minutes, and off for several GPUs.",
+    )
+    sync_batchnorm: bool = setting(
+        True,
+        doc="With several processes, BatchNorm statistics over the global batch (as the "
+        "reference's DDP runs; dual BN stays dual); false: each rank's own.",
+    )
+    drop_last: bool = setting(
+        False,
+        doc="Drop each epoch's last partial batch; the reference keeps it (CIFAR-10-LT: 21 "
+        "steps of 512 and one of 413), see sdclr/batches.py.",
     )
     gpus: int = setting(
         1,
@@ -120,13 +133,17 @@ class Training:
     history: list[dict[str, float]] = field(default_factory=list)
     start_epoch: int = 0
 
-    @property
-    def steps_per_epoch(self) -> int:
-        return self.num_images // self.config.batch_size
+    @cached_property
+    def step_sizes(self) -> list[int]:
+        """The global batch of each step of an epoch (the last may be partial)."""
+        return step_sizes(
+            self.num_images, self.config.batch_size, self.config.drop_last, self.world.size
+        )
 
     @property
-    def local_batch(self) -> int:
-        return self.config.batch_size // self.world.size
+    def steps_per_epoch(self) -> int:
+        """Steps of an epoch, a partial last one included: the cosine counts it as a step."""
+        return len(self.step_sizes)
 
     def lr(self, iteration: int) -> float:
         """The warm-up cosine learning rate of ``iteration`` (0-based, over the whole run)."""
@@ -207,12 +224,16 @@ def _setup(
     config = load(PretrainConfig, settings["pretrain"], "pretrain")
     augment = BatchAugment(load(AugmentConfig, settings["augmentation"], "augmentation"))
     runtime = resolve_runtime(config, device, world.size)
+    runtime.set_arithmetic()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels
-    _check_batch(settings, config.batch_size, shape[0], world.size)
+    check_batch(settings, config.batch_size, shape[0], world.size)
 
     torch.manual_seed(seed)
-    model = method.build_model(model_config, shape[1]).to(device)
+    model = method.build_model(model_config, shape[1])
+    if world.size > 1 and config.sync_batchnorm:
+        convert_sync_batchnorm(model)
+    model = model.to(device)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
@@ -232,20 +253,6 @@ def _setup(
         settings, seed, world, device, method, model, optimizer, runtime, config, model_config,
         generator, augment_generator, step, num_images=shape[0], in_channels=shape[1],
     )  # fmt: skip
-
-
-def _check_batch(settings: dict[str, Any], batch_size: int, n: int, processes: int) -> None:
-    """A batch must fit the pretraining set and split evenly over the processes."""
-    if batch_size > n:
-        raise ConfigError(
-            f"datasets.{settings['dataset']}.pretrain.batch_size: {batch_size} is larger than "
-            f"the {n} pretraining images of {settings['method']['pretrain_set']}; set it to at "
-            f"most {n}"
-        )
-    if batch_size % processes:
-        raise ConfigError(
-            f"pretrain.batch_size {batch_size} must be divisible by the {processes} processes"
-        )
 
 
 def _resume(run: Training, checkpoint_path: Path) -> None:
@@ -288,7 +295,7 @@ def _resume(run: Training, checkpoint_path: Path) -> None:
 def _log_start(run: Training) -> None:
     spec = run.settings["method"]
     log.info(
-        "pretraining %s (%s) on %d images, %d epochs x %d steps of batch %d, device %s, "
+        "pretraining %s (%s) on %d images, %d epochs x %d steps of batch %d (last %d), device %s, "
         "%s, channels_last %s, compile %s",
         spec["name"],
         spec["algorithm"],
@@ -296,11 +303,15 @@ def _log_start(run: Training) -> None:
         run.config.epochs,
         run.steps_per_epoch,
         run.config.batch_size,
+        run.step_sizes[-1],
         run.device,
         run.runtime.precision,
         run.runtime.channels_last,
         run.runtime.compile,
     )
+    if run.world.size > 1:
+        bn = "synchronised" if run.config.sync_batchnorm else "per rank"
+        log.info("%d processes, BatchNorm statistics %s", run.world.size, bn)
 
 
 def _train_epoch(
@@ -311,12 +322,14 @@ def _train_epoch(
     extra = run.method.begin_epoch(run.model, epoch)
     order = torch.randperm(run.num_images, device=run.device, generator=run.generator)
     loss_sum = torch.zeros((), device=run.device)
-    batch_size, steps = run.config.batch_size, run.steps_per_epoch
-    for step in range(steps):
+    sizes = run.step_sizes
+    steps, step_start = len(sizes), 0
+    for step, size in enumerate(sizes):
         lr = run.lr(epoch * steps + step)
-        start = step * batch_size + run.world.rank * run.local_batch
-        indices = order[start : start + run.local_batch]
+        start, stop = rank_share(step_start, size, run.world.rank, run.world.size)
+        indices = order[start:stop]
         loss_sum += run.step(images[indices], indices, run.augment_generator, lr)
+        step_start += size
     extra.update(run.method.end_epoch(epoch))
     mean_loss = float(loss_sum) / steps  # waits for the device: the clock then sees all work
     seconds = time.perf_counter() - started
@@ -335,7 +348,7 @@ def _train_epoch(
     timing = {
         "epoch": epoch + 1,
         "seconds": round(seconds, 3),
-        "views_per_second": round(2 * steps * batch_size / seconds, 1),
+        "views_per_second": round(2 * step_start / seconds, 1),
     }
     return metrics, timing
 

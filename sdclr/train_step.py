@@ -3,10 +3,11 @@
 The step (:class:`TrainStep`) is the fast path on every device: both views of a batch in one
 batched augmentation call, written straight into the model's memory format; the forward
 under bf16 autocast where ``pretrain.precision`` says so (``auto``: bf16 on CUDA, fp32 on
-CPU; the NT-Xent similarity matrix stays fp32); channels-last convolutions where
-``pretrain.channels_last`` says so (``auto``: on CUDA); ``torch.compile`` where
-``pretrain.compile`` says so (``auto``: on CUDA); and nothing in the step waits for the device
-(the loss stays a device tensor).
+CPU; the NT-Xent similarity matrix stays fp32; ``fp32`` is IEEE float32 with CUDA's TF32 off,
+the reference's arithmetic; ``tf32`` float32 with TF32 convs and matmuls); channels-last
+convolutions where ``pretrain.channels_last`` says so (``auto``: on CUDA); ``torch.compile``
+where ``pretrain.compile`` says so (``auto``: on one-GPU CUDA runs); and nothing in the step
+waits for the device (the loss stays a device tensor).
 
 What is compiled is the method's whole forward, ``method.loss(model, view1, view2)``: for
 SDCLR the dense pass, the switch to the pruned branch (mask and BatchNorm), the pruned pass and
@@ -30,6 +31,7 @@ import torch
 
 from sdclr import distributed
 from sdclr.data.augment import BatchAugment
+from sdclr.device import set_fp32_arithmetic
 from sdclr.methods import Method
 
 
@@ -38,13 +40,20 @@ class Runtime:
     """How the step runs on this device, resolved from ``PretrainConfig``'s ``auto`` values."""
 
     device: str
-    precision: str  # "bf16" | "fp32"
+    precision: str  # "bf16" | "tf32" | "fp32"
     channels_last: bool
     compile: bool
 
     @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def set_arithmetic(self) -> None:
+        """Make CUDA's float32 arithmetic what ``precision`` says: IEEE for fp32 (the
+        reference's), TF32 convs and matmuls for tf32, PyTorch's defaults for bf16 (TF32
+        convs for what autocast leaves in float32; IEEE matmuls, so NT-Xent's similarities)."""
+        tf32 = self.precision == "tf32"
+        set_fp32_arithmetic(conv_tf32=tf32 or self.precision == "bf16", matmul_tf32=tf32)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on the device, or nothing for fp32."""

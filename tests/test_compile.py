@@ -67,6 +67,15 @@ def test_sdclr_compiles_once_and_never_recompiles_across_branch_switches(tmp_pat
     assert counted_compile.op_count > 100  # the graph holds both branches' convolutions
 
 
+def test_the_last_partial_batch_compiles_once_more_and_only_once(tmp_path, counted_compile):
+    """40 images at batch 16 give steps of 16, 16 and 8 every epoch: the partial batch is a
+    second shape, compiled once in the first epoch and reused after."""
+    settings = tiny_settings("sdclr", epochs=3)
+    settings["method"]["hyperparameters"]["prune_ratio"] = 0.9
+    counts = _run_counting(tmp_path, settings, counted_compile, toy_images(40))
+    assert counts == [2, 2, 2]
+
+
 def test_a_scheduled_temperature_recompiles_once_then_is_an_input(tmp_path, counted_compile):
     """A temperature schedule changes the method's temperature every epoch: dynamo compiles
     once more at the first change (the value becomes a graph input), and never again."""

@@ -76,7 +76,7 @@ def test_cifar_paper_dag_has_five_splits_times_three_runs(tmp_path, name):
 def _fake_imagenet_lists(workdir: Path) -> None:
     lists = workdir / "results" / "data" / "raw" / "imagenet-100"
     lists.mkdir(parents=True)
-    for name in LIST_NAMES:
+    for name in [*LIST_NAMES, "ImageNet_100_train.txt"]:  # + the full list the user supplies
         (lists / name).write_text("train/n0/x.JPEG 0\n")
     (workdir / "results" / "data" / "raw" / "imagenet").mkdir()
 

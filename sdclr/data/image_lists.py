@@ -198,3 +198,32 @@ def load_images(
         raise
     pool.shutdown(wait=True)
     return out
+
+
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+def full_train_list(
+    image_root: str | os.PathLike, label_lists: Sequence[str | os.PathLike], exclude: str | None
+) -> str:
+    """The full ImageNet-100 train list the reference's linear probe trains on: every image
+    under ``<image_root>/train/<wnid>/`` of the classes the ``label_lists`` name, labelled as
+    they label that wnid, minus the images of the ``exclude`` list (the validation list), as
+    sorted ``train/<wnid>/<file> label`` lines. A wnid given two labels is an error."""
+    label_of: dict[str, int] = {}
+    for path in label_lists:
+        for rel, label in zip(*read_image_list(path), strict=True):
+            wnid = Path(rel).parent.name
+            if label_of.setdefault(wnid, int(label)) != int(label):
+                raise ValueError(f"{path}: {wnid} has label {int(label)} and {label_of[wnid]}")
+    excluded = set(read_image_list(exclude)[0]) if exclude else set()
+    lines = []
+    for wnid, label in sorted(label_of.items()):
+        folder = Path(image_root) / "train" / wnid
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} does not exist; extract ILSVRC-2012 train there")
+        for image in sorted(folder.iterdir()):
+            rel = f"train/{wnid}/{image.name}"
+            if image.suffix.lower() in IMAGE_SUFFIXES and rel not in excluded:
+                lines.append(f"{rel} {label}\n")
+    return "".join(lines)

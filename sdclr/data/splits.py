@@ -320,10 +320,21 @@ def split_from_list_files(
         indices[name] = np.sort(idx)
     record = split_record(dataset, split, labels, num_classes, indices)
     record["fewshot_inside_di"] = False
+    record["probe_pool"] = _probe_pool_note(Path(files["train"]).name, indices)
     check_split(
         record, len(labels), source=f"reference split {split} of {dataset}", fewshot_inside_di=False
     )
     return record
+
+
+def _probe_pool_note(train_list: str, indices: dict[str, np.ndarray]) -> str:
+    """What the linear-probe pool (``train``) of a list-file split is, for table headers."""
+    if np.array_equal(indices["train"], indices["D_b"]):
+        return (
+            f"the balanced list D_b ({len(indices['D_b']):,} images; the reference probes on "
+            "the full ImageNet-100 train list)"
+        )
+    return f"the list {train_list} ({len(indices['train']):,} images)"
 
 
 def reference_split_paths(files: dict[str, str], split: int) -> dict[str, str]:

@@ -26,7 +26,9 @@ def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         )
     try:
         method = create_method(state["algorithm"], state["method"]["hyperparameters"])
-        model = method.build_model(ModelConfig(**state["model_config"]), state["in_channels"])
+        # A model.pt from before input normalisation was a setting was trained without it.
+        model_config = {"input_normalization": "none", **state["model_config"]}
+        model = method.build_model(ModelConfig(**model_config), state["in_channels"])
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(
             f"{path}: its model description cannot be rebuilt ({err}); re-run pretrain for it"

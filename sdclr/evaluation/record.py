@@ -8,11 +8,19 @@ from typing import Any
 
 import torch
 
+from sdclr.device import set_fp32_arithmetic
 from sdclr.evaluation.base import ProbeInputs, get_probe
 from sdclr.evaluation.features import load_backbone
 from sdclr.groups import class_groups, group_summary
 
 log = logging.getLogger(__name__)
+
+
+def _pool_note(split: dict[str, Any], subset: str) -> dict[str, str]:
+    """What a list-file split's probe pool is (``probe_train_note``), for the table header."""
+    if subset == "train" and "probe_pool" in split:
+        return {"probe_train_note": split["probe_pool"]}
+    return {}
 
 
 def run_probe(
@@ -30,6 +38,7 @@ def run_probe(
     percentages; groups come from the split's ``D_i`` counts with ``settings["groups"]``.
     """
     probe = get_probe(settings["probe"])
+    set_fp32_arithmetic(conv_tf32=False, matmul_tf32=False)  # probes: IEEE fp32, as the reference
     backbone, meta = load_backbone(model_path)
     backbone.to(device)
     crop = settings.get("crop_size") or dataset.train_images.shape[-1]
@@ -49,6 +58,7 @@ def run_probe(
         "seed": seed,
         "probe": probe.name,
         "probe_train_size": len(split["indices"][probe.train_subset]),
+        **_pool_note(split, probe.train_subset),
         **result,
         "summary": summary,
         "per_class_accuracy": [float(a) for a in per_class],

@@ -24,7 +24,8 @@ Facts from the public code (MediaBrain-SJTU/BCL: ``train.py``, ``data/memobooste
 * The magnitude: the paper's ``m_min + (30 - m_min) w_i`` by default; one revision of the
   code multiplies ``w_i`` in the magnitude by one U(0, 1) draw per sample shared by its two
   views (and drops ``m_min``): ``magnitude_jitter: true`` multiplies ``w_i`` by that draw here.
-* Our loop drops the last partial batch, so a few samples may go unseen in an epoch: an unseen
+* Our loop keeps the last partial batch by default, so every sample is seen each epoch; with
+  ``pretrain.drop_last`` (or a remainder of a multi-GPU split) a few may go unseen: an unseen
   sample keeps its momentum loss; ``z`` and ``w`` are computed over the samples seen at least
   once, and a sample never seen has ``w = 0``. When every ``L_i`` is equal, ``w = 1/2``.
 * In a multi-GPU run every rank observes every sample's loss (they are gathered), so the state

@@ -15,6 +15,7 @@ from sdclr.models.dual_bn import DENSE, PRUNED, DualBatchNorm
 from sdclr.models.heads import projection_head
 from sdclr.models.prunable import MaskedConv2d, global_magnitude_prune, masked_convs
 from sdclr.models.resnet import ResNet
+from sdclr.models.sync_bn import convert_sync_batchnorm
 from sdclr.settings import setting
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ModelConfig",
     "build_model",
     "branch",
+    "convert_sync_batchnorm",
     "global_magnitude_prune",
     "masked_convs",
     "set_branch",
@@ -40,6 +42,11 @@ class ModelConfig:
     projection_dim: int = setting(128, doc="Output size of the projection head.", minimum=1)
     projection_hidden_dim: int | None = setting(
         None, doc="Hidden width of the head (null: the feature dimension).", minimum=1
+    )
+    input_normalization: Literal["imagenet", "none"] = setting(
+        "imagenet",
+        doc="The first op of the backbone: (x - mean) / std with ImageNet's statistics, as "
+        "the reference's ResNets (1 channel: mean 0.449, std 0.226); none: [0, 1] pixels.",
     )
 
 
@@ -62,7 +69,9 @@ def build_model(
     """Build the encoder; with ``dual_bn`` every BatchNorm is a dense/pruned pair."""
     norm2d: Any = partial(DualBatchNorm, nn.BatchNorm2d) if dual_bn else nn.BatchNorm2d
     norm1d: Any = partial(DualBatchNorm, nn.BatchNorm1d) if dual_bn else nn.BatchNorm1d
-    backbone = ResNet(config.arch, config.stem, config.width, in_channels, norm2d)
+    backbone = ResNet(
+        config.arch, config.stem, config.width, in_channels, norm2d, config.input_normalization
+    )
     hidden = config.projection_hidden_dim or backbone.feature_dim
     head = projection_head(
         backbone.feature_dim, hidden, config.projection_dim, head_hidden_layers, norm1d

@@ -3,6 +3,13 @@
 The CIFAR stem is a 3x3 stride-1 conv with no max-pool (PROTOCOL.md); the ImageNet stem is
 the usual 7x7 stride-2 conv and 3x3 max-pool. Every conv is a ``MaskedConv2d`` so SDCLR can
 prune it; ``norm_layer`` builds every BatchNorm (plain or dual).
+
+Input normalisation, as the reference's ResNets do it: with ``input_normalization="imagenet"``
+the first op of ``forward`` is ``x <- (x - mean) / std`` per channel, x in [0, 1], with the
+ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225); so pretraining and every
+probe see the same normalised input. A 1-channel input (Fashion-MNIST) has no ImageNet
+statistics of its own; it uses the means of the three, mean 0.449 and std 0.226 (the usual
+grey-level reading of those numbers). ``"none"`` feeds [0, 1] pixels to the first conv.
 """
 
 from __future__ import annotations
@@ -15,6 +22,21 @@ from torch import nn
 from sdclr.models.prunable import MaskedConv2d
 
 NormFactory = Callable[[int], nn.Module]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalization_statistics(kind: str, channels: int) -> tuple[list[float], list[float]]:
+    """Per-channel (mean, std) of input normalisation ``kind`` for ``channels`` channels."""
+    if kind == "none":
+        return [0.0] * channels, [1.0] * channels
+    if kind != "imagenet":
+        raise ValueError(f"unknown input normalisation {kind!r}; use 'imagenet' or 'none'")
+    if channels == 3:
+        return list(IMAGENET_MEAN), list(IMAGENET_STD)
+    if channels == 1:
+        return [sum(IMAGENET_MEAN) / 3], [sum(IMAGENET_STD) / 3]
+    raise ValueError(f"ImageNet input normalisation needs 1 or 3 channels, not {channels}")
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> MaskedConv2d:
@@ -80,10 +102,16 @@ class ResNet(nn.Module):
         width: float = 1.0,
         in_channels: int = 3,
         norm: NormFactory = nn.BatchNorm2d,
+        input_normalization: str = "none",
     ) -> None:
         super().__init__()
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+        self.input_normalization = input_normalization
+        mean, std = normalization_statistics(input_normalization, in_channels)
+        # Not persistent: constants of the config, so state dicts stay as they were.
+        self.register_buffer("input_mean", torch.tensor(mean).view(1, -1, 1, 1), False)
+        self.register_buffer("input_std", torch.tensor(std).view(1, -1, 1, 1), False)
         block, layers = ARCHITECTURES[arch]
         base = max(1, round(64 * width))
         if stem == "cifar":
@@ -117,4 +145,6 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_normalization != "none":
+            x = (x - self.input_mean) / self.input_std
         return torch.flatten(self.pool(self.stages(self.stem(x))), 1)

@@ -59,6 +59,7 @@ from sdclr.data.augment.config import AugmentConfig
 from sdclr.data.augment.crops import (
     crop_flip_with_params,
     random_crop_flip,
+    random_resized_crop_flip,
     resized_crop,
     sample_crop_boxes,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "blur_kernel_size",
     "crop_flip_with_params",
     "random_crop_flip",
+    "random_resized_crop_flip",
     "resized_crop",
     "rgb_to_grayscale",
     "sample_crop_boxes",

@@ -288,3 +288,30 @@ def random_crop_flip(
     offsets = offsets.clamp_(max=2 * padding)
     flip = _bernoulli(n, 0.5, generator, dev)
     return crop_flip_with_params(images, padding, offsets, flip)
+
+
+def random_resized_crop_flip(
+    images: Tensor,
+    size: int,
+    scale: Sequence[float] = (0.08, 1.0),
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """ImageNet linear-probe train augmentation, batched: torchvision
+    ``RandomResizedCrop(size)`` (scale ``scale``, ratio 3/4-4/3, bilinear, antialiased) +
+    ``RandomHorizontalFlip``. uint8 or float ``[N, C, H, W]`` in, float [0, 1] out on
+    ``device``.
+
+    The boxes and flips are drawn from ``generator`` where it lives (the probe's CPU
+    generator, so a probe's views do not depend on the device); the images move to
+    ``device`` and are cropped and resized there in one batched call.
+    """
+    if images.ndim != 4:
+        raise ValueError(f"expected [N, C, H, W] images, got {tuple(images.shape)}")
+    n, _, height, width = images.shape
+    draw = generator.device if generator is not None else images.device
+    boxes = sample_crop_boxes(n, height, width, scale, (3 / 4, 4 / 3), generator, draw)
+    flip = _bernoulli(n, 0.5, generator, draw)
+    target = torch.device(device) if device is not None else images.device
+    floats = _to_float(images.to(target, non_blocking=True))
+    return resized_crop(floats, boxes.to(target), size, "bilinear", flip.to(target)).clamp_(0, 1)
