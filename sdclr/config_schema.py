@@ -124,23 +124,7 @@ def _top_level() -> dict[str, Any]:
                 "minItems": 1,
                 "uniqueItems": True,
             },
-            "probes": {
-                "type": "array",
-                "description": "The probes every pretrained model gets (default: the paper's).",
-                "items": {"enum": list(_probe_names())},
-                "minItems": 1,
-                "uniqueItems": True,
-                "default": list(_default_probes()),
-            },
-            "analyses": {
-                "type": "array",
-                "description": "The analyses of every pretrained model, one job per model "
-                "(pie: PIE rates of the pruned vs the dense network; geometry: class-mean "
-                "cosines); [] runs none. Default: both.",
-                "items": {"enum": list(_analysis_names())},
-                "uniqueItems": True,
-                "default": list(_analysis_names()),
-            },
+            **_evaluation_lists(),
             "methods": {
                 "type": "object",
                 "description": "Pretraining runs by name (the {method} wildcard).",
@@ -155,6 +139,29 @@ def _top_level() -> dict[str, Any]:
                 "propertyNames": NAME_PATTERN,
                 "additionalProperties": {"$ref": "#/$defs/dataset"},
             },
+        },
+    }
+
+
+def _evaluation_lists() -> dict[str, Any]:
+    """The top-level lists of what every pretrained model gets: probes and analyses."""
+    return {
+        "probes": {
+            "type": "array",
+            "description": "The probes every pretrained model gets (default: the paper's).",
+            "items": {"enum": list(_probe_names())},
+            "minItems": 1,
+            "uniqueItems": True,
+            "default": list(_default_probes()),
+        },
+        "analyses": {
+            "type": "array",
+            "description": "The analyses of every pretrained model, one job per model "
+            "(pie: PIE rates of the pruned vs the dense network; geometry: class-mean "
+            "cosines); [] runs none. Default: both.",
+            "items": {"enum": list(_analysis_names())},
+            "uniqueItems": True,
+            "default": list(_analysis_names()),
         },
     }
 
