@@ -153,7 +153,6 @@ def run_analysis(
     crop = settings.get("crop_size") or dataset.train_images.shape[-1]
     inputs = ProbeInputs(model.backbone, dataset, split, crop, seed, device, progress=False)
     groups = class_groups(split["counts"]["D_i"], settings["groups"])
-    pool = extract_features(model.backbone, inputs.subset("train")[0], device)
     test = extract_features(model.backbone, inputs.test_images, device)
     record: dict[str, Any] = {
         "dataset": settings["dataset"],
@@ -171,6 +170,7 @@ def run_analysis(
     if "geometry" in settings["analyses"]:
         record["geometry"] = _geometry(test, inputs, split, groups)
     if "pie" in settings["analyses"]:  # last: it prunes the model
+        pool = extract_features(model.backbone, inputs.subset("train")[0], device)
         record["pie"] = _pie(model, method, meta, inputs, (pool, test), settings, groups)
         log.info(
             "PIE rate: %s", ", ".join(f"{k} {v:.2f}" for k, v in record["pie"]["summary"].items())
