@@ -74,5 +74,5 @@ lint: setup
 	ruff check . && ruff format --check . && snakemake --lint
 
 clean:
-	rm -rf results/data results/splits results/checkpoints results/eval results/tables \
-	  results/figures results/logs results/report.html .snakemake
+	rm -rf results/data results/splits results/checkpoints results/eval results/analysis \
+	  results/tables results/figures results/logs results/report.html .snakemake

@@ -97,10 +97,12 @@ def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def _normalize_experiment(config: dict[str, Any]) -> dict[str, Any]:
     from sdclr.evaluation import DEFAULT_PROBES
+    from sdclr.evaluation.analysis import DEFAULT_ANALYSES
 
     shared = {
         "methods": config["methods"],
         "probes": list(config.get("probes", DEFAULT_PROBES)),
+        "analyses": list(config.get("analyses", DEFAULT_ANALYSES)),
         "splits": config["splits"],
         "seeds": config["seeds"],
         "data_root": config.get("data_root", "results/data/raw"),
@@ -146,6 +148,7 @@ def validate_config(config: dict[str, Any]) -> None:
 def _check_semantics(config: dict[str, Any]) -> None:
     from sdclr.config_schema import _sections
     from sdclr.evaluation import DEFAULT_PROBES, PROBES
+    from sdclr.evaluation.analysis import AnalysisConfig
     from sdclr.methods import EXTENSIONS, METHODS, create_method
     from sdclr.train import PretrainConfig
 
@@ -157,6 +160,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
             if PROBES[probe].Settings is not None:
                 key = f"{probe}_probe"
                 load(PROBES[probe].Settings, dataset.get(key), f"datasets.{name}.{key}")
+        load(AnalysisConfig, dataset.get("analysis"), f"datasets.{name}.analysis")
         source = dataset["source"]
         if source["name"] == "image_list":
             missing = [k for k in ("image_root", "train_list", "test_list") if k not in source]
@@ -284,10 +288,26 @@ def probe_settings(config: dict[str, Any], dataset: str, probe: str) -> dict[str
     }
 
 
+def analysis_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """Everything one analysis job (PIE, class-mean geometry) depends on besides its inputs."""
+    entry = config["datasets"][dataset]
+    return {
+        "dataset": dataset,
+        "analyses": list(entry["analyses"]),
+        "analysis_config": dict(entry.get("analysis") or {}),
+        "knn_config": dict(entry.get("knn_probe") or {}),
+        "groups": dict(entry.get("groups") or {"kind": "thirds"}),
+        "crop_size": entry["augmentation"]["crop_size"],
+        "device": entry["device"],
+    }
+
+
 def job_settings(config: dict[str, Any], dataset: str, job: str) -> dict[str, Any]:
     """The settings file of one job kind: ``job`` is ``dataset``, ``split``,
-    ``pretrain/<method>`` or ``probe/<probe>`` (``sdclr.paths.SETTINGS``)."""
+    ``pretrain/<method>``, ``probe/<probe>`` or ``analysis`` (``sdclr.paths.SETTINGS``)."""
     kind, _, name = job.partition("/")
+    if kind == "analysis" and not name:
+        return analysis_settings(config, dataset)
     if kind == "dataset" and not name:
         return dataset_settings(config, dataset)
     if kind == "split" and not name:
@@ -317,6 +337,8 @@ def report_settings(config: dict[str, Any]) -> dict[str, Any]:
 
     return {
         "evals": {probe: paths.eval_files(config, probe) for probe in paths.probes(config)},
+        "analyses": paths.analyses(config),
+        "analysis_files": paths.analysis_files(config),
         "splits": paths.split_files(config),
         "labels": labels(config),
         "row_order": paths.row_order(config),

@@ -124,14 +124,7 @@ def _top_level() -> dict[str, Any]:
                 "minItems": 1,
                 "uniqueItems": True,
             },
-            "probes": {
-                "type": "array",
-                "description": "The probes every pretrained model gets (default: the paper's).",
-                "items": {"enum": list(_probe_names())},
-                "minItems": 1,
-                "uniqueItems": True,
-                "default": list(_default_probes()),
-            },
+            **_evaluation_lists(),
             "methods": {
                 "type": "object",
                 "description": "Pretraining runs by name (the {method} wildcard).",
@@ -146,6 +139,29 @@ def _top_level() -> dict[str, Any]:
                 "propertyNames": NAME_PATTERN,
                 "additionalProperties": {"$ref": "#/$defs/dataset"},
             },
+        },
+    }
+
+
+def _evaluation_lists() -> dict[str, Any]:
+    """The top-level lists of what every pretrained model gets: probes and analyses."""
+    return {
+        "probes": {
+            "type": "array",
+            "description": "The probes every pretrained model gets (default: the paper's).",
+            "items": {"enum": list(_probe_names())},
+            "minItems": 1,
+            "uniqueItems": True,
+            "default": list(_default_probes()),
+        },
+        "analyses": {
+            "type": "array",
+            "description": "The analyses of every pretrained model, one job per model "
+            "(pie: PIE rates of the pruned vs the dense network; geometry: class-mean "
+            "cosines); [] runs none. Default: both.",
+            "items": {"enum": list(_analysis_names())},
+            "uniqueItems": True,
+            "default": list(_analysis_names()),
         },
     }
 
@@ -169,6 +185,7 @@ def _structural_defs() -> dict[str, Any]:
                 "groups": {"$ref": "#/$defs/groups"},
                 **{name: {"$ref": f"#/$defs/{name}"} for name in _sections() if name != "probe"},
                 **_probe_settings(),
+                "analysis": _analysis_settings(),
             },
         },
         "source": {
@@ -202,6 +219,19 @@ def _default_probes() -> tuple[str, ...]:
     from sdclr.evaluation import DEFAULT_PROBES
 
     return DEFAULT_PROBES
+
+
+def _analysis_names() -> tuple[str, ...]:
+    from sdclr.evaluation.analysis import ANALYSES
+
+    return ANALYSES
+
+
+def _analysis_settings() -> dict[str, Any]:
+    from sdclr.evaluation.analysis import AnalysisConfig
+    from sdclr.settings import json_schema
+
+    return copy.deepcopy(json_schema(AnalysisConfig))
 
 
 def _probe_settings() -> dict[str, Any]:

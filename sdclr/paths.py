@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sdclr.evaluation import PAPER_PROBES, PROBE_NAMES
+from sdclr.evaluation.analysis import ANALYSES
 
 # Each job's resolved settings (``sdclr.config.job_settings``), written by the settings rule:
 # ``job`` is dataset, split, pretrain/<method> or probe/<probe>. The report's in REPORT_SETTINGS.
@@ -30,6 +31,12 @@ TABLE_FORMATS = ("md", "csv", "tex", "json")
 # Per-split tables (the numbers behind each mean ± std), next to the aggregated ones.
 SPLIT_TABLE = "results/tables/{probe}_splits.{ext}"
 SPLIT_TABLE_FORMATS = ("md", "csv")
+# The analyses of each pretrained model (PIE rates, class-mean geometry: one job, one file),
+# and their aggregation: a table and a figure per analysis.
+ANALYSIS = "results/analysis/{dataset}/{method}/split{split}/seed{seed}.json"
+ANALYSIS_TABLE = "results/tables/{analysis}.{ext}"
+ANALYSIS_TABLE_FORMATS = ("md", "csv")
+ANALYSIS_FIGURE = "results/figures/{analysis}.png"
 FIGURES = {
     "group_accuracy": "results/figures/group_accuracy.png",
     "class_profile": "results/figures/class_profile.png",
@@ -85,6 +92,34 @@ def table_files(config: dict[str, Any]) -> list[str]:
         for template, formats in ((TABLE, TABLE_FORMATS), (SPLIT_TABLE, SPLIT_TABLE_FORMATS))
         for ext in formats
     ]
+
+
+def analyses(config: dict[str, Any]) -> list[str]:
+    """The analyses a normalised config runs (on some dataset), in :data:`ANALYSES` order."""
+    named = {a for entry in config["datasets"].values() for a in entry["analyses"]}
+    return [a for a in ANALYSES if a in named]
+
+
+def analysis_files(config: dict[str, Any]) -> list[str]:
+    """The analysis record of every run of a dataset that runs an analysis."""
+    return [
+        ANALYSIS.format(**run)
+        for run in runs(config)
+        if config["datasets"][run["dataset"]]["analyses"]
+    ]
+
+
+def analysis_outputs(analysis: str) -> dict[str, str]:
+    """The aggregated files of one analysis: ``md``, ``csv`` (tables) and ``figure``."""
+    files = {
+        ext: ANALYSIS_TABLE.format(analysis=analysis, ext=ext) for ext in ANALYSIS_TABLE_FORMATS
+    }
+    return {**files, "figure": ANALYSIS_FIGURE.format(analysis=analysis)}
+
+
+def analysis_report_files(config: dict[str, Any]) -> list[str]:
+    """Every table and figure of the analyses the config runs."""
+    return [path for a in analyses(config) for path in analysis_outputs(a).values()]
 
 
 def split_files(config: dict[str, Any]) -> list[str]:

@@ -152,6 +152,36 @@ def probe_stage(
     return record
 
 
+def analysis_stage(
+    data: str | Path,
+    split_path: str | Path,
+    model_path: str | Path,
+    settings: dict[str, Any],
+    seed: int,
+    out: str | Path,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Run the analyses (PIE rates, class-mean geometry) of one pretrained model, write its
+    record."""
+    from sdclr.evaluation.analysis import run_analysis
+
+    dataset, split, device = _job_inputs(data, split_path, settings, threads)
+    record = run_analysis(model_path, dataset, split, settings, seed, device)
+    write_json(out, record)
+    return record
+
+
+def analysis_report_stage(
+    report: dict[str, Any], analysis: str, outputs: dict[str, str | Path]
+) -> None:
+    """The table (md, csv) and the figure of one analysis over every model's record."""
+    from sdclr.analysis_report import load_analysis_records, write_analysis_report
+
+    records = load_analysis_records(report["analysis_files"])
+    order = [tuple(pair) for pair in report["row_order"]]
+    write_analysis_report(records, analysis, outputs, order, report["labels"])
+
+
 def tables_stage(report: dict[str, Any], probe: str, outputs: dict[str, str | Path]) -> None:
     """Aggregate ``probe``'s evaluation records (listed in the report settings) into its table
     in every requested format."""
@@ -198,6 +228,8 @@ def comparison_stage(
 
 
 __all__ = [
+    "analysis_report_stage",
+    "analysis_stage",
     "comparison_stage",
     "figures_stage",
     "make_split_stage",

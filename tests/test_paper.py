@@ -62,8 +62,8 @@ def job_counts(output: str) -> dict[str, int]:
 @pytest.mark.parametrize("name", ["cifar10_lt", "cifar100_lt"])
 def test_cifar_paper_dag_has_five_splits_times_three_runs(tmp_path, name):
     """5 splits x (SimCLR and SDCLR on D_i, SimCLR on D_b, BCL-I, BCL-D, SimCLR + TS, SDCLR +
-    TS) pretraining jobs, each with a linear and a few-shot probe, plus tables, figures and the
-    comparison with the paper."""
+    TS) pretraining jobs, each with a linear and a few-shot probe (the paper's) and one analysis
+    job (PIE and geometry), plus tables, figures and the comparison with the paper."""
     proc = run_snakemake(
         tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER / f"{name}.yaml")
     )
@@ -71,6 +71,7 @@ def test_cifar_paper_dag_has_five_splits_times_three_runs(tmp_path, name):
     counts = job_counts(proc.stdout)
     assert counts["pretrain"] == 35 and counts["probe"] == 70 and counts["make_split"] == 5
     assert counts["compare_with_paper"] == 1 and counts["make_tables"] == 2
+    assert counts["analyse"] == 35 and counts["make_analysis_report"] == 2
 
 
 def _fake_imagenet_lists(workdir: Path) -> None:
@@ -92,6 +93,7 @@ def test_imagenet_and_all_paper_dags(tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         counts = job_counts(proc.stdout)
         assert counts["pretrain"] == pretrain and counts["probe"] == 2 * pretrain
+        assert counts["analyse"] == pretrain and counts["make_analysis_report"] == 2
 
 
 def test_paper_configs_hold_the_protocol():

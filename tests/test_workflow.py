@@ -65,12 +65,42 @@ def test_tiny_pipeline_produces_tables_and_figures(finished_run):
     linear = json.loads((finished_run / "results" / "tables" / "linear.json").read_text())
     for method in ("simclr", "sdclr"):  # real training and probes: well above 10 % chance
         assert linear["fmnist_lt"][method]["All"]["mean"] > 25, linear
+    _check_analyses(finished_run)
     log = (checkpoints / "sdclr" / "split1" / "seed0" / "train_log.csv").read_text().splitlines()
     assert len(log) == 3 and log[0].startswith("epoch,loss")
     # A job's log (stderr is a file, not a terminal): one line per epoch, no bar redraws.
     job_log = finished_run / "results" / "logs" / "pretrain" / "fmnist_lt" / "sdclr" / "split1"
     text = (job_log / "seed0.log").read_text()
     assert "epoch 1/2 loss" in text and "epoch 2/2 loss" in text and "\r" not in text
+
+
+def _check_analyses(run: Path) -> None:
+    """One analysis record per model, with SDCLR pruned at its own ratio on its pruned branch
+    and SimCLR at the analysis setting with re-estimated BN; the PIE and geometry tables have
+    a row per method and their figures exist."""
+    records = sorted((run / "results" / "analysis" / "fmnist_lt").glob("*/split*/seed0.json"))
+    assert [f"{p.parent.parent.name}/{p.parent.name}" for p in records] == [
+        "sdclr/split1",
+        "sdclr/split2",
+        "simclr/split1",
+        "simclr/split2",
+    ]
+    sdclr = json.loads(records[0].read_text())
+    simclr = json.loads(records[2].read_text())
+    assert (sdclr["pie"]["prune_ratio"], sdclr["pie"]["batchnorm"]) == (0.9, "pruned branch")
+    assert (simclr["pie"]["prune_ratio"], simclr["pie"]["batchnorm"]) == (
+        0.9,
+        "re-estimated on D_i",
+    )
+    assert len(sdclr["classes"]) == len(sdclr["train_counts"]) == 10
+    assert len(sdclr["geometry"]["cosine_matrix"]) == 10
+    for analysis in ("pie", "geometry"):
+        table = (run / "results" / "tables" / f"{analysis}.md").read_text()
+        for label in ("SimCLR", "SDCLR"):
+            row = next(line for line in table.splitlines() if f"| {label} |" in line)
+            assert row.rstrip().endswith("| 2 |") and "±" in row
+        assert (run / "results" / "tables" / f"{analysis}.csv").stat().st_size > 0
+        assert (run / "results" / "figures" / f"{analysis}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.slow
@@ -83,6 +113,7 @@ def test_rerun_is_a_no_op_and_a_method_change_reruns_only_that_method(finished_r
     (finished_run / "changed.yaml").write_text(yaml.safe_dump(config))
     counts = _dry_run_counts(finished_run, "changed.yaml")
     assert counts.get("pretrain") == 2 and counts.get("probe") == 4, counts
+    assert counts.get("analyse") == 2 and counts.get("make_analysis_report") == 2, counts
     assert "prepare_dataset" not in counts and "make_split" not in counts
 
 
@@ -106,6 +137,7 @@ def test_a_changed_temperature_reruns_exactly_that_method(finished_run):
     counts = _dry_run_counts(finished_run, "temperature.yaml")
     assert counts.get("job_settings") == 1 and counts.get("report_settings") is None, counts
     assert counts.get("pretrain") == 2 and counts.get("probe") == 4, counts
+    assert counts.get("analyse") == 2, counts
 
 
 @pytest.mark.slow
@@ -119,6 +151,7 @@ def test_a_changed_label_reruns_no_training_and_shows_in_the_table(finished_run,
     (work / "label.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     counts = _dry_run_counts(work, "label.yaml")
     assert "pretrain" not in counts and "probe" not in counts and "job_settings" not in counts
+    assert "analyse" not in counts and counts.get("make_analysis_report") == 2, counts
     assert counts.get("report_settings") == 1 and counts.get("make_tables") == 2, counts
     snakemake(work, "--configfile", "label.yaml")
     assert "| SDCLR (p=0.9) |" in (work / "results" / "tables" / "linear.md").read_text()

@@ -1,7 +1,9 @@
 """Probes of pretrained representations, registered by name (the way methods are).
 
-Importing this package imports every module in it, so a new probe is one file here with a
-class decorated by ``@register`` (see ``base.py``) and its settings in the config.
+Importing this package imports every probe module in it, so a new probe is one file here with
+a class decorated by ``@register`` (see ``base.py``) and its settings in the config. The
+analyses of a pretrained model (``analysis.py``: PIE rates, ``pie.py``, and class-mean
+geometry, ``geometry.py``) live here too, outside the registry.
 """
 
 import importlib
@@ -17,8 +19,11 @@ from sdclr.evaluation.features import (
 from sdclr.evaluation.record import run_probe
 
 _INFRASTRUCTURE = {"base", "features", "record"}
+# The per-model analyses (PIE, class-mean geometry) register no probe; they import probes'
+# functions, so importing them here would change the probes' registration order.
+_ANALYSES = {"analysis", "geometry", "pie"}
 for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
+    if _module.name not in _INFRASTRUCTURE | _ANALYSES and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 #: The registered probes' names, in registration order: the one home of this list.

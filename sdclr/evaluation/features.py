@@ -16,8 +16,9 @@ from sdclr.methods import create_method
 from sdclr.models import ModelConfig, set_branch
 
 
-def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the encoder saved in ``model.pt``; return (its dense-branch backbone, meta)."""
+def load_model(path: str | Path) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """Rebuild the encoder saved in ``model.pt``; return (the whole model on its dense branch,
+    its method object with resolved hyperparameters, the metadata)."""
     state = torch_load(path, "pretrained model")
     required = {"state_dict", "algorithm", "method", "model_config", "in_channels"}
     if not isinstance(state, dict) or not required <= set(state):
@@ -36,11 +37,17 @@ def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     _check_weights_fit(model, state["state_dict"], path)
     model.load_state_dict(state["state_dict"])
     set_branch(model, pruned=False)
-    backbone = model.backbone.eval()
-    for p in backbone.parameters():
+    model.eval()
+    for p in model.parameters():
         p.requires_grad_(False)
     meta = {k: v for k, v in state.items() if k != "state_dict"}
-    return backbone, meta
+    return model, method, meta
+
+
+def load_backbone(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the encoder saved in ``model.pt``; return (its dense-branch backbone, meta)."""
+    model, _, meta = load_model(path)
+    return model.backbone, meta
 
 
 def _check_weights_fit(model: nn.Module, weights: dict[str, Any], path: str | Path) -> None:

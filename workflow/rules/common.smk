@@ -29,7 +29,10 @@ wildcard_constraints:
     split=r"\d+",
     seed=r"\d+",
     probe="|".join(paths.PROBE_NAMES),
-    job="dataset|split|pretrain/[A-Za-z0-9_.-]+|probe/(" + "|".join(paths.PROBE_NAMES) + ")",
+    analysis="|".join(paths.ANALYSES),
+    job="dataset|split|analysis|pretrain/[A-Za-z0-9_.-]+|probe/("
+    + "|".join(paths.PROBE_NAMES)
+    + ")",
 
 
 def script(name):
@@ -45,7 +48,8 @@ def settings_file(job):
 
 def final_targets():
     tables = paths.table_files(config)
-    return tables + list(paths.FIGURES.values()) + list(paths.COMPARISON.values())
+    figures = list(paths.FIGURES.values()) + list(paths.COMPARISON.values())
+    return tables + figures + paths.analysis_report_files(config)
 
 
 def canonical_json(value):

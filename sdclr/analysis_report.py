@@ -1,0 +1,232 @@
+"""Tables and figures of the per-model analyses (``sdclr.evaluation.analysis``): PIE rates per
+group and class-mean geometry, mean ± population std over splits (the seeds of a split
+averaged first, as in ``sdclr.report``), a figure of PIE rate against D_i count and the
+class-mean cosine heatmaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sdclr.evaluation.analysis import ANALYSIS_TITLES  # noqa: E402
+from sdclr.io import read_json, save_figure, write_text  # noqa: E402
+
+PIE_COLUMNS = ("Many", "Medium", "Few", "All")
+GEOMETRY_COLUMNS = (
+    "Few-Few cosine",
+    "Medium-Medium cosine",
+    "Many-Many cosine",
+    "All-pairs cosine",
+    "Within-class spread",
+)
+NOTES = {
+    "pie": "PIE rate (%): share of a class's test images on which the probe's predictions from "
+    "the pruned and the dense network differ; Many/Medium/Few/All: mean over the classes of the "
+    "group (thirds by D_i frequency) or over all classes. Ratio: the share of conv weights "
+    "pruned; BN: the pruned network's BatchNorm.",
+    "geometry": "Cosines between the class means of the L2-normalised dense test features, "
+    "averaged over the pairs of distinct classes of a group; within-class spread: mean over "
+    "classes of the mean (1 - cosine) of a class's features to its mean direction.",
+}
+
+
+def load_analysis_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Read analysis records written by ``sdclr.evaluation.analysis.run_analysis``."""
+    records = []
+    for path in paths:
+        record = read_json(path)
+        if "analyses" not in record or "dataset" not in record:
+            raise ValueError(f"{path} is not an analysis record; re-run its analysis job")
+        records.append(record)
+    return records
+
+
+def analysis_frame(records: Sequence[dict[str, Any]], analysis: str) -> pd.DataFrame:
+    """One row per record holding ``analysis``: its keys and the analysis's summary numbers."""
+    columns = PIE_COLUMNS if analysis == "pie" else GEOMETRY_COLUMNS
+    rows = []
+    for r in records:
+        if analysis not in r:
+            continue
+        part = r[analysis]
+        extra = (
+            {"probe": part["probe"], "ratio": part["prune_ratio"], "bn": part["batchnorm"]}
+            if analysis == "pie"
+            else {}
+        )
+        keys = {k: r[k] for k in ("dataset", "method", "split", "seed")}
+        keys["pretrain_set"] = r.get("pretrain_set", "D_i")
+        rows.append({**keys, **extra, **{c: part["summary"][c] for c in columns}})
+    return pd.DataFrame(rows)
+
+
+def aggregate_analysis(
+    frame: pd.DataFrame, analysis: str, order: Sequence[tuple[str, str]] | None = None
+) -> pd.DataFrame:
+    """Per (dataset, method): ``splits`` and ``<column>_mean`` / ``<column>_std`` over splits
+    (population std), the seeds of a split averaged first; rows in ``order`` when given."""
+    columns = list(PIE_COLUMNS if analysis == "pie" else GEOMETRY_COLUMNS)
+    keys = ["dataset", "method"]
+    info = [c for c in ("pretrain_set", "probe", "ratio", "bn") if c in frame.columns]
+    per_split = frame.groupby([*keys, "split"], sort=False)[columns].mean()
+    grouped = per_split.groupby(level=keys, sort=False)
+    out = frame.groupby(keys, sort=False)[info].first()
+    out["splits"] = grouped.size()
+    for c in columns:
+        out[f"{c}_mean"] = grouped[c].mean()
+        out[f"{c}_std"] = grouped[c].agg(lambda s: float(np.std(s.to_numpy(), ddof=0)))
+    out = out.reset_index()
+    if order is not None:
+        rank = {tuple(pair): i for i, pair in enumerate(order)}
+        out["_rank"] = [rank.get(p, len(rank)) for p in zip(out.dataset, out.method, strict=True)]
+        out = out.sort_values("_rank", kind="stable").drop(columns="_rank")
+    return out.reset_index(drop=True)
+
+
+def analysis_markdown(table: pd.DataFrame, analysis: str, labels: dict | None = None) -> str:
+    """The aggregated table in Markdown, with a note on how to read it."""
+    labels = labels or {"datasets": {}, "methods": {}}
+    columns = PIE_COLUMNS if analysis == "pie" else GEOMETRY_COLUMNS
+    info = ["Probe", "Ratio", "BN"] if analysis == "pie" else []
+    unit = "%, " if analysis == "pie" else ""
+    fmt = "{:.2f}" if analysis == "pie" else "{:.3f}"
+    header = ["Dataset", "Method", "Pretrained on", *info, *columns, "Splits"]
+    lines = [
+        f"## {ANALYSIS_TITLES[analysis]} ({unit}mean ± std over splits)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in table.to_dict("records"):
+        cells = [
+            labels["datasets"].get(row["dataset"], row["dataset"]),
+            labels["methods"].get(row["method"], row["method"]),
+            row["pretrain_set"],
+        ]
+        if analysis == "pie":
+            cells += [row["probe"], f"{row['ratio']:g}", row["bn"]]
+        for c in columns:
+            mean, std = row[f"{c}_mean"], row[f"{c}_std"]
+            cells.append("n/a" if np.isnan(mean) else f"{fmt.format(mean)} ± {fmt.format(std)}")
+        cells.append(str(row["splits"]))
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join([*lines, "", NOTES[analysis], ""])
+
+
+def _label(labels: dict | None, kind: str, key: str) -> str:
+    return (labels or {}).get(kind, {}).get(key, key)
+
+
+def _by_dataset_method(records: Sequence[dict[str, Any]], analysis: str) -> dict:
+    """``{dataset: {method: [records]}}`` of the records holding ``analysis``, in order."""
+    out: dict[str, dict[str, list]] = {}
+    for r in records:
+        if analysis in r:
+            out.setdefault(r["dataset"], {}).setdefault(r["method"], []).append(r)
+    return out
+
+
+def plot_pie_vs_frequency(
+    records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None = None
+) -> None:
+    """Per-class PIE rate against the class's D_i count (log x), one panel per dataset: every
+    class of every split a point, each method's trend the mean rate at each frequency rank."""
+    grouped = _by_dataset_method(records, "pie")
+    fig, axes = plt.subplots(1, len(grouped), figsize=(6.5 * len(grouped), 4.6), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, (dataset, methods) in zip(axes[0], grouped.items(), strict=True):
+        for k, (method, runs) in enumerate(methods.items()):
+            colour = cmap(k % 10)
+            counts = np.concatenate([r["train_counts"] for r in runs])
+            rates = np.concatenate([r["pie"]["per_class_pie_rate"] for r in runs])
+            ax.scatter(counts, rates, s=12, alpha=0.35, color=colour)
+            ranked = [
+                np.asarray(r["pie"]["per_class_pie_rate"])[
+                    np.argsort(-np.asarray(r["train_counts"]), kind="stable")
+                ]
+                for r in runs
+            ]
+            rank_counts = np.sort(np.asarray(runs[0]["train_counts"]))[::-1]
+            ratio = runs[0]["pie"]["prune_ratio"]
+            ax.plot(
+                rank_counts,
+                np.nanmean(ranked, axis=0),
+                color=colour,
+                lw=2,
+                label=f"{_label(labels, 'methods', method)} (p = {ratio:g})",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("training images of the class in D_i")
+        ax.set_ylabel("PIE rate (% of the class's test images)")
+        ax.set_title(f"{_label(labels, 'datasets', dataset)}: pruned vs dense disagreement")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def plot_class_mean_cosines(
+    records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None = None
+) -> None:
+    """Heatmaps of the class-mean cosine matrix, one per method side by side (a row per
+    dataset), classes ordered by D_i count (most frequent first). Each cell is the mean over
+    the splits (and seeds) of the cosine between the classes at those frequency ranks: which
+    class holds a rank differs between splits, its D_i count does not."""
+    grouped = _by_dataset_method(records, "geometry")
+    ncols = max(len(m) for m in grouped.values())
+    fig, axes = plt.subplots(
+        len(grouped), ncols, figsize=(4.4 * ncols, 4.2 * len(grouped)), squeeze=False
+    )
+    image = None
+    for i, (dataset, methods) in enumerate(grouped.items()):
+        for j in range(len(methods), ncols):
+            axes[i][j].set_visible(False)
+        for j, (method, runs) in enumerate(methods.items()):
+            ax = axes[i][j]
+            matrix = np.nanmean([np.asarray(r["geometry"]["cosine_matrix"]) for r in runs], axis=0)
+            image = ax.imshow(matrix, cmap="viridis", vmin=min(0.0, np.nanmin(matrix)), vmax=1.0)
+            counts = sorted(runs[0]["train_counts"], reverse=True)
+            if len(counts) <= 20:
+                ax.set_xticks(range(len(counts)), counts, rotation=90, fontsize=7)
+                ax.set_yticks(range(len(counts)), counts, fontsize=7)
+            few_few = np.nanmean([r["geometry"]["summary"]["Few-Few cosine"] for r in runs])
+            ax.set_title(
+                f"{_label(labels, 'datasets', dataset)}: {_label(labels, 'methods', method)}\n"
+                f"Few-Few cosine {few_few:.3f}",
+                fontsize=9,
+            )
+            ax.set_xlabel("class (D_i count, most frequent first)", fontsize=8)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="cosine of class means (mean over splits)")
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+def write_analysis_report(
+    records: Sequence[dict[str, Any]],
+    analysis: str,
+    outputs: dict[str, str | Path],
+    order: Sequence[tuple[str, str]] | None = None,
+    labels: dict | None = None,
+) -> pd.DataFrame:
+    """Write ``analysis``'s table (``outputs["md"]``, ``outputs["csv"]``) and figure
+    (``outputs["figure"]``); return the aggregated table."""
+    frame = analysis_frame(records, analysis)
+    if frame.empty:
+        raise ValueError(f"no analysis records hold the {analysis!r} analysis")
+    table = aggregate_analysis(frame, analysis, order)
+    write_text(outputs["md"], analysis_markdown(table, analysis, labels))
+    write_text(outputs["csv"], table.to_csv(index=False, float_format="%.4f"))
+    plot = plot_pie_vs_frequency if analysis == "pie" else plot_class_mean_cosines
+    plot(records, outputs["figure"], labels)
+    return table
