@@ -26,6 +26,7 @@ include: "workflow/rules/settings.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/removal.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 

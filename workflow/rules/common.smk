@@ -29,7 +29,9 @@ wildcard_constraints:
     split=r"\d+",
     seed=r"\d+",
     probe="|".join(paths.PROBE_NAMES),
-    job="dataset|split|pretrain/[A-Za-z0-9_.-]+|probe/(" + "|".join(paths.PROBE_NAMES) + ")",
+    job="dataset|split|(pretrain|removal)/[A-Za-z0-9_.-]+|probe/("
+    + "|".join(paths.PROBE_NAMES)
+    + ")",
 
 
 def script(name):
@@ -45,7 +47,31 @@ def settings_file(job):
 
 def final_targets():
     tables = paths.table_files(config)
-    return tables + list(paths.FIGURES.values()) + list(paths.COMPARISON.values())
+    figures = list(paths.FIGURES.values()) + paths.removal_figures(config)
+    return tables + figures + list(paths.COMPARISON.values())
+
+
+def removal_rule(wildcards):
+    """A removal run's ``remove_difficult`` settings (None for any other run)."""
+    return config["datasets"][wildcards.dataset]["methods"][wildcards.method].get(
+        "remove_difficult"
+    )
+
+
+def removal_record(wildcards):
+    """The removal record a removal run's pretraining reads (none for other runs)."""
+    return [paths.REMOVAL.format(**wildcards)] if removal_rule(wildcards) else []
+
+
+def removal_option(wildcards):
+    """``--removal <record>`` for a removal run's pretraining, else nothing."""
+    return " ".join(f"--removal {shlex.quote(f)}" for f in removal_record(wildcards))
+
+
+def selector_model(wildcards):
+    """The selector run's pretrained model of this split and seed."""
+    selector = removal_rule(wildcards)["selector"]
+    return paths.MODEL.format(**{**wildcards, "method": selector})
 
 
 def canonical_json(value):
