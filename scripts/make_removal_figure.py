@@ -10,7 +10,12 @@ from sdclr.stages import removal_figure_stage
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_settings_argument(parser)
-    parser.add_argument("--records", nargs="+", required=True, help="removal records .json")
+    parser.add_argument(
+        "--records",
+        nargs="+",
+        required=True,
+        help="removal records .json, or the run's directory of them (every split and seed)",
+    )
     parser.add_argument("--out", required=True, help="output .png")
     args = parser.parse_args()
     setup_logging()

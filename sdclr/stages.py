@@ -258,7 +258,8 @@ def removal_figure_stage(
     from sdclr.figures import plot_removal
     from sdclr.io import read_json
 
-    loaded = [read_json(p) for p in records]
+    files = [f for p in map(Path, records) for f in (sorted(p.glob("split*/seed*.json")) or [p])]
+    loaded = [read_json(f) for f in files]
     rule = report["group_rules"].get(loaded[0]["dataset"], {"kind": "thirds"})
     plot_removal(loaded, out, report["labels"], rule)
 
