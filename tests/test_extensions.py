@@ -202,6 +202,15 @@ def difficult_settings(epochs=5):
     return settings
 
 
+def test_difficult_pairs_are_logged_per_epoch(tmp_path):
+    """The train log gets the epoch's mean fraction of candidate pairs that were difficult
+    (re-weighted): posHigh 0.1 to posLow 0.9 of the ranking flags about 0.8 of them."""
+    pretrain(difficult_settings(epochs=2), toy_images(48), tmp_path, seed=0, progress=False)
+    rows = list(csv.DictReader((tmp_path / LOG_NAME).read_text().splitlines()))
+    assert [float(r["difficult_pairs"]) for r in rows] == pytest.approx([0.8, 0.8], abs=0.01)
+    assert {"temperature", "pruned_weights"} <= set(rows[0])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "make_settings", [lambda: bcl_settings(epochs=5), difficult_settings], ids=["bcl", "difficult"]

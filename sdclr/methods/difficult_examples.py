@@ -118,19 +118,28 @@ def difficult_nt_xent(
     pos_high: float,
     pos_low: float,
     per_sample: bool = False,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """NT-Xent over ``difficult_logits``: pairs flagged difficult by the backbone features
     ``h1``, ``h2`` (``difficult_pairs``) get margin ``sigma`` and temperature ``rho t``,
 
         loss = 1/(2N) sum_i -log( exp(logit_{i,p(i)}) / sum_{j != i} exp(logit_ij) )
 
-    (with ``per_sample``: each sample's mean of its two view terms, as ``nt_xent``)."""
-    difficult = difficult_pairs(h1, h2, pos_high, pos_low)
+    (with ``per_sample``: each sample's mean of its two view terms, as ``nt_xent``; ``mask``:
+    the pairs already selected, instead of selecting them here)."""
+    difficult = difficult_pairs(h1, h2, pos_high, pos_low) if mask is None else mask
     with torch.autocast(device_type=z1.device.type, enabled=False):
         logits = difficult_logits(
             pair_similarities(z1, z2), difficult, temperature, margin, temperature_ratio
         )
         return pair_cross_entropy(logits, per_sample)
+
+
+def difficult_fraction(difficult: torch.Tensor) -> torch.Tensor:
+    """The fraction of the candidate pairs (neither a view with itself nor a positive) that
+    ``difficult`` flags, as a device tensor."""
+    n = difficult.shape[0]
+    return difficult.sum() / (n * (n - 2))
 
 
 @register_extension
@@ -185,7 +194,21 @@ class DifficultExamples(Extension):
     ) -> torch.Tensor:
         s = self.settings
         assert h1 is not None and h2 is not None, "difficult_examples needs backbone features"
+        difficult = difficult_pairs(h1, h2, s.pos_high, s.pos_low)
+        flagged = self.__dict__.setdefault("_flagged", [])
+        flagged.append(difficult_fraction(difficult).detach())  # no host sync per step
         return difficult_nt_xent(
             z1, z2, h1, h2, method.temperature, s.margin, s.temperature_ratio,
-            s.pos_high, s.pos_low, per_sample,
+            s.pos_high, s.pos_low, per_sample, mask=difficult,
         )  # fmt: skip
+
+    def on_epoch_start(self, method: Method, epoch: int) -> dict[str, float]:
+        self._flagged: list[torch.Tensor] = []
+        return {}
+
+    def on_epoch_end(self, epoch: int) -> dict[str, float]:
+        """The epoch's mean fraction of candidate pairs re-weighted (the train log's
+        ``difficult_pairs`` column)."""
+        flagged = getattr(self, "_flagged", [])
+        mean = float(torch.stack(flagged).mean()) if flagged else 0.0
+        return {"difficult_pairs": round(mean, 6)}
