@@ -30,12 +30,12 @@ def hand_band(similarity: list[list[float]], candidates: set[tuple[int, int]], h
     return {(i, j) for i, j in candidates if sim(low) <= similarity[i][j] < sim(high)}
 
 
-def test_ranked_threshold_is_the_ceil_qm_th_largest():
+def test_ranked_threshold_is_the_k_th_largest():
     values = torch.tensor([3.0, 5.0, 1.0, 4.0, 2.0])
-    assert ranked_threshold(values, 0.4).item() == 4.0  # ceil(0.4 * 5) = 2nd largest
-    assert ranked_threshold(values, 0.5).item() == 3.0  # ceil(2.5) = 3rd largest
-    assert ranked_threshold(values, 1.0).item() == 1.0
-    assert ranked_threshold(values, 0.0).item() == math.inf
+    assert ranked_threshold(values, 2).item() == 4.0
+    assert ranked_threshold(values, 3).item() == 3.0
+    assert ranked_threshold(values, 5).item() == 1.0
+    assert ranked_threshold(values, 0).item() == math.inf
 
 
 def test_band_picks_exactly_the_pairs_between_the_two_thresholds():
@@ -54,6 +54,8 @@ def test_band_picks_exactly_the_pairs_between_the_two_thresholds():
     # Sim_0.25 = 2nd largest of (.9 .9 .5 .5 .3 .3 .1 .1) = 0.9, Sim_0.75 = 6th = 0.3
     expected = {(0, 3), (3, 0), (1, 2), (2, 1)}
     assert {tuple(ij) for ij in got.nonzero().tolist()} == expected
+    # the positives (0.95) and the diagonal (1.0) rank above every candidate but are ignored
+    assert torch.equal(band_mask(torch.tensor(s), mask, 0.25, 0.75, count=8), got)
     assert expected == hand_band(s, candidates, 0.25, 0.75)
 
 

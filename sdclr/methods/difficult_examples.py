@@ -61,22 +61,27 @@ from sdclr.methods.losses import pair_cross_entropy, pair_similarities
 from sdclr.settings import setting
 
 
-def ranked_threshold(values: torch.Tensor, fraction: float) -> torch.Tensor:
-    """``Sim_q``: the ``ceil(q M)``-th largest of the M ``values`` (``+inf`` for ``q = 0``)."""
-    k = math.ceil(fraction * values.numel())
+def ranked_threshold(values: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k``-th largest of ``values`` (``+inf`` for ``k = 0``)."""
     if k == 0:
         return values.new_tensor(float("inf"))
     return torch.kthvalue(values, values.numel() - k + 1).values
 
 
 def band_mask(
-    similarity: torch.Tensor, candidates: torch.Tensor, pos_high: float, pos_low: float
+    similarity: torch.Tensor,
+    candidates: torch.Tensor,
+    pos_high: float,
+    pos_low: float,
+    count: int | None = None,
 ) -> torch.Tensor:
     """``p_ij = 1[Sim_posLow <= s_ij < Sim_posHigh]`` over the ``candidates`` entries of
-    ``similarity`` (thresholds ranked over those entries alone); False elsewhere."""
-    values = similarity[candidates]
-    high = ranked_threshold(values, pos_high)
-    low = ranked_threshold(values, pos_low)
+    ``similarity``, with ``Sim_q`` the ``ceil(q M)``-th largest of those M entries; False
+    elsewhere. ``count`` is M when known (then nothing waits for the device)."""
+    count = int(candidates.sum()) if count is None else count
+    values = similarity.masked_fill(~candidates, float("-inf")).flatten()  # others rank last
+    high = ranked_threshold(values, math.ceil(pos_high * count))
+    low = ranked_threshold(values, math.ceil(pos_low * count))
     return candidates & (similarity >= low) & (similarity < high)
 
 
@@ -91,7 +96,7 @@ def difficult_pairs(
         n = s.shape[0] // 2
         eye = torch.eye(2 * n, dtype=torch.bool, device=s.device)
         candidates = ~(eye | eye.roll(n, dims=1))
-        return band_mask(s, candidates, pos_high, pos_low)
+        return band_mask(s, candidates, pos_high, pos_low, count=2 * n * (2 * n - 2))
 
 
 def difficult_logits(
