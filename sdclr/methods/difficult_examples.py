@@ -44,6 +44,9 @@ difficult pairs, posHigh ~ 1/(r+1) and posLow near 100 % are the paper's; the ex
 * The features are the backbone's outputs of the two views, detached (selection is not
   trained through); in SDCLR view 2's come from the pruned branch. In a multi-GPU run they
   are gathered like the projections.
+* The train log gets the epoch's mean thresholds ``Sim_posHigh`` and ``Sim_posLow``
+  (``difficult_sim_high``, ``difficult_sim_low``): where the band of difficult similarities
+  sits as training proceeds (the fraction of pairs in it is fixed by posHigh and posLow).
 * Defaults posHigh = 0.1 (1/(number of classes) on 10 classes; the paper reports CIFAR-100
   stable over 10-30 %) and posLow = 0.9 ("close to 100 %").
 """
@@ -68,6 +71,22 @@ def ranked_threshold(values: torch.Tensor, k: int) -> torch.Tensor:
     return torch.kthvalue(values, values.numel() - k + 1).values
 
 
+def band_thresholds(
+    similarity: torch.Tensor,
+    candidates: torch.Tensor,
+    pos_high: float,
+    pos_low: float,
+    count: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Sim_posHigh, Sim_posLow)``: the ``ceil(q M)``-th largest of the M ``candidates``
+    entries of ``similarity`` for ``q = posHigh, posLow``. ``count`` is M when known (then
+    nothing waits for the device)."""
+    count = int(candidates.sum()) if count is None else count
+    values = similarity.masked_fill(~candidates, float("-inf")).flatten()  # others rank last
+    high = ranked_threshold(values, math.ceil(pos_high * count))
+    return high, ranked_threshold(values, math.ceil(pos_low * count))
+
+
 def band_mask(
     similarity: torch.Tensor,
     candidates: torch.Tensor,
@@ -76,27 +95,32 @@ def band_mask(
     count: int | None = None,
 ) -> torch.Tensor:
     """``p_ij = 1[Sim_posLow <= s_ij < Sim_posHigh]`` over the ``candidates`` entries of
-    ``similarity``, with ``Sim_q`` the ``ceil(q M)``-th largest of those M entries; False
-    elsewhere. ``count`` is M when known (then nothing waits for the device)."""
-    count = int(candidates.sum()) if count is None else count
-    values = similarity.masked_fill(~candidates, float("-inf")).flatten()  # others rank last
-    high = ranked_threshold(values, math.ceil(pos_high * count))
-    low = ranked_threshold(values, math.ceil(pos_low * count))
+    ``similarity`` (``band_thresholds``); False elsewhere."""
+    high, low = band_thresholds(similarity, candidates, pos_high, pos_low, count)
     return candidates & (similarity >= low) & (similarity < high)
 
 
-def difficult_pairs(
+def difficult_band(
     h1: torch.Tensor, h2: torch.Tensor, pos_high: float, pos_low: float
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The 2N x 2N mask ``p_ij`` of difficult pairs among the views' features ``h1``, ``h2``
-    (cosine similarity, ranked over the pairs that are neither a view with itself nor a
-    positive pair; those two are never difficult)."""
+    and its thresholds ``(Sim_posHigh, Sim_posLow)`` (cosine similarity, ranked over the pairs
+    that are neither a view with itself nor a positive pair; those two are never difficult)."""
     with torch.no_grad():
         s = pair_similarities(h1.detach(), h2.detach())
         n = s.shape[0] // 2
         eye = torch.eye(2 * n, dtype=torch.bool, device=s.device)
         candidates = ~(eye | eye.roll(n, dims=1))
-        return band_mask(s, candidates, pos_high, pos_low, count=2 * n * (2 * n - 2))
+        count = 2 * n * (2 * n - 2)
+        high, low = band_thresholds(s, candidates, pos_high, pos_low, count)
+        return candidates & (s >= low) & (s < high), high, low
+
+
+def difficult_pairs(
+    h1: torch.Tensor, h2: torch.Tensor, pos_high: float, pos_low: float
+) -> torch.Tensor:
+    """The mask ``p_ij`` of ``difficult_band``."""
+    return difficult_band(h1, h2, pos_high, pos_low)[0]
 
 
 def difficult_logits(
@@ -138,13 +162,6 @@ def difficult_nt_xent(
             pair_similarities(z1, z2), difficult, temperature, margin, temperature_ratio
         )
         return pair_cross_entropy(logits, per_sample)
-
-
-def difficult_fraction(difficult: torch.Tensor) -> torch.Tensor:
-    """The fraction of the candidate pairs (neither a view with itself nor a positive) that
-    ``difficult`` flags, as a device tensor."""
-    n = difficult.shape[0]
-    return difficult.sum() / (n * (n - 2))
 
 
 @register_extension
@@ -199,21 +216,22 @@ class DifficultExamples(Extension):
     ) -> torch.Tensor:
         s = self.settings
         assert h1 is not None and h2 is not None, "difficult_examples needs backbone features"
-        difficult = difficult_pairs(h1, h2, s.pos_high, s.pos_low)
-        flagged = self.__dict__.setdefault("_flagged", [])
-        flagged.append(difficult_fraction(difficult).detach())  # no host sync per step
+        difficult, high, low = difficult_band(h1, h2, s.pos_high, s.pos_low)
+        self.__dict__.setdefault("_bands", []).append(torch.stack([high, low]))  # no host read
         return difficult_nt_xent(
             z1, z2, h1, h2, method.temperature, s.margin, s.temperature_ratio,
             s.pos_high, s.pos_low, per_sample, mask=difficult,
         )  # fmt: skip
 
     def on_epoch_start(self, method: Method, epoch: int) -> dict[str, float]:
-        self._flagged: list[torch.Tensor] = []
+        self._bands: list[torch.Tensor] = []
         return {}
 
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
-        """The epoch's mean fraction of candidate pairs re-weighted (the train log's
-        ``difficult_pairs`` column)."""
-        flagged = getattr(self, "_flagged", [])
-        mean = float(torch.stack(flagged).mean()) if flagged else 0.0
-        return {"difficult_pairs": round(mean, 6)}
+        """The epoch's mean band of similarities that is difficult (the train log's
+        ``difficult_sim_high`` and ``difficult_sim_low``: Sim_posHigh and Sim_posLow)."""
+        bands = getattr(self, "_bands", [])
+        if not bands:
+            return {}
+        high, low = torch.stack(bands).mean(dim=0).tolist()
+        return {"difficult_sim_high": round(high, 6), "difficult_sim_low": round(low, 6)}
