@@ -11,12 +11,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_model_job_arguments(parser)
     parser.add_argument("--out-dir", required=True, help="checkpoint directory")
+    parser.add_argument(
+        "--removal", default=None, help="removal record (a removal run: pretrain on what it keeps)"
+    )
     args = parser.parse_args()
     setup_logging()
     settings = read_settings(args.settings)
     relaunch_with_torchrun(settings["pretrain"].get("gpus", 1))  # multi-GPU: one process per GPU
     pretrain_stage(
-        args.data, args.split, settings, args.seed, args.out_dir, args.threads, show_progress(args)
+        args.data,
+        args.split,
+        settings,
+        args.seed,
+        args.out_dir,
+        args.threads,
+        show_progress(args),
+        args.removal,
     )
 
 

@@ -70,7 +70,7 @@ def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
     """
     if "experiments" not in config:
         validate_config(config)
-        return _normalize_experiment(config)
+        return _normalize_experiment(_merged(config))
     extra = sorted(set(config) - {"experiment", "experiments"})
     if extra:
         raise ConfigError(
@@ -88,7 +88,8 @@ def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
             validate_config(experiment)
         except ConfigError as err:
             raise ConfigError(f"in {name}: {err}") from None
-        for dataset, entry in _normalize_experiment(experiment)["datasets"].items():
+        normalized = _normalize_experiment(_merged(experiment))
+        for dataset, entry in normalized["datasets"].items():
             if dataset in datasets:
                 raise ConfigError(f"experiments: dataset {dataset!r} appears in two experiments")
             datasets[dataset] = entry
@@ -142,7 +143,14 @@ def validate_config(config: dict[str, Any]) -> None:
         raise ConfigError(
             "invalid config (schema: workflow/schemas/config.schema.yaml):\n  " + "\n  ".join(lines)
         )
-    _check_semantics(config)
+    _check_semantics(_merged(config))
+
+
+def _merged(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with its ``removal_methods`` merged into ``methods``."""
+    from sdclr.difficult_removal import merge_removal_methods
+
+    return merge_removal_methods(config)
 
 
 def _check_semantics(config: dict[str, Any]) -> None:
@@ -233,6 +241,9 @@ def method_spec(config: dict[str, Any], dataset: str, method: str) -> dict[str, 
     extensions = {k: dict(v or {}) for k, v in entry.items() if k in EXTENSIONS}
     if extensions:  # only when there are: plain methods keep the settings they always had
         spec["extensions"] = extensions
+    if "remove_difficult" in entry:  # a removal run: it pretrains on what its record keeps
+        spec["remove_difficult"] = dict(entry["remove_difficult"])
+        spec["pretrain_set"] = f"D_i - {entry['remove_difficult']['fraction']:.0%} difficult"
     return spec
 
 
@@ -304,7 +315,8 @@ def analysis_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
 
 def job_settings(config: dict[str, Any], dataset: str, job: str) -> dict[str, Any]:
     """The settings file of one job kind: ``job`` is ``dataset``, ``split``,
-    ``pretrain/<method>``, ``probe/<probe>`` or ``analysis`` (``sdclr.paths.SETTINGS``)."""
+    ``pretrain/<method>``, ``probe/<probe>``, ``analysis`` or ``removal/<method>`` (a removal
+    run's selection; ``sdclr.paths.SETTINGS``)."""
     kind, _, name = job.partition("/")
     if kind == "analysis" and not name:
         return analysis_settings(config, dataset)
@@ -316,6 +328,12 @@ def job_settings(config: dict[str, Any], dataset: str, job: str) -> dict[str, An
         return pretrain_settings(config, dataset, name)
     if kind == "probe" and name:
         return probe_settings(config, dataset, name)
+    if kind == "removal" and "remove_difficult" in config["datasets"][dataset]["methods"].get(
+        name, {}
+    ):
+        from sdclr.difficult_removal import removal_settings
+
+        return removal_settings(config, dataset, name)
     raise ConfigError(f"no settings for job {job!r} of dataset {dataset!r}")
 
 

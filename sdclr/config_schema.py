@@ -125,6 +125,16 @@ def _top_level() -> dict[str, Any]:
                 "uniqueItems": True,
             },
             **_evaluation_lists(),
+            "removal_methods": {
+                "type": "array",
+                "description": (
+                    "Pretraining runs on D_i minus its difficult examples, selected by a "
+                    "stage of their own with another run's encoder (sdclr/difficult_removal.py); "
+                    "each is a method entry with a name, a selector and its removal settings."
+                ),
+                "items": {"$ref": "#/$defs/removal_method"},
+                "default": [],
+            },
             "methods": {
                 "type": "object",
                 "description": "Pretraining runs by name (the {method} wildcard).",
@@ -262,6 +272,29 @@ def _method_def(pretrain: dict[str, Any]) -> dict[str, Any]:
     return method
 
 
+def _removal_method_def(method: dict[str, Any]) -> dict[str, Any]:
+    """A removal run: a method entry plus its name, its selector and its ``remove`` rule."""
+    from sdclr.difficult_removal import RemovalSettings
+    from sdclr.settings import json_schema
+
+    entry = copy.deepcopy(method)
+    entry["required"] = ["name", "selector"]
+    entry["properties"] = {
+        "name": {
+            "type": "string",
+            "description": "The run's name (the {method} wildcard).",
+            **NAME_PATTERN,
+        },
+        "selector": {
+            "type": "string",
+            "description": "The method run whose pretrained encoder selects (same split, seed).",
+        },
+        "remove": copy.deepcopy(json_schema(RemovalSettings)),
+        **entry["properties"],
+    }
+    return entry
+
+
 @cache
 def _schema() -> dict[str, Any]:
     from sdclr.settings import json_schema
@@ -272,6 +305,7 @@ def _schema() -> dict[str, Any]:
         defs[name] = copy.deepcopy(json_schema(cls))
     defs["longtail"]["properties"]["reference_splits"] = {"$ref": "#/$defs/reference_splits"}
     defs["method"] = _method_def(defs["pretrain"])
+    defs["removal_method"] = _removal_method_def(defs["method"])
     schema["$defs"] = dict(sorted(defs.items()))
     return schema
 

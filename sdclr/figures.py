@@ -284,3 +284,50 @@ def plot_paper_comparison(
     fig.tight_layout()
     save_figure(path, fig)
     plt.close(fig)
+
+
+def plot_removal(
+    records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None, rule: dict
+) -> None:
+    """Where a removal run's difficult examples come from: per class rank in D_i (most to
+    least frequent, Many / Medium / Few shaded), the percentage of the class removed (bars:
+    mean over splits and seeds; dots: each), and the class's D_i images (line, right axis)."""
+    rows = [r["per_class"] for r in records]  # each already ordered by D_i frequency
+    ranks = np.arange(len(rows[0]))
+    removed = np.array([[c["removed_percent"] for c in row] for row in rows])
+    counts = np.array([[c["D_i"] for c in row] for row in rows])
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.12 * len(ranks) + 4), 4.2))
+    _shade_groups(ax, counts[0], rule)  # counts by rank: rank r is "class" r here
+    ax.bar(ranks, removed.mean(axis=0), color="tab:red", alpha=0.7, label="removed (mean)")
+    for row in removed:
+        ax.plot(ranks, row, ".", color="black", ms=3, alpha=0.5)
+    if len(ranks) <= 20:  # few classes: the counts on the bars (mean removed / mean D_i)
+        gone = np.array([[c["removed"] for c in row] for row in rows]).mean(axis=0)
+        for r, (g, n, h) in enumerate(
+            zip(gone, counts.mean(axis=0), removed.mean(axis=0), strict=True)
+        ):
+            ax.text(r, h, f"{g:.0f}/{n:.0f}", ha="center", va="bottom", fontsize=6)
+    ax.set_xlabel("class rank in D_i (most to least frequent)")
+    ax.set_ylabel("% of the class's D_i images removed")
+    total = (
+        100.0
+        * sum(r["sizes"]["removed"] for r in records)
+        / sum(r["sizes"]["D_i"] for r in records)
+    )
+    first = records[0]
+    ax.set_title(
+        f"{_label(labels, 'methods', first['method'])} on "
+        f"{_label(labels, 'datasets', first['dataset'])}: {total:.1f} % of D_i removed, "
+        f"selected by {_label(labels, 'methods', first['selector'])}",
+        fontsize=9,
+        pad=16,
+    )
+    twin = ax.twinx()
+    twin.plot(ranks, counts.mean(axis=0), color="tab:blue", marker="o", ms=3, label="D_i images")
+    twin.set_yscale("log")
+    twin.set_ylabel("D_i images of the class (mean)")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(path, fig)

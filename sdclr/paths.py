@@ -25,6 +25,10 @@ LOG_NAME = "train_log.csv"
 TIMING_NAME = "timing.csv"
 MODEL = f"{RUN_DIR}/{MODEL_NAME}"
 TRAIN_LOG = f"{RUN_DIR}/{LOG_NAME}"
+# A removal run's record of the difficult examples it removes from D_i (sdclr.difficult_removal)
+# and the figure of where they come from, by class ordered by D_i frequency.
+REMOVAL = "results/removal/{dataset}/{method}/split{split}/seed{seed}.json"
+REMOVAL_FIGURE = "results/figures/removal/{dataset}/{method}.png"
 EVAL = "results/eval/{dataset}/{method}/split{split}/seed{seed}/{probe}.json"
 TABLE = "results/tables/{probe}.{ext}"
 TABLE_FORMATS = ("md", "csv", "tex", "json")
@@ -152,3 +156,28 @@ def paper_names(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for d, entry in config["datasets"].items()
         if "paper" in entry
     }
+
+
+def removal_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(dataset, method) of every removal run of a normalised config, in config order."""
+    return [
+        (d, m)
+        for d, entry in config["datasets"].items()
+        for m, method in entry["methods"].items()
+        if "remove_difficult" in method
+    ]
+
+
+def removal_records(config: dict[str, Any], dataset: str, method: str) -> list[str]:
+    """The removal records of one removal run, every split and seed."""
+    entry = config["datasets"][dataset]
+    return [
+        REMOVAL.format(dataset=dataset, method=method, split=s, seed=seed)
+        for s in entry["splits"]
+        for seed in entry["seeds"]
+    ]
+
+
+def removal_figures(config: dict[str, Any]) -> list[str]:
+    """The removal figure of every removal run."""
+    return [REMOVAL_FIGURE.format(dataset=d, method=m) for d, m in removal_runs(config)]

@@ -26,6 +26,8 @@ from sdclr.data.splits import (
     save_split,
 )
 from sdclr.device import pick_device
+from sdclr.difficult_removal import kept_indices
+from sdclr.errors import InputError
 from sdclr.evaluation import run_probe
 from sdclr.io import remove_stale_temporaries, write_json
 from sdclr.runlock import run_directory_lock
@@ -97,8 +99,11 @@ def pretrain_stage(
     out_dir: str | Path,
     threads: int | None = None,
     progress: bool = True,
+    removal: str | Path | None = None,
 ) -> dict[str, Any]:
     """Pretrain on the split's ``D_i`` (or ``D_b``) images; resumes from ``out_dir/resume.pt``.
+    A removal run (``remove_difficult``) pretrains on the D_i images its removal record
+    ``removal`` keeps (``sdclr.difficult_removal``).
 
     The job holds ``out_dir/run.lock`` while it runs (``sdclr.runlock``): a second job on the
     same run directory (an orphan of a killed Snakemake and its rerun, say) stops at once with
@@ -111,8 +116,7 @@ def pretrain_stage(
         try:
             remove_stale_temporaries(out_dir)  # under the lock: no other job writes here
             dataset, split, device = _job_inputs(data, split_path, settings, threads)
-            subset = settings["method"]["pretrain_set"]
-            indices = torch.as_tensor(split["indices"][subset], dtype=torch.long)
+            indices = torch.as_tensor(_pretraining_indices(split, settings, removal))
             return pretrain(
                 settings, dataset.train_images[indices], out_dir, seed, device, progress
             )
@@ -123,6 +127,55 @@ def pretrain_stage(
                 out_dir,
             )
             raise
+
+
+def _pretraining_indices(
+    split: dict[str, Any], settings: dict[str, Any], removal: str | Path | None
+) -> list[int]:
+    """The training-set indices a run pretrains on: its subset, or what its removal keeps."""
+    method = settings["method"]
+    if "remove_difficult" not in method:
+        if removal is not None:
+            raise InputError(f"method {method['name']!r} removes no examples; drop --removal")
+        return split["indices"][method["pretrain_set"]]
+    if removal is None:
+        raise InputError(
+            f"method {method['name']!r} removes difficult examples: pass its removal record "
+            "(--removal, written by the select_difficult rule)"
+        )
+    return kept_indices(removal, split, method["name"])
+
+
+def select_difficult_stage(
+    data: str | Path,
+    split_path: str | Path,
+    model_path: str | Path,
+    settings: dict[str, Any],
+    out: str | Path,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Score D_i with the selector's features, pick the difficult examples and write the
+    removal record (``sdclr.difficult_removal``)."""
+    from sdclr.difficult_removal import (
+        RemovalSettings,
+        difficulty_scores,
+        removal_record,
+        select_difficult,
+    )
+    from sdclr.evaluation.features import center_crop, extract_features, load_backbone
+
+    dataset, split, device = _job_inputs(data, split_path, settings, threads)
+    rule = load(RemovalSettings, settings["remove"], f"removal_methods.{settings['method']}")
+    backbone, _ = load_backbone(model_path)
+    d_i = torch.as_tensor(split["indices"]["D_i"], dtype=torch.long)
+    images = center_crop(dataset.train_images[d_i], settings["crop_size"])
+    features = extract_features(backbone.to(device), images, device)
+    scores = difficulty_scores(features, rule.pos_high, rule.pos_low)
+    removed = select_difficult(scores, rule.fraction)
+    record = removal_record(split, dataset.train_labels.numpy(), removed, settings)
+    write_json(out, record)
+    log.info("%s: removed %d of %d D_i images", settings["method"], len(removed), len(d_i))
+    return record
 
 
 @contextmanager
@@ -227,6 +280,20 @@ def comparison_stage(
     plot_paper_comparison(comparisons, outputs["figure"], labels)
 
 
+def removal_figure_stage(
+    report: dict[str, Any], records: list[str | Path], out: str | Path
+) -> None:
+    """The figure of where a removal run's difficult examples come from (its records: every
+    split and seed of one dataset)."""
+    from sdclr.figures import plot_removal
+    from sdclr.io import read_json
+
+    files = [f for p in map(Path, records) for f in (sorted(p.glob("split*/seed*.json")) or [p])]
+    loaded = [read_json(f) for f in files]
+    rule = report["group_rules"].get(loaded[0]["dataset"], {"kind": "thirds"})
+    plot_removal(loaded, out, report["labels"], rule)
+
+
 __all__ = [
     "analysis_report_stage",
     "analysis_stage",
@@ -236,5 +303,7 @@ __all__ = [
     "prepare_dataset_stage",
     "pretrain_stage",
     "probe_stage",
+    "removal_figure_stage",
+    "select_difficult_stage",
     "tables_stage",
 ]

@@ -27,11 +27,15 @@ def config():
 
 def test_embedded_default_is_valid(config):
     """config/config.yaml passes the schema and the method checks; normalising gives every
-    dataset the experiment's methods, splits and seeds."""
+    dataset the experiment's methods (its removal runs merged in after them), splits and
+    seeds."""
     validate_config(config)
     normalized = load_config(ROOT / "config" / "config.yaml")
     entry = normalized["datasets"]["fmnist_lt"]
-    assert entry["methods"] == config["methods"] and entry["splits"] == config["splits"]
+    removal_runs = [run["name"] for run in config["removal_methods"]]
+    assert list(entry["methods"]) == list(config["methods"]) + removal_runs
+    assert {m: entry["methods"][m] for m in config["methods"]} == config["methods"]
+    assert entry["splits"] == config["splits"]
     assert (
         entry["seeds"] == config["seeds"]
         and entry["model"] == config["datasets"]["fmnist_lt"]["model"]
@@ -39,13 +43,35 @@ def test_embedded_default_is_valid(config):
 
 
 def test_the_embedded_configs_show_every_method_family():
-    """The demo has one row per family (SimCLR, SDCLR, BCL-D, SDCLR + TS); the variants config
-    runs every variant, on the demo's dataset settings."""
+    """The demo has one row per family (SimCLR, SDCLR, BCL-D, SDCLR + TS, and the difficult
+    examples' margin, temperature scaling and removal); the variants config runs every variant,
+    on the demo's dataset settings."""
     demo = load_config(ROOT / "config" / "config.yaml")["datasets"]["fmnist_lt"]["methods"]
-    assert {m.get("label") for m in demo.values()} >= {"SimCLR", "SDCLR", "BCL-D", "SDCLR + TS"}
+    assert {m.get("label") for m in demo.values()} >= {
+        "SimCLR",
+        "SDCLR",
+        "BCL-D",
+        "SDCLR + TS",
+        "SimCLR + margin",
+        "SimCLR + temp. scaling",
+        "SimCLR - difficult",
+    }
     variants = load_config(ROOT / "config" / "variants.yaml")["datasets"]["fmnist_lt"]
     labels = {m.get("label") for m in variants["methods"].values()}
-    assert labels == {"SimCLR", "SDCLR", "BCL-I", "BCL-D", "SimCLR + TS", "SDCLR + TS"}
+    assert labels == {
+        "SimCLR",
+        "SDCLR",
+        "BCL-I",
+        "BCL-D",
+        "SimCLR + TS",
+        "SDCLR + TS",
+        "SimCLR + margin",
+        "SimCLR + temp. scaling",
+        "SDCLR + margin + temp. scaling + TS",
+        "SimCLR - difficult",
+        "SimCLR + DE (all three)",
+        "SDCLR + DE (all three)",
+    }
 
 
 def test_the_gpu_validation_config_is_the_papers_cifar_settings_on_fashion_mnist_lt():

@@ -190,12 +190,38 @@ def _run(settings_path, out_dir, pause="0"):
     )
 
 
+def difficult_settings(epochs=5):
+    """SDCLR + margin tuning and temperature scaling of difficult pairs (in-batch selection) +
+    a temperature schedule."""
+    settings = tiny_settings("sdclr", epochs=epochs)
+    settings["method"]["hyperparameters"] = {"prune_ratio": 0.9}
+    settings["method"]["extensions"] = {
+        "difficult_examples": {"margin": 0.1, "temperature_ratio": 0.5},
+        "temperature_schedule": {"period": 2},
+    }
+    return settings
+
+
+def test_the_difficult_band_is_logged_per_epoch(tmp_path):
+    """The train log gets the epoch's mean thresholds of the difficult band, Sim_posHigh above
+    Sim_posLow, both cosine similarities."""
+    pretrain(difficult_settings(epochs=2), toy_images(48), tmp_path, seed=0, progress=False)
+    rows = list(csv.DictReader((tmp_path / LOG_NAME).read_text().splitlines()))
+    for row in rows:
+        assert -1 <= float(row["difficult_sim_low"]) < float(row["difficult_sim_high"]) <= 1
+    assert {"temperature", "pruned_weights"} <= set(rows[0])
+
+
 @pytest.mark.slow
-def test_bcl_state_survives_a_kill_and_the_resumed_run_is_bit_identical(tmp_path):
-    """A BCL-D + schedule run SIGKILLed after its second epoch and run again ends with the
-    same bytes (model, checkpoint with the per-sample state, log) as an uninterrupted run."""
+@pytest.mark.parametrize(
+    "make_settings", [lambda: bcl_settings(epochs=5), difficult_settings], ids=["bcl", "difficult"]
+)
+def test_a_run_with_state_or_selection_survives_a_kill_bit_identically(tmp_path, make_settings):
+    """A BCL-D + schedule run (per-sample state) or an SDCLR + difficult-pairs + schedule run
+    (in-batch selection) SIGKILLed after its second epoch and run again ends with the same
+    bytes (model, checkpoint with the per-sample state, log) as an uninterrupted run."""
     settings_path = tmp_path / "settings.json"
-    write_json(settings_path, bcl_settings(epochs=5))
+    write_json(settings_path, make_settings())
     straight = _run(settings_path, tmp_path / "straight")
     assert straight.wait(timeout=600) == 0
 

@@ -62,16 +62,19 @@ def job_counts(output: str) -> dict[str, int]:
 @pytest.mark.parametrize("name", ["cifar10_lt", "cifar100_lt"])
 def test_cifar_paper_dag_has_five_splits_times_three_runs(tmp_path, name):
     """5 splits x (SimCLR and SDCLR on D_i, SimCLR on D_b, BCL-I, BCL-D, SimCLR + TS, SDCLR +
-    TS) pretraining jobs, each with a linear and a few-shot probe (the paper's) and one analysis
-    job (PIE and geometry), plus tables, figures and the comparison with the paper."""
+    TS, SimCLR + margin, SimCLR + temperature scaling, SDCLR + both, and the 3 removal runs)
+    pretraining jobs, each with a linear and a few-shot probe (the paper's) and one analysis
+    job (PIE and geometry), 5 x 3 selections of difficult examples, plus tables, figures and
+    the comparison with the paper."""
     proc = run_snakemake(
         tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER / f"{name}.yaml")
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     counts = job_counts(proc.stdout)
-    assert counts["pretrain"] == 35 and counts["probe"] == 70 and counts["make_split"] == 5
+    assert counts["pretrain"] == 65 and counts["probe"] == 130 and counts["make_split"] == 5
+    assert counts["select_difficult"] == 15 and counts["removal_figure"] == 3
     assert counts["compare_with_paper"] == 1 and counts["make_tables"] == 2
-    assert counts["analyse"] == 35 and counts["make_analysis_report"] == 2
+    assert counts["analyse"] == 65 and counts["make_analysis_report"] == 2
 
 
 def _fake_imagenet_lists(workdir: Path) -> None:
@@ -84,9 +87,9 @@ def _fake_imagenet_lists(workdir: Path) -> None:
 
 def test_imagenet_and_all_paper_dags(tmp_path):
     """ImageNet-100-LT lists 2 pretraining and 4 probe jobs; config/paper/all.yaml is the
-    union of the three experiments: 72 pretraining and 144 probe jobs."""
+    union of the three experiments: 132 pretraining and 264 probe jobs."""
     _fake_imagenet_lists(tmp_path)
-    for name, pretrain in (("imagenet100_lt", 2), ("all", 72)):
+    for name, pretrain in (("imagenet100_lt", 2), ("all", 132)):
         proc = run_snakemake(
             tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER / f"{name}.yaml")
         )
@@ -246,7 +249,8 @@ def test_reaggregation_runs_no_training(tmp_path):
     command writes every table, figure and comparison of the paper config and runs nothing
     else (real Snakemake)."""
     config = PAPER / "cifar10_lt.yaml"
-    methods = yaml.safe_load(config.read_text())["methods"]
+    experiment = yaml.safe_load(config.read_text())
+    methods = [*experiment["methods"], *(r["name"] for r in experiment["removal_methods"])]
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 5000)
     for split in range(1, 6):

@@ -1,6 +1,7 @@
 """The whole DAG through the real Snakemake on the embedded Fashion-MNIST (tiny settings)."""
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -286,11 +287,16 @@ def test_a_config_error_is_one_message_without_a_traceback(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_composed_method_trains_through_snakemake(tmp_path):
-    """SDCLR + BCL + a temperature schedule, declared in the config alone, runs through the
-    real Snakemake: pretraining (its log has the temperature and BCL's weight), then a probe."""
+def test_composed_methods_and_a_removal_stage_train_through_snakemake(tmp_path):
+    """Declared in the config alone, through the real Snakemake: SDCLR + BCL + a temperature
+    schedule (its log has the temperature and BCL's weight), and a removal run, SDCLR with
+    margin tuning and temperature scaling of difficult pairs that pretrains on D_i minus the
+    difficult examples its own stage selected with the SimCLR run's encoder: the record names
+    the removed samples per class, the run trains on exactly the kept ones, a probe follows
+    and the figure of where the removed examples come from is drawn."""
     config = yaml.safe_load(TINY.read_text())
     config["methods"] = {
+        "simclr": {"label": "SimCLR"},
         "bcl_d_ts": {
             "label": "BCL-D + TS",
             "algorithm": "sdclr",
@@ -298,12 +304,26 @@ def test_a_composed_method_trains_through_snakemake(tmp_path):
             "bcl": {"num_ops": 2, "min_magnitude": 5},
             "temperature_schedule": {"t_min": 0.1, "t_max": 1.0, "period": 1},
             "pretrain": {"weight_decay": 5.0e-4},
-        }
+        },
     }
+    config["removal_methods"] = [
+        {
+            "name": "sdclr_de_all",
+            "label": "SDCLR + DE",
+            "algorithm": "sdclr",
+            "hyperparameters": {"prune_ratio": 0.9},
+            "difficult_examples": {"margin": 0.1, "temperature_ratio": 0.5},
+            "selector": "simclr",
+            "remove": {"fraction": 0.2},
+        }
+    ]
     config["splits"] = [1]
     (tmp_path / "composed.yaml").write_text(yaml.safe_dump(config))
     target = "results/eval/fmnist_lt/bcl_d_ts/split1/seed0/linear.json"
-    snakemake(tmp_path, target, "--configfile", "composed.yaml")  # --configfile takes nargs
+    removal_eval = "results/eval/fmnist_lt/sdclr_de_all/split1/seed0/linear.json"
+    figure = "results/figures/removal/fmnist_lt/sdclr_de_all.png"
+    # --configfile takes nargs: the targets come first
+    snakemake(tmp_path, target, removal_eval, figure, "--configfile", "composed.yaml")
     run_dir = tmp_path / "results" / "checkpoints" / "fmnist_lt" / "bcl_d_ts" / "split1" / "seed0"
     header = (run_dir / "train_log.csv").read_text().splitlines()[0].split(",")
     assert {"temperature", "bcl_mean_weight", "pruned_weights"} <= set(header)
@@ -313,3 +333,21 @@ def test_a_composed_method_trains_through_snakemake(tmp_path):
     assert settings["pretrain"]["weight_decay"] == 5.0e-4
     record = json.loads((tmp_path / target).read_text())
     assert record["method"] == "bcl_d_ts" and record["summary"]["All"] > 10
+
+    removal = json.loads(
+        (tmp_path / "results/removal/fmnist_lt/sdclr_de_all/split1/seed0.json").read_text()
+    )
+    split = json.loads((tmp_path / "results/splits/fmnist_lt/split1.json").read_text())
+    d_i = split["indices"]["D_i"]
+    assert removal["selector"] == "simclr" and removal["sizes"]["removed"] == math.ceil(
+        0.2 * len(d_i)
+    )
+    assert sorted(removal["kept_indices"] + removal["removed_indices"]) == sorted(d_i)
+    per_class = removal["per_class"]
+    assert [c["D_i"] for c in per_class] == sorted(split["counts"]["D_i"], reverse=True)
+    assert sum(c["removed"] for c in per_class) == removal["sizes"]["removed"]
+    log = (tmp_path / "results/logs/pretrain/fmnist_lt/sdclr_de_all/split1/seed0.log").read_text()
+    assert f"on {removal['sizes']['kept']} images" in log
+    evaluation = json.loads((tmp_path / removal_eval).read_text())
+    assert evaluation["pretrain_set"] == "D_i - 20% difficult"
+    assert (tmp_path / figure).stat().st_size > 0

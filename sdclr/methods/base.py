@@ -32,6 +32,7 @@ from torch import nn
 
 from sdclr import distributed
 from sdclr.errors import ConfigError
+from sdclr.methods.losses import nt_xent
 from sdclr.models import ContrastiveModel, ModelConfig, build_model
 from sdclr.settings import load, setting
 
@@ -47,6 +48,10 @@ class Extension:
     #: Whether it needs every sample's loss (``observe_losses``); the loss is then reduced
     #: per sample (a different summation order than the plain mean).
     needs_sample_losses: ClassVar[bool] = False
+    #: Whether it replaces the method's contrastive loss (``contrastive_loss``); one at most.
+    replaces_loss: ClassVar[bool] = False
+    #: Whether that loss needs the views' backbone features (pre-projection) too.
+    needs_features: ClassVar[bool] = False
 
     @dataclasses.dataclass(frozen=True)
     class Settings:
@@ -71,6 +76,19 @@ class Extension:
         """Further augment float views ``[2B, C, H, W]`` (row r is a view of sample
         ``indices[r]``)."""
         return views
+
+    def contrastive_loss(
+        self,
+        method: Method,
+        z1: torch.Tensor,
+        z2: torch.Tensor,
+        h1: torch.Tensor | None,
+        h2: torch.Tensor | None,
+        per_sample: bool,
+    ) -> torch.Tensor:
+        """The loss of projections ``z1``, ``z2`` (``h1``, ``h2``: their backbone features when
+        ``needs_features``) in place of the method's NT-Xent (only with ``replaces_loss``)."""
+        raise NotImplementedError
 
     def observe_losses(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         """Every sample's loss of a step (detached), by index in the pretraining set."""
@@ -115,12 +133,46 @@ class Method:
             create_extension(name, values, section.rsplit(".", 1)[0], self)
             for name, values in (extensions or {}).items()
         ]
+        replacing = [e.name for e in self.extensions if e.replaces_loss]
+        if len(replacing) > 1:
+            raise ConfigError(
+                f"{section.rsplit('.', 1)[0]}: {' and '.join(replacing)} both replace the "
+                "contrastive loss; keep one"
+            )
 
     def build_model(self, model_config: ModelConfig, in_channels: int) -> ContrastiveModel:
         """The network this method trains."""
         return build_model(
             model_config, in_channels, self.hparams.head_hidden_layers, dual_bn=self.dual_bn
         )
+
+    @property
+    def needs_features(self) -> bool:
+        """Whether the loss needs the backbone features of the views (an extension's)."""
+        return any(e.needs_features for e in self.extensions)
+
+    def encode(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(projections, backbone features) of ``x``; the features only when the loss needs
+        them (otherwise one ``model(x)`` call, the compiled one on the fast path)."""
+        if not self.needs_features:
+            return model(x), None
+        features = model.backbone(x)
+        return model.head(features), features
+
+    def contrastive_loss(
+        self,
+        z1: torch.Tensor,
+        z2: torch.Tensor,
+        h1: torch.Tensor | None = None,
+        h2: torch.Tensor | None = None,
+        per_sample: bool = False,
+    ) -> torch.Tensor:
+        """NT-Xent of the two views' projections at this epoch's temperature, or the loss of
+        the extension that replaces it."""
+        for extension in self.extensions:
+            if extension.replaces_loss:
+                return extension.contrastive_loss(self, z1, z2, h1, h2, per_sample)
+        return nt_xent(z1, z2, self.temperature, per_sample)
 
     # -- what a method implements ------------------------------------------------------------
 

@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from sdclr.methods.base import Method, register
-from sdclr.methods.losses import nt_xent
 from sdclr.models import branch, global_magnitude_prune
 from sdclr.settings import setting
 
@@ -51,7 +50,7 @@ class SDCLR(Method):
     def loss(
         self, model: nn.Module, view1: torch.Tensor, view2: torch.Tensor, per_sample: bool = False
     ) -> torch.Tensor:
-        z_dense = model(view1)
+        z_dense, h_dense = self.encode(model, view1)
         with branch(model, pruned=True):
-            z_pruned = model(view2)
-        return nt_xent(z_dense, z_pruned, self.temperature, per_sample)
+            z_pruned, h_pruned = self.encode(model, view2)
+        return self.contrastive_loss(z_dense, z_pruned, h_dense, h_pruned, per_sample)

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from sdclr.methods.base import Method, register
-from sdclr.methods.losses import nt_xent
 
 
 @register
@@ -17,6 +16,7 @@ class SimCLR(Method):
         self, model: nn.Module, view1: torch.Tensor, view2: torch.Tensor, per_sample: bool = False
     ) -> torch.Tensor:
         # One forward over both views: BatchNorm sees the 2N-sample batch, as in SimCLR.
-        z = model(torch.cat([view1, view2]))
+        z, h = self.encode(model, torch.cat([view1, view2]))
         z1, z2 = z.chunk(2)
-        return nt_xent(z1, z2, self.temperature, per_sample)
+        h1, h2 = h.chunk(2) if h is not None else (None, None)
+        return self.contrastive_loss(z1, z2, h1, h2, per_sample)

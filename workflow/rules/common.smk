@@ -30,7 +30,7 @@ wildcard_constraints:
     seed=r"\d+",
     probe="|".join(paths.PROBE_NAMES),
     analysis="|".join(paths.ANALYSES),
-    job="dataset|split|analysis|pretrain/[A-Za-z0-9_.-]+|probe/("
+    job="dataset|split|analysis|(pretrain|removal)/[A-Za-z0-9_.-]+|probe/("
     + "|".join(paths.PROBE_NAMES)
     + ")",
 
@@ -49,7 +49,30 @@ def settings_file(job):
 def final_targets():
     tables = paths.table_files(config)
     figures = list(paths.FIGURES.values()) + list(paths.COMPARISON.values())
-    return tables + figures + paths.analysis_report_files(config)
+    return tables + figures + paths.analysis_report_files(config) + paths.removal_figures(config)
+
+
+def removal_rule(wildcards):
+    """A removal run's ``remove_difficult`` settings (None for any other run)."""
+    return config["datasets"][wildcards.dataset]["methods"][wildcards.method].get(
+        "remove_difficult"
+    )
+
+
+def removal_record(wildcards):
+    """The removal record a removal run's pretraining reads (none for other runs)."""
+    return [paths.REMOVAL.format(**wildcards)] if removal_rule(wildcards) else []
+
+
+def removal_option(wildcards):
+    """``--removal <record>`` for a removal run's pretraining, else nothing."""
+    return " ".join(f"--removal {shlex.quote(f)}" for f in removal_record(wildcards))
+
+
+def selector_model(wildcards):
+    """The selector run's pretrained model of this split and seed."""
+    selector = removal_rule(wildcards)["selector"]
+    return paths.MODEL.format(**{**wildcards, "method": selector})
 
 
 def canonical_json(value):

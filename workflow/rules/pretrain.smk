@@ -8,12 +8,14 @@ rule pretrain:
         settings=settings_file("pretrain/{method}"),
         data=paths.DATASET,
         split=paths.SPLIT,
+        removal=removal_record,
     output:
         model=paths.MODEL,
         train_log=paths.TRAIN_LOG,
     params:
         script=script("pretrain.py"),
         run_dir=paths.RUN_DIR,
+        removal=removal_option,
     threads: 1
     resources:
         mem_mb=4000,
@@ -24,4 +26,4 @@ rule pretrain:
     shell:
         "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
         "--split {input.split:q} --seed {wildcards.seed} --out-dir {params.run_dir:q} "
-        "--threads {threads} 2> {log:q}"
+        "--threads {threads} {params.removal} 2> {log:q}"
