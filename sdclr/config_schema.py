@@ -132,6 +132,7 @@ def _top_level() -> dict[str, Any]:
                 "uniqueItems": True,
                 "default": list(_default_probes()),
             },
+            "resources": {"$ref": "#/$defs/resources"},
             "methods": {
                 "type": "object",
                 "description": "Pretraining runs by name (the {method} wildcard).",
@@ -232,6 +233,29 @@ def _method_def(pretrain: dict[str, Any]) -> dict[str, Any]:
     return method
 
 
+def _resources_def() -> dict[str, Any]:
+    """``resources``: per rule, what its jobs ask a scheduler for, with that rule's defaults."""
+    from sdclr.resources import RULE_DEFAULTS, JobResources
+    from sdclr.settings import json_schema
+
+    properties = {}
+    for rule, defaults in RULE_DEFAULTS.items():
+        job = copy.deepcopy(json_schema(JobResources))
+        for key, value in defaults.items():
+            job["properties"][key]["default"] = value
+        properties[rule] = job
+    return {
+        "type": "object",
+        "description": (
+            "Per rule, what its jobs ask a scheduler (SLURM) for; rules and keys left out "
+            "take the defaults (sdclr/resources.py). Retries get attempt x the runtime and "
+            "1 + (attempt - 1) / 2 x the memory."
+        ),
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
 @cache
 def _schema() -> dict[str, Any]:
     from sdclr.settings import json_schema
@@ -242,6 +266,7 @@ def _schema() -> dict[str, Any]:
         defs[name] = copy.deepcopy(json_schema(cls))
     defs["longtail"]["properties"]["reference_splits"] = {"$ref": "#/$defs/reference_splits"}
     defs["method"] = _method_def(defs["pretrain"])
+    defs["resources"] = _resources_def()
     schema["$defs"] = dict(sorted(defs.items()))
     return schema
 

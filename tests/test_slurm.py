@@ -108,32 +108,34 @@ def fake_slurm_commands(bindir: Path, account: str) -> None:
         (bindir / name).chmod(0o755)
 
 
-@pytest.mark.slow
-def test_profile_asks_slurm_for_a_gpu_with_site_settings_and_more_time_on_retry(tmp_path):
-    """`make slurm-profile` makes `--profile slurm` find workflow/profiles/slurm; with the site
-    settings in the environment, the real plugin's sbatch call for pretraining asks for one
-    GPU of the chosen model, CPUs per GPU (used as torch threads), memory, wall time, the GPU
-    partition, the account and --requeue, and the 2nd and 3rd attempts get 2x and 3x the
-    time. A probe also gets a GPU; a CPU rule gets no GPU and the CPU partition."""
-    home = tmp_path / "home"
-    home.mkdir()
-    env = clean_env(HOME=str(home))
-    env.pop("XDG_CONFIG_HOME", None)
-    make = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(ROOT), "slurm-profile"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert make.returncode == 0, make.stdout + make.stderr
-    link = home / ".config" / "snakemake" / "slurm"
-    assert link.is_symlink() and link.resolve() == PROFILE.resolve()
+def submissions_by_rule(calls: Path) -> dict[str, list[dict]]:
+    """The recorded sbatch calls as {rule: [options + attempt]}."""
+    by_rule: dict[str, list[dict]] = {}
+    for line in calls.read_text().splitlines():
+        options = sbatch_options(json.loads(line))
+        attempt = int(re.search(r"--attempt (\d+)", options["--wrap"]).group(1))
+        rule = re.match(r"rule_([a-z_]+?)_wildcards", options["--comment"]).group(1)
+        by_rule.setdefault(rule, []).append({**options, "attempt": attempt})
+    return by_rule
 
+
+@pytest.mark.slow
+def test_the_config_sizes_the_sbatch_calls_and_the_site_settings_place_them(tmp_path):
+    """With the CIFAR paper config's `resources:` and the site settings in the environment, the
+    real plugin's sbatch call for pretraining asks for one GPU of the site's model, 8 CPUs per
+    GPU (used as torch threads), 32 GB, 8 h, the GPU partition, the account and --requeue; the
+    2nd and 3rd attempts get 2x and 3x the time and 1.5x and 2x the memory. A probe also gets
+    a GPU; a CPU rule gets no GPU and the CPU partition. Then `--set-resources
+    pretrain:mem_mb=8000` on the command line changes that one resource and nothing else (the
+    profile has no set-resources that the flag would replace)."""
     # Inputs of one pretraining job, one probe and one split: only those three jobs run (and
     # the local settings rule for nothing: each settings file is older than what it feeds).
     work = tmp_path / "work"
     work.mkdir()
-    shutil.copy(TINY, work / "tiny.yaml")
+    config = yaml.safe_load(TINY.read_text())
+    paper = yaml.safe_load((ROOT / "config" / "paper" / "cifar10_lt.yaml").read_text())
+    config["resources"] = paper["resources"]
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
     for name in (  # oldest first: the jobs' settings files, then their other inputs
         "results/settings/fmnist_lt/split.json",
         "results/settings/fmnist_lt/pretrain/sdclr.json",
@@ -151,45 +153,38 @@ def test_profile_asks_slurm_for_a_gpu_with_site_settings_and_more_time_on_retry(
     ]
     fake_slurm_commands(tmp_path / "bin", "proj42")
     calls = tmp_path / "sbatch_calls.jsonl"
-    env.update(
-        PATH=f"{tmp_path / 'bin'}{os.pathsep}{env['PATH']}",
+    env = clean_env(
+        PATH=f"{tmp_path / 'bin'}{os.pathsep}{clean_env()['PATH']}",
         FAKE_SBATCH_LOG=str(calls),
         SDCLR_SLURM_ACCOUNT="proj42",
         SDCLR_SLURM_PARTITION="cpu",
         SDCLR_SLURM_GPU_PARTITION="gpu",
         SDCLR_SLURM_GPU_MODEL="a100",
     )
-    proc = snakemake(
-        work,
-        "--profile",
-        "slurm",  # the literal name, found through the link in $HOME/.config/snakemake
-        "--configfile",
-        "tiny.yaml",
-        "--slurm-init-seconds-before-status-checks",
-        "1",
-        *targets,
-        env=env,
-        timeout=300,
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0, output  # every submission was refused
-    # The slurm profile, with the checkout's default workflow profile layered over it.
-    assert "Using profiles slurm and workflow specific profile" in output, output
 
-    by_rule: dict[str, list[dict]] = {}
-    for line in calls.read_text().splitlines():
-        options = sbatch_options(json.loads(line))
-        attempt = int(re.search(r"--attempt (\d+)", options["--wrap"]).group(1))
-        rule = re.match(r"rule_([a-z_]+?)_wildcards", options["--comment"]).group(1)
-        by_rule.setdefault(rule, []).append({**options, "attempt": attempt})
-    assert sorted(by_rule) == ["make_split", "pretrain", "probe"], output
-    for rule, submissions in by_rule.items():
-        assert sorted(s["attempt"] for s in submissions) == [1, 2, 3], (rule, output)
-        for s in submissions:
-            assert s["-A"] == "proj42" and s["--requeue"] is True
-            assert s["--open-mode"] == "append"
-            assert s["--job-name"].startswith("sdclr_")
+    def submit(*extra: str) -> tuple[dict[str, list[dict]], str]:
+        calls.unlink(missing_ok=True)
+        proc = snakemake(
+            work,
+            *("--profile", str(PROFILE), "--configfile", "tiny.yaml"),
+            *("--slurm-init-seconds-before-status-checks", "1", *targets, *extra),
+            env=env,
+            timeout=300,
+        )
+        output = proc.stdout + proc.stderr
+        assert proc.returncode != 0, output  # every submission was refused
+        assert calls.exists(), output
+        by_rule = submissions_by_rule(calls)
+        assert sorted(by_rule) == ["make_split", "pretrain", "probe"], output
+        for rule, submissions in by_rule.items():
+            assert sorted(s["attempt"] for s in submissions) == [1, 2, 3], (rule, output)
+            for s in submissions:
+                assert s["-A"] == "proj42" and s["--requeue"] is True
+                assert s["--open-mode"] == "append"
+                assert s["--job-name"].startswith("sdclr_")
+        return by_rule, output
 
+    by_rule, output = submit()
     for s in by_rule["pretrain"]:
         a = s["attempt"]
         assert s["--gpus"] == "a100:1", s
@@ -203,10 +198,22 @@ def test_profile_asks_slurm_for_a_gpu_with_site_settings_and_more_time_on_retry(
     for s in by_rule["probe"]:
         assert s["--gpus"] == "a100:1" and s["-p"] == "gpu"
         assert s["-t"] == str(120 * s["attempt"])
+        assert s["--mem"] == str(16000 + 8000 * (s["attempt"] - 1))
     for s in by_rule["make_split"]:
         assert "--gpus" not in s and "--gres" not in s
         assert s["-p"] == "cpu" and s["--cpus-per-task"] == "1"
         assert s["-t"] == str(30 * s["attempt"])
+
+    overridden, _ = submit("--set-resources", "pretrain:mem_mb=8000")
+    for s in overridden["pretrain"]:  # that one value, on every attempt; the rest as before
+        assert s["--mem"] == "8000"
+        assert s["--gpus"] == "a100:1" and s["-p"] == "gpu" and s["--cpus-per-gpu"] == "8"
+        assert s["-t"] == str(480 * s["attempt"])
+    for rule in ("probe", "make_split"):
+        keep = ("--mem", "-t", "-p", "--gpus")
+        assert [{k: s.get(k) for k in keep} for s in overridden[rule]] == [
+            {k: s.get(k) for k in keep} for s in by_rule[rule]
+        ]
 
 
 # -- 2. the tiny pipeline on a real (one-node, CPU-only) SLURM cluster ---------------------------
@@ -226,8 +233,9 @@ def slurm_cluster(tmp_path_factory):
 
 
 def slurm_env(cluster: SlurmCluster) -> dict[str, str]:
-    """What a CPU-only test cluster needs: no GPUs, its partition (and its SLURM_CONF)."""
-    env = clean_env(SDCLR_SLURM_GPUS="0", SDCLR_SLURM_PARTITION=cluster.partition)
+    """What a CPU-only test cluster needs: its partition (and its SLURM_CONF); the tiny config
+    asks for no GPUs."""
+    env = clean_env(SDCLR_SLURM_PARTITION=cluster.partition)
     env["SLURM_CONF"] = cluster.env["SLURM_CONF"]
     env["PATH"] = f"{cluster.bin}{os.pathsep}{env['PATH']}"
     return env

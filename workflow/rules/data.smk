@@ -6,6 +6,9 @@ rule prepare_dataset:
         summary=paths.DATASET_SUMMARY,
     params:
         script=script("prepare_dataset.py"),
+    threads: rule_threads("prepare_dataset")
+    resources:
+        **rule_resources("prepare_dataset"),
     log:
         "results/logs/prepare_dataset/{dataset}.log",
     conda:

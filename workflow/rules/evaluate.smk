@@ -8,9 +8,9 @@ rule probe:
         record=paths.EVAL,
     params:
         script=script("evaluate.py"),
-    threads: 1
+    threads: rule_threads("probe")
     resources:
-        mem_mb=4000,
+        **rule_resources("probe"),
     log:
         "results/logs/probe/{dataset}/{method}/split{split}/seed{seed}/{probe}.log",
     conda:

@@ -14,9 +14,9 @@ rule pretrain:
     params:
         script=script("pretrain.py"),
         run_dir=paths.RUN_DIR,
-    threads: 1
+    threads: rule_threads("pretrain")
     resources:
-        mem_mb=4000,
+        **rule_resources("pretrain"),
     log:
         "results/logs/pretrain/{dataset}/{method}/split{split}/seed{seed}.log",
     conda:

@@ -22,6 +22,9 @@ rule make_tables:
         splits_csv="results/tables/{probe}_splits.csv",
     params:
         script=script("make_tables.py"),
+    threads: rule_threads("make_tables")
+    resources:
+        **rule_resources("make_tables"),
     log:
         "results/logs/make_tables/{probe}.log",
     conda:
@@ -55,6 +58,9 @@ rule make_figures:
         ),
     params:
         script=script("make_figures.py"),
+    threads: rule_threads("make_figures")
+    resources:
+        **rule_resources("make_figures"),
     log:
         "results/logs/make_figures.log",
     conda:
@@ -91,6 +97,9 @@ rule compare_with_paper:
     params:
         script=script("compare_with_paper.py"),
         outputs=lambda wildcards, output: output_options(output, paths.COMPARISON),
+    threads: rule_threads("compare_with_paper")
+    resources:
+        **rule_resources("compare_with_paper"),
     log:
         "results/logs/compare_with_paper.log",
     conda:

@@ -7,6 +7,9 @@ rule make_split:
         split=paths.SPLIT,
     params:
         script=script("make_split.py"),
+    threads: rule_threads("make_split")
+    resources:
+        **rule_resources("make_split"),
     log:
         "results/logs/make_split/{dataset}/split{split}.log",
     conda:
