@@ -11,6 +11,7 @@ from snakemake.logging import logger
 from sdclr import config as sdclr_config
 from sdclr import paths
 from sdclr import resources as sdclr_resources
+from sdclr import joblog
 from sdclr.io import write_json
 
 # Validate the user's config and replace it by its per-dataset form (sdclr.config).
@@ -71,6 +72,11 @@ def rule_resources(rule):
 
     keys = ("mem_mb", "runtime", "gpu", "cpus_per_gpu", "gpu_model", "slurm_partition")
     return {key: resource(key) for key in keys}
+
+
+def logged(command):
+    """A rule's shell command after the attempt line in its log (sdclr/joblog.py)."""
+    return joblog.logged(command, script("start_log.sh"))
 
 
 def final_targets():

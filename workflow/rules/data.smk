@@ -14,5 +14,7 @@ rule prepare_dataset:
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --settings {input.settings:q} "
-        "--out {output.data:q} --summary {output.summary:q} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} "
+            "--out {output.data:q} --summary {output.summary:q} 2>> {log:q}"
+        )

@@ -16,6 +16,8 @@ rule probe:
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
-        "--split {input.split:q} --model {input.model:q} --seed {wildcards.seed} "
-        "--out {output.record:q} --threads {threads} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
+            "--split {input.split:q} --model {input.model:q} --seed {wildcards.seed} "
+            "--out {output.record:q} --threads {threads} 2>> {log:q}"
+        )

@@ -22,6 +22,8 @@ rule pretrain:
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
-        "--split {input.split:q} --seed {wildcards.seed} --out-dir {params.run_dir:q} "
-        "--threads {threads} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
+            "--split {input.split:q} --seed {wildcards.seed} --out-dir {params.run_dir:q} "
+            "--threads {threads} 2>> {log:q}"
+        )

@@ -30,9 +30,11 @@ rule make_tables:
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --settings {input.settings:q} --probe {wildcards.probe} "
-        "--md {output.md:q} --csv {output.csv:q} --tex {output.tex:q} --json {output.json:q} "
-        "--splits-md {output.splits_md:q} --splits-csv {output.splits_csv:q} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --probe {wildcards.probe} "
+            "--md {output.md:q} --csv {output.csv:q} --tex {output.tex:q} --json {output.json:q} "
+            "--splits-md {output.splits_md:q} --splits-csv {output.splits_csv:q} 2>> {log:q}"
+        )
 
 
 rule make_figures:
@@ -66,9 +68,11 @@ rule make_figures:
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --settings {input.settings:q} "
-        "--group-accuracy {output.group_accuracy:q} --class-profile {output.class_profile:q} "
-        "--accuracy-vs-frequency {output.accuracy_vs_frequency:q} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} "
+            "--group-accuracy {output.group_accuracy:q} --class-profile {output.class_profile:q} "
+            "--accuracy-vs-frequency {output.accuracy_vs_frequency:q} 2>> {log:q}"
+        )
 
 
 rule tables:
@@ -105,5 +109,7 @@ rule compare_with_paper:
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --settings {input.settings:q} --reported {input.reported:q} "
-        "{params.outputs} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --reported {input.reported:q} "
+            "{params.outputs} 2>> {log:q}"
+        )

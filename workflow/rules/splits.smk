@@ -15,5 +15,7 @@ rule make_split:
     conda:
         "../../environment.yml"
     shell:
-        "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
-        "--split {wildcards.split} --out {output.split:q} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
+            "--split {wildcards.split} --out {output.split:q} 2>> {log:q}"
+        )
