@@ -25,18 +25,14 @@ fashion-mnist:
 	  fi; \
 	fi
 
-# `snakemake --profile slurm` looks for a profile named slurm in $XDG_CONFIG_HOME/snakemake
-# (default ~/.config/snakemake): link it to this checkout's workflow/profiles/slurm. A profile
-# of that name that is not such a link is left alone (then use --profile workflow/profiles/slurm).
-SLURM_PROFILE := $(abspath workflow/profiles/slurm)
+# `snakemake --profile slurm` looks for `slurm` in the working directory first, then in
+# ~/.config/snakemake: the top-level link `slurm` makes it this checkout's profile, so nothing
+# is linked into ~/.config (a link there would make every checkout use the last one set up).
+# Older versions of this Makefile made that link: say so when it is there.
 slurm-profile:
 	@link="$${XDG_CONFIG_HOME:-$$HOME/.config}/snakemake/slurm"; \
-	if [ ! -e "$$link" ] && [ ! -L "$$link" ] || \
-	   { [ -L "$$link" ] && case "$$(readlink "$$link")" in */workflow/profiles/slurm) true;; *) false;; esac; }; then \
-	  mkdir -p "$$(dirname "$$link")" && ln -sfn "$(SLURM_PROFILE)" "$$link"; \
-	else \
-	  echo "note: $$link is not a link to a workflow/profiles/slurm; left as it is"; \
-	fi
+	if [ -L "$$link" ]; then case "$$(readlink "$$link")" in */workflow/profiles/slurm) \
+	  echo "note: $$link (-> $$(readlink "$$link")) is not needed: \`--profile slurm\` in a checkout uses its own profile; outside one it would use that checkout's (rm it)";; esac; fi
 
 # The tests start a one-node SLURM cluster (tests/slurm_cluster.py): as root, install Debian's
 # slurm-wlm and munge when missing. Never on a machine that already has a SLURM client (a

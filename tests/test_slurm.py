@@ -20,6 +20,7 @@ from slurm_cluster import SlurmCluster, snakemake_with_quick_status_checks, unav
 
 from sdclr.config import job_settings, load_config
 from sdclr.io import torch_load, write_json
+from sdclr.joblog import ATTEMPT_LINE
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -307,7 +308,7 @@ def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_cluster, tiny_local_
 def test_slurm_requeue_resumes_pretraining_from_its_checkpoint(slurm_cluster, tiny_split, tmp_path):
     """`scontrol requeue` (what preemption does) of a running pretraining job: SLURM sends
     SIGTERM, the job stops cleanly, goes back to the queue and its second run resumes from
-    the last checkpoint; Snakemake waits for it and finishes."""
+    the last checkpoint; Snakemake waits for it and finishes. The job's log keeps both runs."""
     config = yaml.safe_load(TINY.read_text())
     config["datasets"]["fmnist_lt"]["pretrain"].update(epochs=10, checkpoint_every=1)
     (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
@@ -357,6 +358,12 @@ def test_slurm_requeue_resumes_pretraining_from_its_checkpoint(slurm_cluster, ti
     log = (tmp_path / "results/logs/pretrain/fmnist_lt/sdclr/split1/seed0.log").read_text()
     resumed = RESUMED.search(log)
     assert resumed and int(resumed.group(1)) >= requeued["epochs"] >= 2, log
+    # The job's log keeps both runs, each after its attempt line (sdclr/joblog.py).
+    first, second = log.split(ATTEMPT_LINE)[1:]
+    assert f"SLURM job {requeued['job']}" in first.splitlines()[0], log
+    assert second.splitlines()[0].endswith(f"SLURM job {requeued['job']}, restart 1"), log
+    assert "epoch 2/10" in first and "SIGTERM received: stopped" in first, log
+    assert RESUMED.search(second) and "epoch 10/10" in second, log
     assert logged_epochs(run_dir) == 10 and (run_dir / "model.pt").is_file()
     (submission,) = SUBMITTED.findall(output)  # one submission, run twice by SLURM
     assert submission[1] == requeued["job"]
@@ -578,3 +585,22 @@ def test_the_status_command_is_a_site_setting(monkeypatch):
     monkeypatch.delenv("SDCLR_SLURM_STATUS_COMMAND")
     with open(PROFILE / "config.yaml") as handle:
         assert "slurm-status-command" not in yte.process_yaml(handle, require_use_yte=True)
+
+
+def test_profile_slurm_in_a_checkout_is_that_checkouts_profile(tmp_path, monkeypatch):
+    """Snakemake resolves `--profile slurm` (snakemake.cli.get_profile_dir) in the working
+    directory before ~/.config/snakemake: in the checkout's root the top-level link `slurm`
+    wins over a profile of that name in the user's config directory (here another
+    checkout's), and nothing needs linking there."""
+    from snakemake.cli import get_profile_dir
+
+    other = tmp_path / "config" / "snakemake" / "slurm"
+    other.mkdir(parents=True)
+    (other / "config.yaml").write_text("jobs: 1\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+    assert get_profile_dir("slurm")[1].resolve() == (other / "config.yaml").resolve()
+    monkeypatch.chdir(ROOT)
+    directory, config_file = get_profile_dir("slurm")
+    assert config_file.resolve() == (PROFILE / "config.yaml").resolve()
+    assert os.readlink(ROOT / "slurm") == "workflow/profiles/slurm"  # relative: any clone
