@@ -9,4 +9,9 @@ else
   : >> "$log"
   ln -f "$log" "$log.attempts" 2>/dev/null || true
 fi
-echo "=== attempt started $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n)${SLURM_JOB_ID:+, SLURM job $SLURM_JOB_ID}${SLURM_RESTART_COUNT:+, restart $SLURM_RESTART_COUNT}" >> "$log"
+# A job step (srun, as the executor runs a job) does not see SLURM_RESTART_COUNT: ask SLURM.
+restarts="${SLURM_RESTART_COUNT:-}"
+if [ -z "$restarts" ] && [ -n "${SLURM_JOB_ID:-}" ] && command -v scontrol >/dev/null; then
+  restarts=$(scontrol show job -o "$SLURM_JOB_ID" 2>/dev/null | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')
+fi
+echo "=== attempt started $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n)${SLURM_JOB_ID:+, SLURM job $SLURM_JOB_ID}${restarts:+, restart $restarts}" >> "$log"
