@@ -67,7 +67,8 @@ schema: setup
 	python -m sdclr.config_schema
 
 lint: setup
-	ruff check . && ruff format --check . && snakemake --lint
+	ruff check . && ruff format --check . && snakefmt --check Snakefile workflow/rules \
+	  && snakemake --lint
 
 clean:
 	rm -rf results/data results/splits results/checkpoints results/eval results/tables \
