@@ -5,15 +5,27 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup demo test test-fast lint report clean schema slurm-profile slurm-packages
+.PHONY: setup demo test test-fast lint report clean schema slurm-profile slurm-packages lock
 
 setup: $(VENV)/.installed fashion-mnist slurm-profile
 
-$(VENV)/.installed: pyproject.toml
+# Installs the versions the tests passed with (constraints.txt); `make lock` renews them.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# The newest versions pyproject.toml allows, in a fresh venv, frozen into constraints.txt (and
+# environment.yml's conda pins); then `make test` (which reinstalls .venv from the new file)
+# and commit both files.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[dev]'
+	$(LOCK_VENV)/bin/pip freeze --exclude-editable | $(PYTHON) scripts/lock_versions.py
+	rm -rf $(LOCK_VENV)
 
 # The embedded dataset: Debian's package when we can install it, else torchvision downloads it.
 fashion-mnist:
