@@ -332,6 +332,7 @@ def report_settings(config: dict[str, Any]) -> dict[str, Any]:
 
     return {
         "evals": {probe: paths.eval_files(config, probe) for probe in paths.probes(config)},
+        "runs": paths.runs(config),
         "splits": paths.split_files(config),
         "labels": labels(config),
         "row_order": paths.row_order(config),

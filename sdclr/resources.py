@@ -54,6 +54,7 @@ RULE_DEFAULTS: dict[str, dict[str, Any]] = {
     "make_tables": {"mem_mb": 2000, "runtime": 15},
     "make_figures": {"mem_mb": 2000, "runtime": 15},
     "compare_with_paper": {"mem_mb": 2000, "runtime": 15},
+    "summarize": {"mem_mb": 2000, "runtime": 15},
 }
 
 

@@ -81,7 +81,12 @@ def logged(command):
 
 def final_targets():
     tables = paths.table_files(config)
-    return tables + list(paths.FIGURES.values()) + list(paths.COMPARISON.values())
+    return (
+        tables
+        + list(paths.FIGURES.values())
+        + list(paths.COMPARISON.values())
+        + list(paths.SUMMARY.values())
+    )
 
 
 def canonical_json(value):

@@ -4,15 +4,15 @@ rule prepare_dataset:
     output:
         data=paths.DATASET,
         summary=paths.DATASET_SUMMARY,
-    params:
-        script=script("prepare_dataset.py"),
-    threads: rule_threads("prepare_dataset")
-    resources:
-        **rule_resources("prepare_dataset"),
     log:
         "results/logs/prepare_dataset/{dataset}.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("prepare_dataset")
+    resources:
+        **rule_resources("prepare_dataset"),
+    params:
+        script=script("prepare_dataset.py"),
     shell:
         logged(
             "python {params.script:q} --settings {input.settings:q} "

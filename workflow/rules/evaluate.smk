@@ -6,15 +6,15 @@ rule probe:
         model=paths.MODEL,
     output:
         record=paths.EVAL,
-    params:
-        script=script("evaluate.py"),
-    threads: rule_threads("probe")
-    resources:
-        **rule_resources("probe"),
     log:
         "results/logs/probe/{dataset}/{method}/split{split}/seed{seed}/{probe}.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("probe")
+    resources:
+        **rule_resources("probe"),
+    params:
+        script=script("evaluate.py"),
     shell:
         logged(
             "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "

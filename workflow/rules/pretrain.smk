@@ -11,16 +11,16 @@ rule pretrain:
     output:
         model=paths.MODEL,
         train_log=paths.TRAIN_LOG,
-    params:
-        script=script("pretrain.py"),
-        run_dir=paths.RUN_DIR,
-    threads: rule_threads("pretrain")
-    resources:
-        **rule_resources("pretrain"),
     log:
         "results/logs/pretrain/{dataset}/{method}/split{split}/seed{seed}.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("pretrain")
+    resources:
+        **rule_resources("pretrain"),
+    params:
+        script=script("pretrain.py"),
+        run_dir=paths.RUN_DIR,
     shell:
         logged(
             "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "

@@ -5,15 +5,15 @@ rule make_split:
         reference=reference_split_files,
     output:
         split=paths.SPLIT,
-    params:
-        script=script("make_split.py"),
-    threads: rule_threads("make_split")
-    resources:
-        **rule_resources("make_split"),
     log:
         "results/logs/make_split/{dataset}/split{split}.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("make_split")
+    resources:
+        **rule_resources("make_split"),
+    params:
+        script=script("make_split.py"),
     shell:
         logged(
             "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
