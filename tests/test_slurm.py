@@ -604,3 +604,20 @@ def test_profile_slurm_in_a_checkout_is_that_checkouts_profile(tmp_path, monkeyp
     directory, config_file = get_profile_dir("slurm")
     assert config_file.resolve() == (PROFILE / "config.yaml").resolve()
     assert os.readlink(ROOT / "slurm") == "workflow/profiles/slurm"  # relative: any clone
+
+
+def test_the_profile_holds_site_facts_only(monkeypatch):
+    """What jobs ask for is the experiment's (the config's `resources:`): the profile has no
+    set-resources for a command-line --set-resources to replace, no set-threads, and its
+    default-resources are the account and SLURM's append mode; it hands the partitions and
+    GPU model to the rules (sdclr/resources.py) through the environment."""
+    import yte
+
+    for name in ("ACCOUNT", "PARTITION", "GPU_PARTITION", "GPU_MODEL"):
+        monkeypatch.setenv(f"SDCLR_SLURM_{name}", name.lower())
+    with open(PROFILE / "config.yaml") as handle:
+        profile = yte.process_yaml(handle, require_use_yte=True)
+    assert "set-resources" not in profile and "set-threads" not in profile
+    assert set(profile["default-resources"]) == {"slurm_extra", "slurm_account"}
+    assert os.environ["SDCLR_SLURM_GPU_PARTITION"] == "gpu_partition"
+    assert os.environ["SDCLR_SLURM_GPU_MODEL"] == "gpu_model"
