@@ -621,3 +621,27 @@ def test_the_profile_holds_site_facts_only(monkeypatch):
     assert set(profile["default-resources"]) == {"slurm_extra", "slurm_account"}
     assert os.environ["SDCLR_SLURM_GPU_PARTITION"] == "gpu_partition"
     assert os.environ["SDCLR_SLURM_GPU_MODEL"] == "gpu_model"
+
+
+def test_make_setup_links_nothing_into_the_users_config_and_points_out_an_old_link(tmp_path):
+    """`make slurm-profile` (part of `make setup`) creates no ~/.config/snakemake/slurm (which
+    would make every checkout use the last one set up), and names such a link left by an
+    older version."""
+    env = clean_env(HOME=str(tmp_path))
+    env.pop("XDG_CONFIG_HOME", None)
+
+    def make() -> str:
+        proc = subprocess.run(
+            ["make", "--no-print-directory", "-C", str(ROOT), "slurm-profile"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout + proc.stderr
+
+    link = tmp_path / ".config" / "snakemake" / "slurm"
+    assert make() == "" and not link.exists() and not link.is_symlink()
+    link.parent.mkdir(parents=True)
+    link.symlink_to("/elsewhere/checkout/workflow/profiles/slurm")
+    assert "is not needed" in make() and link.is_symlink()  # pointed out, left alone
