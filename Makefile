@@ -5,15 +5,27 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup demo test test-fast lint report clean schema slurm-profile slurm-packages
+.PHONY: setup demo test test-fast lint report clean schema slurm-profile slurm-packages lock
 
 setup: $(VENV)/.installed fashion-mnist slurm-profile
 
-$(VENV)/.installed: pyproject.toml
+# Installs the versions the tests passed with (constraints.txt); `make lock` renews them.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# The newest versions pyproject.toml allows, in a fresh venv, frozen into constraints.txt (and
+# environment.yml's conda pins); then `make test` (which reinstalls .venv from the new file)
+# and commit both files.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet -e '.[dev]'
+	$(LOCK_VENV)/bin/pip freeze --exclude-editable | $(PYTHON) scripts/lock_versions.py
+	rm -rf $(LOCK_VENV)
 
 # The embedded dataset: Debian's package when we can install it, else torchvision downloads it.
 fashion-mnist:
@@ -25,18 +37,14 @@ fashion-mnist:
 	  fi; \
 	fi
 
-# `snakemake --profile slurm` looks for a profile named slurm in $XDG_CONFIG_HOME/snakemake
-# (default ~/.config/snakemake): link it to this checkout's workflow/profiles/slurm. A profile
-# of that name that is not such a link is left alone (then use --profile workflow/profiles/slurm).
-SLURM_PROFILE := $(abspath workflow/profiles/slurm)
+# `snakemake --profile slurm` looks for `slurm` in the working directory first, then in
+# ~/.config/snakemake: the top-level link `slurm` makes it this checkout's profile, so nothing
+# is linked into ~/.config (a link there would make every checkout use the last one set up).
+# Older versions of this Makefile made that link: say so when it is there.
 slurm-profile:
 	@link="$${XDG_CONFIG_HOME:-$$HOME/.config}/snakemake/slurm"; \
-	if [ ! -e "$$link" ] && [ ! -L "$$link" ] || \
-	   { [ -L "$$link" ] && case "$$(readlink "$$link")" in */workflow/profiles/slurm) true;; *) false;; esac; }; then \
-	  mkdir -p "$$(dirname "$$link")" && ln -sfn "$(SLURM_PROFILE)" "$$link"; \
-	else \
-	  echo "note: $$link is not a link to a workflow/profiles/slurm; left as it is"; \
-	fi
+	if [ -L "$$link" ]; then case "$$(readlink "$$link")" in */workflow/profiles/slurm) \
+	  echo "note: $$link (-> $$(readlink "$$link")) is not needed: \`--profile slurm\` in a checkout uses its own profile; outside one it would use that checkout's (rm it)";; esac; fi
 
 # The tests start a one-node SLURM cluster (tests/slurm_cluster.py): as root, install Debian's
 # slurm-wlm and munge when missing. Never on a machine that already has a SLURM client (a
@@ -71,7 +79,8 @@ schema: setup
 	python -m sdclr.config_schema
 
 lint: setup
-	ruff check . && ruff format --check . && snakemake --lint
+	ruff check . && ruff format --check . && snakefmt --check Snakefile workflow/rules \
+	  && snakemake --lint
 
 clean:
 	rm -rf results/data results/splits results/checkpoints results/eval results/analysis \

@@ -8,6 +8,9 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
@@ -17,9 +20,9 @@ include: "workflow/rules/common.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_targets(),
-    default_target: True
 
 
 include: "workflow/rules/settings.smk"

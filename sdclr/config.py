@@ -109,6 +109,7 @@ def _normalize_experiment(config: dict[str, Any]) -> dict[str, Any]:
         "data_root": config.get("data_root", "results/data/raw"),
         "download": config.get("download", True),
         "device": config.get("device", "auto"),
+        "resources": copy.deepcopy(config.get("resources") or {}),
     }
     datasets = {
         name: {**copy.deepcopy(entry), **copy.deepcopy(shared)}
@@ -179,6 +180,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
             raise ConfigError(f"datasets.{name}.groups: thresholds need many_above and few_below")
     for name, dataset in config["datasets"].items():
         _check_batch_fits(name, dataset, config["methods"])
+    _check_resources(config)
     for run, method in config["methods"].items():
         where = f"methods.{run}"
         algorithm = method.get("algorithm", run)
@@ -201,6 +203,19 @@ def _check_semantics(config: dict[str, Any]) -> None:
             )
         for dataset in config["datasets"].values():
             load(PretrainConfig, method_pretrain(dataset, method), f"{where}.pretrain")
+
+
+def _check_resources(config: dict[str, Any]) -> None:
+    """The ``resources`` section (defaults filled in) and its GPUs against ``pretrain.gpus``."""
+    from sdclr.resources import check_gpus, load_resources
+
+    resources = load_resources(config.get("resources"))
+    for dataset in config["datasets"].values():
+        gpus = {
+            run: method_pretrain(dataset, method).get("gpus", 1)
+            for run, method in config["methods"].items()
+        }
+        check_gpus(resources, gpus)
 
 
 def _check_batch_fits(name: str, dataset: dict[str, Any], methods: dict[str, Any]) -> None:
@@ -357,6 +372,7 @@ def report_settings(config: dict[str, Any]) -> dict[str, Any]:
         "evals": {probe: paths.eval_files(config, probe) for probe in paths.probes(config)},
         "analyses": paths.analyses(config),
         "analysis_files": paths.analysis_files(config),
+        "runs": paths.runs(config),
         "splits": paths.split_files(config),
         "labels": labels(config),
         "row_order": paths.row_order(config),

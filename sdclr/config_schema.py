@@ -135,6 +135,7 @@ def _top_level() -> dict[str, Any]:
                 "items": {"$ref": "#/$defs/removal_method"},
                 "default": [],
             },
+            "resources": {"$ref": "#/$defs/resources"},
             "methods": {
                 "type": "object",
                 "description": "Pretraining runs by name (the {method} wildcard).",
@@ -295,6 +296,29 @@ def _removal_method_def(method: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def _resources_def() -> dict[str, Any]:
+    """``resources``: per rule, what its jobs ask a scheduler for, with that rule's defaults."""
+    from sdclr.resources import RULE_DEFAULTS, JobResources
+    from sdclr.settings import json_schema
+
+    properties = {}
+    for rule, defaults in RULE_DEFAULTS.items():
+        job = copy.deepcopy(json_schema(JobResources))
+        for key, value in defaults.items():
+            job["properties"][key]["default"] = value
+        properties[rule] = job
+    return {
+        "type": "object",
+        "description": (
+            "Per rule, what its jobs ask a scheduler (SLURM) for; rules and keys left out "
+            "take the defaults (sdclr/resources.py). Retries get attempt x the runtime and "
+            "1 + (attempt - 1) / 2 x the memory."
+        ),
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
 @cache
 def _schema() -> dict[str, Any]:
     from sdclr.settings import json_schema
@@ -306,6 +330,7 @@ def _schema() -> dict[str, Any]:
     defs["longtail"]["properties"]["reference_splits"] = {"$ref": "#/$defs/reference_splits"}
     defs["method"] = _method_def(defs["pretrain"])
     defs["removal_method"] = _removal_method_def(defs["method"])
+    defs["resources"] = _resources_def()
     schema["$defs"] = dict(sorted(defs.items()))
     return schema
 

@@ -119,8 +119,8 @@ def relaunch_with_torchrun(processes: int) -> None:
     if torch.cuda.is_available() and torch.cuda.device_count() < processes:
         raise SystemExit(
             f"pretrain.gpus is {processes} but this job sees {torch.cuda.device_count()} GPU(s); "
-            f"on SLURM ask for {processes} (export SDCLR_SLURM_GPUS={processes}, see "
-            "workflow/profiles/slurm/config.yaml) or lower pretrain.gpus"
+            f"on SLURM ask for {processes} (resources.pretrain.gpus in the experiment config, "
+            "config/README.md) or lower pretrain.gpus"
         )
     args = [
         sys.executable,

@@ -53,6 +53,12 @@ COMPARISON = {
         for ext in ("md", "csv")
     },
     "figure": "results/figures/paper_comparison.png",
+}
+# What `dvc exp show` and `dvc plots show` read (sdclr/summary.py).
+SUMMARY = {
+    "metrics": "results/metrics.json",
+    "loss": "results/plots/pretrain_loss.csv",
+    "groups": "results/plots/group_accuracy.csv",
 }  # The paper's reported numbers (data in the repository, not a pipeline output).
 REPORTED = Path(__file__).resolve().parents[1] / "config" / "paper" / "reported.yaml"
 

@@ -113,13 +113,16 @@ def test_repro_completes_and_a_second_repro_runs_nothing(reproduced):
     assert stages_run(again.stdout) == set()
     assert "Data and pipelines are up to date" in again.stdout
     metrics = run(reproduced, str(BIN / "dvc"), "metrics", "show").stdout
-    assert "results/tables/linear.json" in metrics and "fmnist_lt.sdclr.All.mean" in metrics
+    # One small metrics file: All and Few per probe and method (sdclr/summary.py).
+    assert "results/metrics.json" in metrics and "linear.fmnist_lt.sdclr.All" in metrics
+    assert "results/tables/linear.json" not in metrics and ".mean" not in metrics
 
 
 def test_changing_one_method_reruns_only_its_stages(reproduced):
     """A changed SDCLR hyperparameter reruns SDCLR's pretraining and probes and the
     aggregation, and nothing of SimCLR, the data or the splits (a real `dvc repro`: its dry
-    run cannot see that a rerun changes an output)."""
+    run cannot see that a rerun changes an output). The settings stages, which read the whole
+    config file, rerun in seconds and rewrite only the files whose content changed."""
     config_path = reproduced / "config" / "config.yaml"
     original = config_path.read_text()
     config = yaml.safe_load(original)
@@ -135,8 +138,27 @@ def test_changing_one_method_reruns_only_its_stages(reproduced):
     expected |= {"make_tables@linear", "make_tables@fewshot", "make_figures", "compare_with_paper"}
     expected |= {f"analyse@fmnist_lt-sdclr-{s}-0" for s in (1, 2)}
     expected |= {"make_analysis_report@pie", "make_analysis_report@geometry"}
-    expected |= {"settings_pretrain@fmnist_lt-sdclr", "settings_report"}  # files rewritten
+    expected |= {"summarize"}
+    # Every settings stage reruns on a config edit (seconds); only sdclr's file and the
+    # report's change, so only sdclr's jobs and the aggregation rerun after them.
+    expected |= {"settings_dataset@fmnist_lt", "settings_split@fmnist_lt", "settings_report"}
+    expected |= {f"settings_pretrain@fmnist_lt-{m}" for m in ("simclr", "sdclr")}
+    expected |= {f"settings_probe@fmnist_lt-{p}" for p in ("linear", "fewshot")}
+    expected |= {"settings_analysis@fmnist_lt"}
     assert ran == expected, rerun.stdout
+
+
+def test_plots_overlay_the_runs_and_show_the_group_bars(reproduced):
+    """`dvc plots show` renders the top-level plots: every run's loss in one chart (a line
+    per run, by the template in workflow/report/) and the group-accuracy bars, into
+    dvc_plots/, which git ignores."""
+    run(reproduced, str(BIN / "dvc"), "plots", "show")
+    html = (reproduced / "dvc_plots" / "index.html").read_text()
+    assert "Pretraining loss, one line per run" in html and "Test accuracy (%) by group" in html
+    runs = {f"fmnist_lt/{m}/split{s}/seed0" for m in ("simclr", "sdclr") for s in (1, 2)}
+    assert all(f'"run": "{name}"' in html for name in runs), html[:2000]
+    ignored = run(reproduced, "git", "check-ignore", "dvc_plots/index.html", check=False)
+    assert ignored.returncode == 0
 
 
 def test_dvc_outputs_equal_the_files_snakemake_produces(snakemade):

@@ -20,6 +20,7 @@ from slurm_cluster import SlurmCluster, snakemake_with_quick_status_checks, unav
 
 from sdclr.config import job_settings, load_config
 from sdclr.io import torch_load, write_json
+from sdclr.joblog import ATTEMPT_LINE
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -108,32 +109,34 @@ def fake_slurm_commands(bindir: Path, account: str) -> None:
         (bindir / name).chmod(0o755)
 
 
-@pytest.mark.slow
-def test_profile_asks_slurm_for_a_gpu_with_site_settings_and_more_time_on_retry(tmp_path):
-    """`make slurm-profile` makes `--profile slurm` find workflow/profiles/slurm; with the site
-    settings in the environment, the real plugin's sbatch call for pretraining asks for one
-    GPU of the chosen model, CPUs per GPU (used as torch threads), memory, wall time, the GPU
-    partition, the account and --requeue, and the 2nd and 3rd attempts get 2x and 3x the
-    time. A probe also gets a GPU; a CPU rule gets no GPU and the CPU partition."""
-    home = tmp_path / "home"
-    home.mkdir()
-    env = clean_env(HOME=str(home))
-    env.pop("XDG_CONFIG_HOME", None)
-    make = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(ROOT), "slurm-profile"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert make.returncode == 0, make.stdout + make.stderr
-    link = home / ".config" / "snakemake" / "slurm"
-    assert link.is_symlink() and link.resolve() == PROFILE.resolve()
+def submissions_by_rule(calls: Path) -> dict[str, list[dict]]:
+    """The recorded sbatch calls as {rule: [options + attempt]}."""
+    by_rule: dict[str, list[dict]] = {}
+    for line in calls.read_text().splitlines():
+        options = sbatch_options(json.loads(line))
+        attempt = int(re.search(r"--attempt (\d+)", options["--wrap"]).group(1))
+        rule = re.match(r"rule_([a-z_]+?)_wildcards", options["--comment"]).group(1)
+        by_rule.setdefault(rule, []).append({**options, "attempt": attempt})
+    return by_rule
 
+
+@pytest.mark.slow
+def test_the_config_sizes_the_sbatch_calls_and_the_site_settings_place_them(tmp_path):
+    """With the CIFAR paper config's `resources:` and the site settings in the environment, the
+    real plugin's sbatch call for pretraining asks for one GPU of the site's model, 8 CPUs per
+    GPU (used as torch threads), 32 GB, 8 h, the GPU partition, the account and --requeue; the
+    2nd and 3rd attempts get 2x and 3x the time and 1.5x and 2x the memory. A probe also gets
+    a GPU; a CPU rule gets no GPU and the CPU partition. Then `--set-resources
+    pretrain:mem_mb=8000` on the command line changes that one resource and nothing else (the
+    profile has no set-resources that the flag would replace)."""
     # Inputs of one pretraining job, one probe and one split: only those three jobs run (and
     # the local settings rule for nothing: each settings file is older than what it feeds).
     work = tmp_path / "work"
     work.mkdir()
-    shutil.copy(TINY, work / "tiny.yaml")
+    config = yaml.safe_load(TINY.read_text())
+    paper = yaml.safe_load((ROOT / "config" / "paper" / "cifar10_lt.yaml").read_text())
+    config["resources"] = paper["resources"]
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
     for name in (  # oldest first: the jobs' settings files, then their other inputs
         "results/settings/fmnist_lt/split.json",
         "results/settings/fmnist_lt/pretrain/sdclr.json",
@@ -151,45 +154,38 @@ def test_profile_asks_slurm_for_a_gpu_with_site_settings_and_more_time_on_retry(
     ]
     fake_slurm_commands(tmp_path / "bin", "proj42")
     calls = tmp_path / "sbatch_calls.jsonl"
-    env.update(
-        PATH=f"{tmp_path / 'bin'}{os.pathsep}{env['PATH']}",
+    env = clean_env(
+        PATH=f"{tmp_path / 'bin'}{os.pathsep}{clean_env()['PATH']}",
         FAKE_SBATCH_LOG=str(calls),
         SDCLR_SLURM_ACCOUNT="proj42",
         SDCLR_SLURM_PARTITION="cpu",
         SDCLR_SLURM_GPU_PARTITION="gpu",
         SDCLR_SLURM_GPU_MODEL="a100",
     )
-    proc = snakemake(
-        work,
-        "--profile",
-        "slurm",  # the literal name, found through the link in $HOME/.config/snakemake
-        "--configfile",
-        "tiny.yaml",
-        "--slurm-init-seconds-before-status-checks",
-        "1",
-        *targets,
-        env=env,
-        timeout=300,
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0, output  # every submission was refused
-    # The slurm profile, with the checkout's default workflow profile layered over it.
-    assert "Using profiles slurm and workflow specific profile" in output, output
 
-    by_rule: dict[str, list[dict]] = {}
-    for line in calls.read_text().splitlines():
-        options = sbatch_options(json.loads(line))
-        attempt = int(re.search(r"--attempt (\d+)", options["--wrap"]).group(1))
-        rule = re.match(r"rule_([a-z_]+?)_wildcards", options["--comment"]).group(1)
-        by_rule.setdefault(rule, []).append({**options, "attempt": attempt})
-    assert sorted(by_rule) == ["make_split", "pretrain", "probe"], output
-    for rule, submissions in by_rule.items():
-        assert sorted(s["attempt"] for s in submissions) == [1, 2, 3], (rule, output)
-        for s in submissions:
-            assert s["-A"] == "proj42" and s["--requeue"] is True
-            assert s["--open-mode"] == "append"
-            assert s["--job-name"].startswith("sdclr_")
+    def submit(*extra: str) -> tuple[dict[str, list[dict]], str]:
+        calls.unlink(missing_ok=True)
+        proc = snakemake(
+            work,
+            *("--profile", str(PROFILE), "--configfile", "tiny.yaml"),
+            *("--slurm-init-seconds-before-status-checks", "1", *targets, *extra),
+            env=env,
+            timeout=300,
+        )
+        output = proc.stdout + proc.stderr
+        assert proc.returncode != 0, output  # every submission was refused
+        assert calls.exists(), output
+        by_rule = submissions_by_rule(calls)
+        assert sorted(by_rule) == ["make_split", "pretrain", "probe"], output
+        for rule, submissions in by_rule.items():
+            assert sorted(s["attempt"] for s in submissions) == [1, 2, 3], (rule, output)
+            for s in submissions:
+                assert s["-A"] == "proj42" and s["--requeue"] is True
+                assert s["--open-mode"] == "append"
+                assert s["--job-name"].startswith("sdclr_")
+        return by_rule, output
 
+    by_rule, output = submit()
     for s in by_rule["pretrain"]:
         a = s["attempt"]
         assert s["--gpus"] == "a100:1", s
@@ -203,10 +199,22 @@ def test_profile_asks_slurm_for_a_gpu_with_site_settings_and_more_time_on_retry(
     for s in by_rule["probe"]:
         assert s["--gpus"] == "a100:1" and s["-p"] == "gpu"
         assert s["-t"] == str(120 * s["attempt"])
+        assert s["--mem"] == str(16000 + 8000 * (s["attempt"] - 1))
     for s in by_rule["make_split"]:
         assert "--gpus" not in s and "--gres" not in s
         assert s["-p"] == "cpu" and s["--cpus-per-task"] == "1"
         assert s["-t"] == str(30 * s["attempt"])
+
+    overridden, _ = submit("--set-resources", "pretrain:mem_mb=8000")
+    for s in overridden["pretrain"]:  # that one value, on every attempt; the rest as before
+        assert s["--mem"] == "8000"
+        assert s["--gpus"] == "a100:1" and s["-p"] == "gpu" and s["--cpus-per-gpu"] == "8"
+        assert s["-t"] == str(480 * s["attempt"])
+    for rule in ("probe", "make_split"):
+        keep = ("--mem", "-t", "-p", "--gpus")
+        assert [{k: s.get(k) for k in keep} for s in overridden[rule]] == [
+            {k: s.get(k) for k in keep} for s in by_rule[rule]
+        ]
 
 
 # -- 2. the tiny pipeline on a real (one-node, CPU-only) SLURM cluster ---------------------------
@@ -226,8 +234,9 @@ def slurm_cluster(tmp_path_factory):
 
 
 def slurm_env(cluster: SlurmCluster) -> dict[str, str]:
-    """What a CPU-only test cluster needs: no GPUs, its partition (and its SLURM_CONF)."""
-    env = clean_env(SDCLR_SLURM_GPUS="0", SDCLR_SLURM_PARTITION=cluster.partition)
+    """What a CPU-only test cluster needs: its partition (and its SLURM_CONF); the tiny config
+    asks for no GPUs."""
+    env = clean_env(SDCLR_SLURM_PARTITION=cluster.partition)
     env["SLURM_CONF"] = cluster.env["SLURM_CONF"]
     env["PATH"] = f"{cluster.bin}{os.pathsep}{env['PATH']}"
     return env
@@ -299,7 +308,7 @@ def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_cluster, tiny_local_
 def test_slurm_requeue_resumes_pretraining_from_its_checkpoint(slurm_cluster, tiny_split, tmp_path):
     """`scontrol requeue` (what preemption does) of a running pretraining job: SLURM sends
     SIGTERM, the job stops cleanly, goes back to the queue and its second run resumes from
-    the last checkpoint; Snakemake waits for it and finishes."""
+    the last checkpoint; Snakemake waits for it and finishes. The job's log keeps both runs."""
     config = yaml.safe_load(TINY.read_text())
     config["datasets"]["fmnist_lt"]["pretrain"].update(epochs=10, checkpoint_every=1)
     (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
@@ -349,6 +358,12 @@ def test_slurm_requeue_resumes_pretraining_from_its_checkpoint(slurm_cluster, ti
     log = (tmp_path / "results/logs/pretrain/fmnist_lt/sdclr/split1/seed0.log").read_text()
     resumed = RESUMED.search(log)
     assert resumed and int(resumed.group(1)) >= requeued["epochs"] >= 2, log
+    # The job's log keeps both runs, each after its attempt line (sdclr/joblog.py).
+    first, second = log.split(ATTEMPT_LINE)[1:]
+    assert f"SLURM job {requeued['job']}" in first.splitlines()[0], log
+    assert second.splitlines()[0].endswith(f"SLURM job {requeued['job']}, restart 1"), log
+    assert "epoch 2/10" in first and "SIGTERM received: stopped" in first, log
+    assert RESUMED.search(second) and "epoch 10/10" in second, log
     assert logged_epochs(run_dir) == 10 and (run_dir / "model.pt").is_file()
     (submission,) = SUBMITTED.findall(output)  # one submission, run twice by SLURM
     assert submission[1] == requeued["job"]
@@ -570,3 +585,63 @@ def test_the_status_command_is_a_site_setting(monkeypatch):
     monkeypatch.delenv("SDCLR_SLURM_STATUS_COMMAND")
     with open(PROFILE / "config.yaml") as handle:
         assert "slurm-status-command" not in yte.process_yaml(handle, require_use_yte=True)
+
+
+def test_profile_slurm_in_a_checkout_is_that_checkouts_profile(tmp_path, monkeypatch):
+    """Snakemake resolves `--profile slurm` (snakemake.cli.get_profile_dir) in the working
+    directory before ~/.config/snakemake: in the checkout's root the top-level link `slurm`
+    wins over a profile of that name in the user's config directory (here another
+    checkout's), and nothing needs linking there."""
+    from snakemake.cli import get_profile_dir
+
+    other = tmp_path / "config" / "snakemake" / "slurm"
+    other.mkdir(parents=True)
+    (other / "config.yaml").write_text("jobs: 1\n")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+    assert get_profile_dir("slurm")[1].resolve() == (other / "config.yaml").resolve()
+    monkeypatch.chdir(ROOT)
+    directory, config_file = get_profile_dir("slurm")
+    assert config_file.resolve() == (PROFILE / "config.yaml").resolve()
+    assert os.readlink(ROOT / "slurm") == "workflow/profiles/slurm"  # relative: any clone
+
+
+def test_the_profile_holds_site_facts_only(monkeypatch):
+    """What jobs ask for is the experiment's (the config's `resources:`): the profile has no
+    set-resources for a command-line --set-resources to replace, no set-threads, and its
+    default-resources are the account and SLURM's append mode; it hands the partitions and
+    GPU model to the rules (sdclr/resources.py) through the environment."""
+    import yte
+
+    for name in ("ACCOUNT", "PARTITION", "GPU_PARTITION", "GPU_MODEL"):
+        monkeypatch.setenv(f"SDCLR_SLURM_{name}", name.lower())
+    with open(PROFILE / "config.yaml") as handle:
+        profile = yte.process_yaml(handle, require_use_yte=True)
+    assert "set-resources" not in profile and "set-threads" not in profile
+    assert set(profile["default-resources"]) == {"slurm_extra", "slurm_account"}
+    assert os.environ["SDCLR_SLURM_GPU_PARTITION"] == "gpu_partition"
+    assert os.environ["SDCLR_SLURM_GPU_MODEL"] == "gpu_model"
+
+
+def test_make_setup_links_nothing_into_the_users_config_and_points_out_an_old_link(tmp_path):
+    """`make slurm-profile` (part of `make setup`) creates no ~/.config/snakemake/slurm (which
+    would make every checkout use the last one set up), and names such a link left by an
+    older version."""
+    env = clean_env(HOME=str(tmp_path))
+    env.pop("XDG_CONFIG_HOME", None)
+
+    def make() -> str:
+        proc = subprocess.run(
+            ["make", "--no-print-directory", "-C", str(ROOT), "slurm-profile"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout + proc.stderr
+
+    link = tmp_path / ".config" / "snakemake" / "slurm"
+    assert make() == "" and not link.exists() and not link.is_symlink()
+    link.parent.mkdir(parents=True)
+    link.symlink_to("/elsewhere/checkout/workflow/profiles/slurm")
+    assert "is not needed" in make() and link.is_symlink()  # pointed out, left alone

@@ -11,19 +11,21 @@ rule analyse:
         model=paths.MODEL,
     output:
         record=paths.ANALYSIS,
-    params:
-        script=script("analyse.py"),
-    threads: 1
-    resources:
-        mem_mb=4000,
     log:
         "results/logs/analyse/{dataset}/{method}/split{split}/seed{seed}.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("analyse")
+    resources:
+        **rule_resources("analyse"),
+    params:
+        script=script("analyse.py"),
     shell:
-        "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
-        "--split {input.split:q} --model {input.model:q} --seed {wildcards.seed} "
-        "--out {output.record:q} --threads {threads} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
+            "--split {input.split:q} --model {input.model:q} --seed {wildcards.seed} "
+            "--out {output.record:q} --threads {threads} 2>> {log:q}"
+        )
 
 
 rule make_analysis_report:
@@ -37,18 +39,21 @@ rule make_analysis_report:
             caption="../report/analysis.rst",
         ),
         csv=paths.ANALYSIS_TABLE.replace("{ext}", "csv"),
-        figure=report(
-            paths.ANALYSIS_FIGURE, category="Analyses", caption="../report/analysis.rst"
-        ),
-    params:
-        script=script("make_analysis_report.py"),
+        figure=report(paths.ANALYSIS_FIGURE, category="Analyses", caption="../report/analysis.rst"),
     log:
         "results/logs/make_analysis_report/{analysis}.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("make_analysis_report")
+    resources:
+        **rule_resources("make_analysis_report"),
+    params:
+        script=script("make_analysis_report.py"),
     shell:
-        "python {params.script:q} --settings {input.settings:q} --analysis {wildcards.analysis} "
-        "--md {output.md:q} --csv {output.csv:q} --figure {output.figure:q} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --analysis {wildcards.analysis} "
+            "--md {output.md:q} --csv {output.csv:q} --figure {output.figure:q} 2>> {log:q}"
+        )
 
 
 rule analyses:

@@ -10,6 +10,8 @@ from snakemake.logging import logger
 
 from sdclr import config as sdclr_config
 from sdclr import paths
+from sdclr import resources as sdclr_resources
+from sdclr import joblog
 from sdclr.io import write_json
 
 # Validate the user's config and replace it by its per-dataset form (sdclr.config).
@@ -46,10 +48,50 @@ def settings_file(job):
     return lambda w: paths.SETTINGS.format(dataset=w.dataset, job=job.format(**w))
 
 
+def _job_resources(rule, wildcards):
+    """The config's resources of ``rule`` (sdclr.resources) for this job's dataset; a job of
+    no single dataset (tables, figures) gets the most that any dataset's jobs of it ask."""
+    datasets = [wildcards.dataset] if "dataset" in wildcards.keys() else list(config["datasets"])
+    jobs = [
+        sdclr_resources.load_resources(config["datasets"][name]["resources"])[rule]
+        for name in datasets
+    ]
+    return sdclr_resources.combined(jobs)
+
+
+def rule_threads(rule):
+    """A rule's threads, from its resources in the config."""
+    return lambda wildcards: sdclr_resources.threads(_job_resources(rule, wildcards))
+
+
+def rule_resources(rule):
+    """A rule's resources from the config (``resources: **rule_resources("pretrain")``): one
+    function per Snakemake resource; one that does not apply to a job evaluates to None."""
+
+    def resource(key):
+        return lambda wildcards, attempt: sdclr_resources.scheduler_resources(
+            _job_resources(rule, wildcards), attempt
+        ).get(key)
+
+    keys = ("mem_mb", "runtime", "gpu", "cpus_per_gpu", "gpu_model", "slurm_partition")
+    return {key: resource(key) for key in keys}
+
+
+def logged(command):
+    """A rule's shell command after the attempt line in its log (sdclr/joblog.py)."""
+    return joblog.logged(command, script("start_log.sh"))
+
+
 def final_targets():
     tables = paths.table_files(config)
-    figures = list(paths.FIGURES.values()) + list(paths.COMPARISON.values())
-    return tables + figures + paths.analysis_report_files(config) + paths.removal_figures(config)
+    return (
+        tables
+        + list(paths.FIGURES.values())
+        + list(paths.COMPARISON.values())
+        + list(paths.SUMMARY.values())
+        + paths.analysis_report_files(config)
+        + paths.removal_figures(config)
+    )
 
 
 def removal_rule(wildcards):

@@ -4,12 +4,17 @@ rule prepare_dataset:
     output:
         data=paths.DATASET,
         summary=paths.DATASET_SUMMARY,
-    params:
-        script=script("prepare_dataset.py"),
     log:
         "results/logs/prepare_dataset/{dataset}.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("prepare_dataset")
+    resources:
+        **rule_resources("prepare_dataset"),
+    params:
+        script=script("prepare_dataset.py"),
     shell:
-        "python {params.script:q} --settings {input.settings:q} "
-        "--out {output.data:q} --summary {output.summary:q} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} "
+            "--out {output.data:q} --summary {output.summary:q} 2>> {log:q}"
+        )

@@ -6,16 +6,18 @@ rule probe:
         model=paths.MODEL,
     output:
         record=paths.EVAL,
-    params:
-        script=script("evaluate.py"),
-    threads: 1
-    resources:
-        mem_mb=4000,
     log:
         "results/logs/probe/{dataset}/{method}/split{split}/seed{seed}/{probe}.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("probe")
+    resources:
+        **rule_resources("probe"),
+    params:
+        script=script("evaluate.py"),
     shell:
-        "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
-        "--split {input.split:q} --model {input.model:q} --seed {wildcards.seed} "
-        "--out {output.record:q} --threads {threads} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
+            "--split {input.split:q} --model {input.model:q} --seed {wildcards.seed} "
+            "--out {output.record:q} --threads {threads} 2>> {log:q}"
+        )

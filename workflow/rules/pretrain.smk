@@ -12,18 +12,20 @@ rule pretrain:
     output:
         model=paths.MODEL,
         train_log=paths.TRAIN_LOG,
-    params:
-        script=script("pretrain.py"),
-        run_dir=paths.RUN_DIR,
-        removal=removal_option,
-    threads: 1
-    resources:
-        mem_mb=4000,
     log:
         "results/logs/pretrain/{dataset}/{method}/split{split}/seed{seed}.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("pretrain")
+    resources:
+        **rule_resources("pretrain"),
+    params:
+        script=script("pretrain.py"),
+        run_dir=paths.RUN_DIR,
+        removal=removal_option,
     shell:
-        "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
-        "--split {input.split:q} --seed {wildcards.seed} --out-dir {params.run_dir:q} "
-        "--threads {threads} {params.removal} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
+            "--split {input.split:q} --seed {wildcards.seed} --out-dir {params.run_dir:q} "
+            "--threads {threads} {params.removal} 2>> {log:q}"
+        )

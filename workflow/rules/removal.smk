@@ -13,19 +13,21 @@ rule select_difficult:
         model=selector_model,
     output:
         record=paths.REMOVAL,
-    params:
-        script=script("select_difficult.py"),
-    threads: 1
-    resources:
-        mem_mb=8000,
     log:
         "results/logs/removal/{dataset}/{method}/split{split}/seed{seed}.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("select_difficult")
+    resources:
+        **rule_resources("select_difficult"),
+    params:
+        script=script("select_difficult.py"),
     shell:
-        "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
-        "--split {input.split:q} --model {input.model:q} --seed {wildcards.seed} "
-        "--out {output.record:q} --threads {threads} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --data {input.data:q} "
+            "--split {input.split:q} --model {input.model:q} --seed {wildcards.seed} "
+            "--out {output.record:q} --threads {threads} 2>> {log:q}"
+        )
 
 
 rule removal_figure:
@@ -34,13 +36,15 @@ rule removal_figure:
         records=lambda w: paths.removal_records(config, w.dataset, w.method),
     output:
         report(paths.REMOVAL_FIGURE, category="Figures"),
-    params:
-        script=script("make_removal_figure.py"),
-    localrule: True
     log:
         "results/logs/report/removal/{dataset}/{method}.log",
+    localrule: True
     conda:
         "../../environment.yml"
+    params:
+        script=script("make_removal_figure.py"),
     shell:
-        "python {params.script:q} --settings {input.settings:q} --records {input.records:q} "
-        "--out {output:q} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --records {input.records:q} "
+            "--out {output:q} 2>> {log:q}"
+        )

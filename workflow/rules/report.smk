@@ -8,9 +8,7 @@ rule make_tables:
         settings=paths.REPORT_SETTINGS,
         evals=lambda w: paths.eval_files(config, w.probe),
     output:
-        md=report(
-            "results/tables/{probe}.md", category="Tables", caption="../report/table.rst"
-        ),
+        md=report("results/tables/{probe}.md", category="Tables", caption="../report/table.rst"),
         csv="results/tables/{probe}.csv",
         tex="results/tables/{probe}.tex",
         json="results/tables/{probe}.json",
@@ -20,16 +18,21 @@ rule make_tables:
             caption="../report/table.rst",
         ),
         splits_csv="results/tables/{probe}_splits.csv",
-    params:
-        script=script("make_tables.py"),
     log:
         "results/logs/make_tables/{probe}.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("make_tables")
+    resources:
+        **rule_resources("make_tables"),
+    params:
+        script=script("make_tables.py"),
     shell:
-        "python {params.script:q} --settings {input.settings:q} --probe {wildcards.probe} "
-        "--md {output.md:q} --csv {output.csv:q} --tex {output.tex:q} --json {output.json:q} "
-        "--splits-md {output.splits_md:q} --splits-csv {output.splits_csv:q} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --probe {wildcards.probe} "
+            "--md {output.md:q} --csv {output.csv:q} --tex {output.tex:q} --json {output.json:q} "
+            "--splits-md {output.splits_md:q} --splits-csv {output.splits_csv:q} 2>> {log:q}"
+        )
 
 
 rule make_figures:
@@ -53,16 +56,21 @@ rule make_figures:
             category="Figures",
             caption="../report/figures.rst",
         ),
-    params:
-        script=script("make_figures.py"),
     log:
         "results/logs/make_figures.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("make_figures")
+    resources:
+        **rule_resources("make_figures"),
+    params:
+        script=script("make_figures.py"),
     shell:
-        "python {params.script:q} --settings {input.settings:q} "
-        "--group-accuracy {output.group_accuracy:q} --class-profile {output.class_profile:q} "
-        "--accuracy-vs-frequency {output.accuracy_vs_frequency:q} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} "
+            "--group-accuracy {output.group_accuracy:q} --class-profile {output.class_profile:q} "
+            "--accuracy-vs-frequency {output.accuracy_vs_frequency:q} 2>> {log:q}"
+        )
 
 
 rule tables:
@@ -83,18 +91,49 @@ rule compare_with_paper:
         reported=paths.REPORTED,
     output:
         **{
-            key: path if key.endswith("_csv") else report(
-                path, category="Paper comparison", caption="../report/comparison.rst"
+            key: (
+                path
+                if key.endswith("_csv")
+                else report(path, category="Paper comparison", caption="../report/comparison.rst")
             )
             for key, path in paths.COMPARISON.items()
         },
-    params:
-        script=script("compare_with_paper.py"),
-        outputs=lambda wildcards, output: output_options(output, paths.COMPARISON),
     log:
         "results/logs/compare_with_paper.log",
     conda:
         "../../environment.yml"
+    threads: rule_threads("compare_with_paper")
+    resources:
+        **rule_resources("compare_with_paper"),
+    params:
+        script=script("compare_with_paper.py"),
+        outputs=lambda wildcards, output: output_options(output, paths.COMPARISON),
     shell:
-        "python {params.script:q} --settings {input.settings:q} --reported {input.reported:q} "
-        "{params.outputs} 2> {log:q}"
+        logged(
+            "python {params.script:q} --settings {input.settings:q} --reported {input.reported:q} "
+            "{params.outputs} 2>> {log:q}"
+        )
+
+
+rule summarize:
+    input:
+        settings=paths.REPORT_SETTINGS,
+        tables=lambda w: [paths.TABLE.format(probe=p, ext="json") for p in paths.probes(config)],
+        train_logs=[paths.TRAIN_LOG.format(**run) for run in paths.runs(config)],
+    output:
+        **paths.SUMMARY,
+    log:
+        "results/logs/summarize.log",
+    conda:
+        "../../environment.yml"
+    threads: rule_threads("summarize")
+    resources:
+        **rule_resources("summarize"),
+    params:
+        script=script("summarize.py"),
+        outputs=lambda wildcards, output: output_options(output, paths.SUMMARY),
+    shell:
+        logged(
+            "python {params.script:q} --settings {input.settings:q} {params.outputs} "
+            "2>> {log:q}"
+        )

@@ -8,11 +8,11 @@
 rule job_settings:
     output:
         paths.SETTINGS,
-    params:
-        settings=job_settings_json,
-    localrule: True
     log:
         "results/logs/settings/{dataset}/{job}.log",
+    localrule: True
+    params:
+        settings=job_settings_json,
     run:
         write_settings(output[0], params.settings)
 
@@ -20,10 +20,10 @@ rule job_settings:
 rule report_settings:
     output:
         paths.REPORT_SETTINGS,
-    params:
-        settings=canonical_json(sdclr_config.report_settings(config)),
-    localrule: True
     log:
         "results/logs/settings/report.log",
+    localrule: True
+    params:
+        settings=canonical_json(sdclr_config.report_settings(config)),
     run:
         write_settings(output[0], params.settings)
