@@ -217,3 +217,15 @@ def test_analysis_tables_are_mean_and_population_std_over_splits():
     geometry = aggregate_analysis(analysis_frame(records, "geometry"), "geometry")
     md = analysis_markdown(geometry, "geometry")
     assert "| toy | sdclr | D_i | 0.700 ± 0.100 | 0.500 ± 0.000 | 0.250 ± 0.000 |" in md
+
+
+def test_bn_statistics_are_re_estimated_on_the_set_a_run_trained_on():
+    """A single-BN network's statistics come from its pretraining set (D_i, or D_b for the
+    balanced control); a removal run, whose pretraining set is D_i less its difficult examples,
+    uses D_i (the demo's removal run once failed here on its descriptive set name)."""
+    from sdclr.evaluation.analysis import _bn_subset
+
+    assert _bn_subset({"pretrain_set": "D_b"}) == "D_b"
+    assert _bn_subset({}) == "D_i"
+    removal = {"pretrain_set": "D_i - 10% difficult", "remove_difficult": {"fraction": 0.1}}
+    assert _bn_subset(removal) == "D_i"

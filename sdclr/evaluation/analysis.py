@@ -90,6 +90,15 @@ def _geometry(test: torch.Tensor, inputs: ProbeInputs, split: dict, groups: dict
     }
 
 
+def _bn_subset(method: dict[str, Any]) -> str:
+    """The split subset a single-BN network's statistics are re-estimated on: its pretraining
+    set; a removal run (which trained on D_i less its difficult examples) uses D_i, the set it
+    was cut from (its kept indices are in the removal record, not an input of this job)."""
+    if "remove_difficult" in method:
+        return "D_i"
+    return method.get("pretrain_set", "D_i")
+
+
 def _pie(
     model: Any,
     method: Any,
@@ -111,7 +120,7 @@ def _pie(
     if has_pruned_branch(model):
         bn = "pruned branch"
     elif config.bn_statistics == "reestimate":
-        pretrain_set = meta["method"].get("pretrain_set", "D_i")
+        pretrain_set = _bn_subset(meta["method"])
         images, _ = inputs.subset(pretrain_set)
         reestimate_bn(model.backbone, images, inputs.device, config.bn_batch_size)
         bn = f"re-estimated on {pretrain_set}"
