@@ -43,20 +43,24 @@ def test_embedded_default_is_valid(config):
 
 
 def test_the_embedded_configs_show_every_method_family():
-    """The demo has one row per family (SimCLR, SDCLR, BCL-D, SDCLR + TS, and the difficult
-    examples' margin, temperature scaling and removal); the variants config runs every variant,
-    on the demo's dataset settings."""
-    demo = load_config(ROOT / "config" / "config.yaml")["datasets"]["fmnist_lt"]["methods"]
+    """The demo has one row per family (SimCLR, SDCLR, BCL-D, SDCLR + TS, the difficult
+    examples' margin and temperature scaling in one row, and removal); the variants config runs
+    every variant, on the demo's dataset settings."""
+    demo_entry = load_config(ROOT / "config" / "config.yaml")["datasets"]["fmnist_lt"]
+    demo = demo_entry["methods"]
     assert {m.get("label") for m in demo.values()} >= {
         "SimCLR",
         "SDCLR",
         "BCL-D",
         "SDCLR + TS",
-        "SimCLR + margin",
-        "SimCLR + temp. scaling",
+        "SimCLR + difficult pairs",
         "SimCLR - difficult",
     }
+    pairs = demo["simclr_difficult"]["difficult_examples"]
+    assert pairs["margin"] > 0 and pairs["temperature_ratio"] < 1  # both switches on
     variants = load_config(ROOT / "config" / "variants.yaml")["datasets"]["fmnist_lt"]
+    for key in ("longtail", "model", "augmentation", "pretrain"):
+        assert variants[key] == demo_entry[key], key
     labels = {m.get("label") for m in variants["methods"].values()}
     assert labels == {
         "SimCLR",
