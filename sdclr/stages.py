@@ -17,10 +17,10 @@ import torch
 
 from sdclr import paths
 from sdclr.data.datasets import dataset_summary, load_dataset, load_saved_dataset, save_dataset
+from sdclr.data.reference_splits import import_reference_split
 from sdclr.data.splits import (
     LongTailConfig,
     check_split,
-    import_reference_split,
     load_split,
     make_longtail_split,
     save_split,

@@ -16,9 +16,9 @@ import yaml
 from sdclr.config import load_config
 from sdclr.data.datasets import ImageDataset
 from sdclr.data.image_lists import read_image_list
+from sdclr.data.reference_splits import import_reference_split
 from sdclr.data.splits import (
     LongTailConfig,
-    import_reference_split,
     make_longtail_split,
     save_split,
 )

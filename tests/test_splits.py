@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sdclr.data.reference_splits import split_from_index_files
 from sdclr.data.splits import (
     LongTailConfig,
     check_split,
@@ -12,7 +13,6 @@ from sdclr.data.splits import (
     longtail_counts,
     make_longtail_split,
     save_split,
-    split_from_index_files,
 )
 
 CIFAR10_COUNTS = [4500, 2697, 1617, 969, 581, 348, 208, 125, 75, 45]
