@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sdclr.evaluation.analysis import ANALYSIS_TITLES  # noqa: E402
+from sdclr.figures import label_of, plot_per_class_vs_frequency  # noqa: E402
 from sdclr.io import read_json, save_figure, write_text  # noqa: E402
 
 PIE_COLUMNS = ("Many", "Medium", "Few", "All")
@@ -122,10 +123,6 @@ def analysis_markdown(table: pd.DataFrame, analysis: str, labels: dict | None = 
     return "\n".join([*lines, "", NOTES[analysis], ""])
 
 
-def _label(labels: dict | None, kind: str, key: str) -> str:
-    return (labels or {}).get(kind, {}).get(key, key)
-
-
 def _by_dataset_method(records: Sequence[dict[str, Any]], analysis: str) -> dict:
     """``{dataset: {method: [records]}}`` of the records holding ``analysis``, in order."""
     out: dict[str, dict[str, list]] = {}
@@ -145,30 +142,16 @@ def plot_pie_vs_frequency(
     cmap = plt.get_cmap("tab10")
     for ax, (dataset, methods) in zip(axes[0], grouped.items(), strict=True):
         for k, (method, runs) in enumerate(methods.items()):
-            colour = cmap(k % 10)
-            counts = np.concatenate([r["train_counts"] for r in runs])
-            rates = np.concatenate([r["pie"]["per_class_pie_rate"] for r in runs])
-            ax.scatter(counts, rates, s=12, alpha=0.35, color=colour)
-            ranked = [
-                np.asarray(r["pie"]["per_class_pie_rate"])[
-                    np.argsort(-np.asarray(r["train_counts"]), kind="stable")
-                ]
-                for r in runs
-            ]
-            rank_counts = np.sort(np.asarray(runs[0]["train_counts"]))[::-1]
             ratio = runs[0]["pie"]["prune_ratio"]
-            ax.plot(
-                rank_counts,
-                np.nanmean(ranked, axis=0),
-                color=colour,
-                lw=2,
-                label=f"{_label(labels, 'methods', method)} (p = {ratio:g})",
+            plot_per_class_vs_frequency(
+                ax,
+                runs,
+                [r["pie"]["per_class_pie_rate"] for r in runs],
+                cmap(k % 10),
+                f"{label_of(labels, 'methods', method)} (p = {ratio:g})",
             )
-        ax.set_xscale("log")
-        ax.set_xlabel("training images of the class in D_i")
         ax.set_ylabel("PIE rate (% of the class's test images)")
-        ax.set_title(f"{_label(labels, 'datasets', dataset)}: pruned vs dense disagreement")
-        ax.grid(alpha=0.3, which="both")
+        ax.set_title(f"{label_of(labels, 'datasets', dataset)}: pruned vs dense disagreement")
         ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(path, fig)
@@ -201,7 +184,7 @@ def plot_class_mean_cosines(
                 ax.set_yticks(range(len(counts)), counts, fontsize=7)
             few_few = np.nanmean([r["geometry"]["summary"]["Few-Few cosine"] for r in runs])
             ax.set_title(
-                f"{_label(labels, 'datasets', dataset)}: {_label(labels, 'methods', method)}\n"
+                f"{label_of(labels, 'datasets', dataset)}: {label_of(labels, 'methods', method)}\n"
                 f"Few-Few cosine {few_few:.3f}",
                 fontsize=9,
             )

@@ -24,8 +24,35 @@ def _method_colours(methods: Sequence[str]) -> dict[str, Any]:
     return {m: cmap(i % 10) for i, m in enumerate(methods)}
 
 
-def _label(labels: dict | None, kind: str, key: str) -> str:
+def label_of(labels: dict | None, kind: str, key: str) -> str:
+    """The report's label of a dataset or method (``kind``), else its config name."""
     return (labels or {}).get(kind, {}).get(key, key)
+
+
+def plot_per_class_vs_frequency(
+    ax: Any,
+    runs: Sequence[dict[str, Any]],
+    values: Sequence[Sequence[float]],
+    colour: Any,
+    label: str,
+) -> None:
+    """One method's per-class ``values`` (one list per run, in class order) against each
+    class's D_i count (log x): every class of every run a point, the trend the mean (NaNs
+    left out) at each frequency rank, which has the same count in every split of an
+    exponential profile."""
+    counts = np.concatenate([r["train_counts"] for r in runs])
+    ax.scatter(counts, np.concatenate(values), s=12, alpha=0.35, color=colour)
+    ranked = np.array(
+        [
+            np.asarray(v)[np.argsort(-np.asarray(r["train_counts"]), kind="stable")]
+            for r, v in zip(runs, values, strict=True)
+        ]
+    )
+    rank_counts = np.sort(np.asarray(runs[0]["train_counts"]))[::-1]
+    ax.plot(rank_counts, np.nanmean(ranked, axis=0), color=colour, lw=2, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images of the class in D_i")
+    ax.grid(alpha=0.3, which="both")
 
 
 def _panels(datasets: int, probes: int, per_row: int = 3) -> tuple[Any, Any]:
@@ -77,11 +104,11 @@ def plot_group_accuracy(
                     yerr=stds,
                     capsize=3,
                     color=colours[row.method],
-                    label=f"{_label(labels, 'methods', row.method)} (Std {row.Std_mean:.2f})",
+                    label=f"{label_of(labels, 'methods', row.method)} (Std {row.Std_mean:.2f})",
                 )
             ax.set_xticks(x, columns)
             ax.set_ylabel("test accuracy (%)")
-            ax.set_title(f"{_label(labels, 'datasets', dataset)}: {PROBE_TITLES[probe]}")
+            ax.set_title(f"{label_of(labels, 'datasets', dataset)}: {PROBE_TITLES[probe]}")
             lows = [
                 row[f"{c}_mean"] - row[f"{c}_std"] for _, row in table.iterrows() for c in columns
             ]
@@ -132,7 +159,7 @@ def plot_class_profile(
         ax.set_yscale("log")
         ax.set_xlabel("class rank in D_i (most to least frequent)")
         ax.set_ylabel("training images in D_i")
-        ax.set_title(f"{_label(labels, 'datasets', dataset)}: long-tail profile", pad=16)
+        ax.set_title(f"{label_of(labels, 'datasets', dataset)}: long-tail profile", pad=16)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
         _plot_class_order(order_ax, ds_splits, rule)
@@ -202,32 +229,15 @@ def plot_accuracy_vs_frequency(
             colours = _method_colours(methods)
             for method in methods:
                 runs = [r for r in chosen if r["method"] == method]
-                counts = np.concatenate([r["train_counts"] for r in runs])
-                acc = np.concatenate([r["per_class_accuracy"] for r in runs])
-                ax.scatter(counts, acc, s=12, alpha=0.35, color=colours[method])
-                # Trend: mean accuracy at each frequency rank (rank k has the same count in
-                # every split of an exponential profile).
-                ranked = np.array(
-                    [
-                        np.asarray(r["per_class_accuracy"])[
-                            np.argsort(-np.asarray(r["train_counts"]), kind="stable")
-                        ]
-                        for r in runs
-                    ]
+                plot_per_class_vs_frequency(
+                    ax,
+                    runs,
+                    [r["per_class_accuracy"] for r in runs],
+                    colours[method],
+                    label_of(labels, "methods", method),
                 )
-                rank_counts = np.sort(np.asarray(runs[0]["train_counts"]))[::-1]
-                ax.plot(
-                    rank_counts,
-                    ranked.mean(axis=0),
-                    color=colours[method],
-                    lw=2,
-                    label=_label(labels, "methods", method),
-                )
-            ax.set_xscale("log")
-            ax.set_xlabel("training images of the class in D_i")
             ax.set_ylabel("per-class test accuracy (%)")
-            ax.set_title(f"{_label(labels, 'datasets', dataset)}: {PROBE_TITLES[probe]}")
-            ax.grid(alpha=0.3, which="both")
+            ax.set_title(f"{label_of(labels, 'datasets', dataset)}: {PROBE_TITLES[probe]}")
             ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(path, fig)
@@ -267,7 +277,7 @@ def plot_paper_comparison(
                     capsize=2,
                     alpha=0.85,
                 )
-            name = f"{_label(labels, 'datasets', dataset)} {_label(labels, 'methods', method)}"
+            name = f"{label_of(labels, 'datasets', dataset)} {label_of(labels, 'methods', method)}"
             ax.plot([], [], "o", color=colour, label=f"{name} vs {reported_as}")
         for column, marker in markers.items():
             ax.plot([], [], marker, color="grey", label=column)
@@ -316,9 +326,9 @@ def plot_removal(
     )
     first = records[0]
     ax.set_title(
-        f"{_label(labels, 'methods', first['method'])} on "
-        f"{_label(labels, 'datasets', first['dataset'])}: {total:.1f} % of D_i removed, "
-        f"selected by {_label(labels, 'methods', first['selector'])}",
+        f"{label_of(labels, 'methods', first['method'])} on "
+        f"{label_of(labels, 'datasets', first['dataset'])}: {total:.1f} % of D_i removed, "
+        f"selected by {label_of(labels, 'methods', first['selector'])}",
         fontsize=9,
         pad=16,
     )
