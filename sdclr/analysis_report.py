@@ -1,7 +1,7 @@
 """Tables and figures of the per-model analyses (``sdclr.evaluation.analysis``): PIE rates per
-group and class-mean geometry, mean ± population std over splits (the seeds of a split
-averaged first, as in ``sdclr.report``), a figure of PIE rate against D_i count and the
-class-mean cosine heatmaps.
+group, class-mean geometry and where difficult pairs fall, mean ± population std over splits
+(the seeds of a split averaged first, as in ``sdclr.report``), a figure of PIE rate against
+D_i count, the class-mean cosine heatmaps, and the difficult pairs' share per class rank.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sdclr.evaluation.analysis import ANALYSIS_TITLES  # noqa: E402
-from sdclr.figures import label_of, plot_per_class_vs_frequency  # noqa: E402
+from sdclr.evaluation.difficult_pairs import SUMMARY_COLUMNS, TOP_FRACTION  # noqa: E402
+from sdclr.figures import label_of, plot_class_rank_bars, plot_per_class_vs_frequency  # noqa: E402
 from sdclr.io import read_json, save_figure, write_text  # noqa: E402
 
 PIE_COLUMNS = ("Many", "Medium", "Few", "All")
@@ -29,6 +30,7 @@ GEOMETRY_COLUMNS = (
     "All-pairs cosine",
     "Within-class spread",
 )
+COLUMNS = {"pie": PIE_COLUMNS, "geometry": GEOMETRY_COLUMNS, "difficult_pairs": SUMMARY_COLUMNS}
 NOTES = {
     "pie": "PIE rate (%): share of a class's test images on which the probe's predictions from "
     "the pruned and the dense network differ; Many/Medium/Few/All: mean over the classes of the "
@@ -37,6 +39,12 @@ NOTES = {
     "geometry": "Cosines between the class means of the L2-normalised dense test features, "
     "averaged over the pairs of distinct classes of a group; within-class spread: mean over "
     "classes of the mean (1 - cosine) of a class's features to its mean direction.",
+    "difficult_pairs": "Runs that tune difficult pairs only. Rate: the group's fraction of its "
+    "pairs flagged difficult (given the margin and the smaller temperature) over the whole "
+    "run, divided by the run's fraction (1: a fair share; above 1: the group's images are "
+    f"re-weighted more). Top {TOP_FRACTION:.0%}: the % of the group's images among the "
+    f"{TOP_FRACTION:.0%} of the pretraining set with the largest fraction "
+    f"({100 * TOP_FRACTION:g} is a fair share). Difficult: the run's % of pairs flagged.",
 }
 
 
@@ -53,17 +61,17 @@ def load_analysis_records(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
 
 def analysis_frame(records: Sequence[dict[str, Any]], analysis: str) -> pd.DataFrame:
     """One row per record holding ``analysis``: its keys and the analysis's summary numbers."""
-    columns = PIE_COLUMNS if analysis == "pie" else GEOMETRY_COLUMNS
+    columns = COLUMNS[analysis]
     rows = []
     for r in records:
         if analysis not in r:
             continue
         part = r[analysis]
-        extra = (
-            {"probe": part["probe"], "ratio": part["prune_ratio"], "bn": part["batchnorm"]}
-            if analysis == "pie"
-            else {}
-        )
+        extra = {}
+        if analysis == "pie":
+            extra = {"probe": part["probe"], "ratio": part["prune_ratio"], "bn": part["batchnorm"]}
+        elif analysis == "difficult_pairs":
+            extra = {"difficult": part["difficult_percent"]}
         keys = {k: r[k] for k in ("dataset", "method", "split", "seed")}
         keys["pretrain_set"] = r.get("pretrain_set", "D_i")
         rows.append({**keys, **extra, **{c: part["summary"][c] for c in columns}})
@@ -75,9 +83,9 @@ def aggregate_analysis(
 ) -> pd.DataFrame:
     """Per (dataset, method): ``splits`` and ``<column>_mean`` / ``<column>_std`` over splits
     (population std), the seeds of a split averaged first; rows in ``order`` when given."""
-    columns = list(PIE_COLUMNS if analysis == "pie" else GEOMETRY_COLUMNS)
+    columns = list(COLUMNS[analysis])
     keys = ["dataset", "method"]
-    info = [c for c in ("pretrain_set", "probe", "ratio", "bn") if c in frame.columns]
+    info = [c for c in ("pretrain_set", "probe", "ratio", "bn", "difficult") if c in frame.columns]
     per_split = frame.groupby([*keys, "split"], sort=False)[columns].mean()
     grouped = per_split.groupby(level=keys, sort=False)
     out = frame.groupby(keys, sort=False)[info].first()
@@ -96,10 +104,10 @@ def aggregate_analysis(
 def analysis_markdown(table: pd.DataFrame, analysis: str, labels: dict | None = None) -> str:
     """The aggregated table in Markdown, with a note on how to read it."""
     labels = labels or {"datasets": {}, "methods": {}}
-    columns = PIE_COLUMNS if analysis == "pie" else GEOMETRY_COLUMNS
-    info = ["Probe", "Ratio", "BN"] if analysis == "pie" else []
+    columns = COLUMNS[analysis]
+    info = {"pie": ["Probe", "Ratio", "BN"], "difficult_pairs": ["Difficult (%)"]}.get(analysis, [])
     unit = "%, " if analysis == "pie" else ""
-    fmt = "{:.2f}" if analysis == "pie" else "{:.3f}"
+    fmt = "{:.3f}" if analysis == "geometry" else "{:.2f}"
     header = ["Dataset", "Method", "Pretrained on", *info, *columns, "Splits"]
     lines = [
         f"## {ANALYSIS_TITLES[analysis]} ({unit}mean ± std over splits)",
@@ -115,6 +123,8 @@ def analysis_markdown(table: pd.DataFrame, analysis: str, labels: dict | None = 
         ]
         if analysis == "pie":
             cells += [row["probe"], f"{row['ratio']:g}", row["bn"]]
+        elif analysis == "difficult_pairs":
+            cells.append(f"{row['difficult']:.1f}")
         for c in columns:
             mean, std = row[f"{c}_mean"], row[f"{c}_std"]
             cells.append("n/a" if np.isnan(mean) else f"{fmt.format(mean)} ± {fmt.format(std)}")
@@ -195,6 +205,43 @@ def plot_class_mean_cosines(
     plt.close(fig)
 
 
+def plot_difficult_pairs_by_class(
+    records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None = None
+) -> None:
+    """One row per run that tunes difficult pairs (every dataset), two panels per row: per
+    class rank in D_i, the class's rate of difficult pairs relative to the run's (1: a fair
+    share) and the % of the class among the most re-weighted images; bars the mean over
+    splits and seeds, dots each."""
+    grouped = _by_dataset_method(records, "difficult_pairs")
+    rows = [(d, m, runs) for d, methods in grouped.items() for m, runs in methods.items()]
+    classes = max(len(runs[0]["difficult_pairs"]["per_class"]) for _, _, runs in rows)
+    width = max(5.5, 0.1 * classes + 3.5)
+    fig, axes = plt.subplots(len(rows), 2, figsize=(2 * width, 4.0 * len(rows)), squeeze=False)
+    fair = 100 * TOP_FRACTION
+    panels = (
+        ("rate", "difficult-pair rate / the run's", 1.0, "tab:purple"),
+        ("top_tenth", f"% of the class in the top {TOP_FRACTION:.0%}", fair, "tab:red"),
+    )
+    for (dataset, method, runs), pair in zip(rows, axes, strict=True):
+        per_class = [r["difficult_pairs"]["per_class"] for r in runs]
+        name = f"{label_of(labels, 'datasets', dataset)}: {label_of(labels, 'methods', method)}"
+        for ax, (key, ylabel, level, colour) in zip(pair, panels, strict=True):
+            plot_class_rank_bars(ax, per_class, key, colour, "mean over splits and seeds")
+            ax.axhline(level, color="black", lw=1, ls="--")
+            ax.set_ylabel(ylabel)
+            ax.set_title(name, fontsize=9, pad=16)
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)
+
+
+PLOTS = {
+    "pie": plot_pie_vs_frequency,
+    "geometry": plot_class_mean_cosines,
+    "difficult_pairs": plot_difficult_pairs_by_class,
+}
+
+
 def write_analysis_report(
     records: Sequence[dict[str, Any]],
     analysis: str,
@@ -210,6 +257,5 @@ def write_analysis_report(
     table = aggregate_analysis(frame, analysis, order)
     write_text(outputs["md"], analysis_markdown(table, analysis, labels))
     write_text(outputs["csv"], table.to_csv(index=False, float_format="%.4f"))
-    plot = plot_pie_vs_frequency if analysis == "pie" else plot_class_mean_cosines
-    plot(records, outputs["figure"], labels)
+    PLOTS[analysis](records, outputs["figure"], labels)
     return table

@@ -181,6 +181,14 @@ def _check_semantics(config: dict[str, Any]) -> None:
     for name, dataset in config["datasets"].items():
         _check_batch_fits(name, dataset, config["methods"])
     _check_resources(config)
+    runs = [*config["methods"].values(), *(config.get("removal_methods") or [])]
+    if "difficult_pairs" in config.get("analyses", []) and not any(
+        "difficult_examples" in run for run in runs
+    ):
+        raise ConfigError(
+            "analyses: difficult_pairs reads the counts of runs that tune difficult pairs, and "
+            "no method has difficult_examples; drop it from analyses or add such a method"
+        )
     for run, method in config["methods"].items():
         where = f"methods.{run}"
         algorithm = method.get("algorithm", run)

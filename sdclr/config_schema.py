@@ -169,10 +169,11 @@ def _evaluation_lists() -> dict[str, Any]:
             "type": "array",
             "description": "The analyses of every pretrained model, one job per model "
             "(pie: PIE rates of the pruned vs the dense network; geometry: class-mean "
-            "cosines); [] runs none. Default: both.",
+            "cosines; difficult_pairs: which classes a run that tunes difficult pairs "
+            "re-weighted, for those runs); [] runs none. Default: pie and geometry.",
             "items": {"enum": list(_analysis_names())},
             "uniqueItems": True,
-            "default": list(_analysis_names()),
+            "default": list(_default_analyses()),
         },
     }
 
@@ -236,6 +237,12 @@ def _analysis_names() -> tuple[str, ...]:
     from sdclr.evaluation.analysis import ANALYSES
 
     return ANALYSES
+
+
+def _default_analyses() -> tuple[str, ...]:
+    from sdclr.evaluation.analysis import DEFAULT_ANALYSES
+
+    return DEFAULT_ANALYSES
 
 
 def _analysis_settings() -> dict[str, Any]:

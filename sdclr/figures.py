@@ -296,28 +296,56 @@ def plot_paper_comparison(
     plt.close(fig)
 
 
-def plot_removal(
-    records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None, rule: dict
-) -> None:
-    """Where a removal run's difficult examples come from: per class rank in D_i (most to
-    least frequent, Many / Medium / Few shaded), the percentage of the class removed (bars:
-    mean over splits and seeds; dots: each), and the class's D_i images (line, right axis)."""
+def _shade_ranks(ax: Any, group_by_rank: Sequence[str]) -> None:
+    """Shade and name the rank range of each of Many / Medium / Few (ranks' group names)."""
+    for name in GROUPS:
+        ranks = [r for r, g in enumerate(group_by_rank) if g == name]
+        if ranks:
+            lo, hi = min(ranks) - 0.5, max(ranks) + 0.5
+            ax.axvspan(lo, hi, color=GROUP_COLOURS[name], alpha=0.08)
+            ax.text((lo + hi) / 2, 1.02, name, transform=ax.get_xaxis_transform(), ha="center",
+                    fontsize=9, color=GROUP_COLOURS[name])  # fmt: skip
+
+
+def plot_class_rank_bars(
+    ax: Any, per_class: Sequence[Sequence[dict[str, Any]]], key: str, colour: str, label: str
+) -> Any:
+    """Per class rank in D_i (most to least frequent, Many / Medium / Few shaded): ``key`` of
+    ``per_class`` (one list of class entries per split and seed, each ordered by D_i frequency
+    with its ``D_i`` count and ``group``) as bars of the mean with a dot for each run, and the
+    class's D_i images as a line on a log right axis (returned)."""
+    values = np.array([[c[key] for c in row] for row in per_class], dtype=float)
+    counts = np.array([[c["D_i"] for c in row] for row in per_class])
+    ranks = np.arange(values.shape[1])
+    _shade_ranks(ax, [c["group"] for c in per_class[0]])
+    ax.bar(ranks, np.nanmean(values, axis=0), color=colour, alpha=0.7, label=label)
+    for row in values:
+        ax.plot(ranks, row, ".", color="black", ms=3, alpha=0.5)
+    ax.set_xlabel("class rank in D_i (most to least frequent)")
+    ax.grid(alpha=0.3)
+    twin = ax.twinx()
+    twin.plot(ranks, counts.mean(axis=0), color="tab:blue", marker="o", ms=3, label="D_i images")
+    twin.set_yscale("log")
+    twin.set_ylabel("D_i images of the class (mean)")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
+    return twin
+
+
+def plot_removal(records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None) -> None:
+    """Where a removal run's difficult examples come from: per class rank in D_i, the
+    percentage of the class removed (``plot_class_rank_bars``)."""
     rows = [r["per_class"] for r in records]  # each already ordered by D_i frequency
-    ranks = np.arange(len(rows[0]))
     removed = np.array([[c["removed_percent"] for c in row] for row in rows])
     counts = np.array([[c["D_i"] for c in row] for row in rows])
-    fig, ax = plt.subplots(figsize=(max(6.5, 0.12 * len(ranks) + 4), 4.2))
-    _shade_groups(ax, counts[0], rule)  # counts by rank: rank r is "class" r here
-    ax.bar(ranks, removed.mean(axis=0), color="tab:red", alpha=0.7, label="removed (mean)")
-    for row in removed:
-        ax.plot(ranks, row, ".", color="black", ms=3, alpha=0.5)
-    if len(ranks) <= 20:  # few classes: the counts on the bars (mean removed / mean D_i)
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.12 * removed.shape[1] + 4), 4.2))
+    plot_class_rank_bars(ax, rows, "removed_percent", "tab:red", "removed (mean)")
+    if removed.shape[1] <= 20:  # few classes: the counts on the bars (mean removed / mean D_i)
         gone = np.array([[c["removed"] for c in row] for row in rows]).mean(axis=0)
         for r, (g, n, h) in enumerate(
             zip(gone, counts.mean(axis=0), removed.mean(axis=0), strict=True)
         ):
             ax.text(r, h, f"{g:.0f}/{n:.0f}", ha="center", va="bottom", fontsize=6)
-    ax.set_xlabel("class rank in D_i (most to least frequent)")
     ax.set_ylabel("% of the class's D_i images removed")
     total = (
         100.0
@@ -332,12 +360,6 @@ def plot_removal(
         fontsize=9,
         pad=16,
     )
-    twin = ax.twinx()
-    twin.plot(ranks, counts.mean(axis=0), color="tab:blue", marker="o", ms=3, label="D_i images")
-    twin.set_yscale("log")
-    twin.set_ylabel("D_i images of the class (mean)")
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, fontsize=7, loc="upper left")
-    ax.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(path, fig)
+    plt.close(fig)

@@ -117,9 +117,8 @@ def pretrain_stage(
             remove_stale_temporaries(out_dir)  # under the lock: no other job writes here
             dataset, split, device = _job_inputs(data, split_path, settings, threads)
             indices = torch.as_tensor(_pretraining_indices(split, settings, removal))
-            return pretrain(
-                settings, dataset.train_images[indices], out_dir, seed, device, progress
-            )
+            images = dataset.train_images[indices]
+            return pretrain(settings, images, out_dir, seed, device, progress, sample_ids=indices)
         except Terminated as stop:
             log.warning(
                 "%s received: stopped; a rerun resumes from the last checkpoint in %s",
@@ -289,9 +288,7 @@ def removal_figure_stage(
     from sdclr.io import read_json
 
     files = [f for p in map(Path, records) for f in (sorted(p.glob("split*/seed*.json")) or [p])]
-    loaded = [read_json(f) for f in files]
-    rule = report["group_rules"].get(loaded[0]["dataset"], {"kind": "thirds"})
-    plot_removal(loaded, out, report["labels"], rule)
+    plot_removal([read_json(f) for f in files], out, report["labels"])
 
 
 __all__ = [

@@ -3,9 +3,7 @@
 The training images sit on the training device as one uint8 tensor; every batch is
 augmented there (``sdclr.data.augment``). All randomness (batch order, augmentation) comes
 from one ``torch.Generator`` whose state is saved in every checkpoint, so a resumed run ends
-with the same weights as an uninterrupted one.
-
-The step itself (augment, forward, backward, update) is :class:`sdclr.train_step.TrainStep`.
+with the same weights as an uninterrupted one. The step is :class:`sdclr.train_step.TrainStep`.
 
 Files in ``out_dir``:
   resume.pt       the last checkpoint (model, optimiser, generator, history), rewritten
@@ -14,7 +12,8 @@ Files in ``out_dir``:
   timing.csv      one row per epoch run: epoch, seconds, views_per_second (appended; an epoch
                   redone after a resume appears again). Wall-clock times live here only, so
                   resume.pt, train_log.csv and model.pt are byte-identical across identical runs
-  model.pt        the final encoder with what is needed to rebuild it (written last)
+  model.pt        the final encoder with what is needed to rebuild it, and the method's
+                  per-sample statistics if it keeps any (written last)
 """
 
 from __future__ import annotations
@@ -160,11 +159,13 @@ def pretrain(
     device: torch.device | str = "cpu",
     progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    sample_ids: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Pretrain ``settings["method"]`` on ``images`` (uint8 [N, C, H, W]); return a summary.
 
     Resumes from ``out_dir/resume.pt`` when it exists. ``on_epoch_end(epoch, metrics)`` is
-    called after each finished (and, when due, checkpointed) epoch.
+    called after each finished (and, when due, checkpointed) epoch. ``sample_ids`` (the
+    images' training-set indices) go into model.pt with the method's per-sample statistics.
     """
     out_dir = Path(out_dir)
     run = _setup(settings, images.shape, seed, device)
@@ -202,7 +203,7 @@ def pretrain(
         if on_epoch_end is not None:
             on_epoch_end(done, {**metrics, **timing})
     bar.close()
-    return _save_model(run, out_dir)
+    return _save_model(run, out_dir, sample_ids)
 
 
 def _setup(
@@ -294,20 +295,13 @@ def _resume(run: Training, checkpoint_path: Path) -> None:
 
 def _log_start(run: Training) -> None:
     spec = run.settings["method"]
+    config, runtime = run.config, run.runtime
     log.info(
         "pretraining %s (%s) on %d images, %d epochs x %d steps of batch %d (last %d), device %s, "
         "%s, channels_last %s, compile %s",
-        spec["name"],
-        spec["algorithm"],
-        run.num_images,
-        run.config.epochs,
-        run.steps_per_epoch,
-        run.config.batch_size,
-        run.step_sizes[-1],
-        run.device,
-        run.runtime.precision,
-        run.runtime.channels_last,
-        run.runtime.compile,
+        *(spec["name"], spec["algorithm"], run.num_images, config.epochs, run.steps_per_epoch),
+        *(config.batch_size, run.step_sizes[-1], run.device, runtime.precision),
+        *(runtime.channels_last, runtime.compile),
     )
     if run.world.size > 1:
         bn = "synchronised" if run.config.sync_batchnorm else "per rank"
@@ -375,7 +369,16 @@ def _save_checkpoint(run: Training, path: Path, epoch: int) -> None:
     distributed.barrier()
 
 
-def _save_model(run: Training, out_dir: Path) -> dict[str, Any]:
+def _sample_statistics(run: Training, ids: torch.Tensor | None) -> dict[str, Any]:
+    """model.pt's ``sample_statistics``: the method's, by position, with the positions'
+    training-set indices ``ids`` (default 0..N-1); nothing when the method keeps none."""
+    if not (statistics := run.method.sample_statistics()):
+        return {}
+    ids = torch.arange(run.num_images) if ids is None else ids
+    return {"sample_statistics": {"pretrain_indices": ids.cpu().long(), **statistics}}
+
+
+def _save_model(run: Training, out_dir: Path, ids: torch.Tensor | None) -> dict[str, Any]:
     """Write model.pt (the encoder and what rebuilds it) and the final log; return the
     summary."""
     spec = run.settings["method"]
@@ -389,8 +392,9 @@ def _save_model(run: Training, out_dir: Path) -> dict[str, Any]:
         "final_loss": run.history[-1]["loss"] if run.history else None,
         "num_images": run.num_images,
     }
+    extra = _sample_statistics(run, ids)
     if run.world.is_main:
-        torch_save(out_dir / MODEL_NAME, {**summary, "state_dict": _state_dict(run.model)})
+        torch_save(out_dir / MODEL_NAME, {**summary, **extra, "state_dict": _state_dict(run.model)})
         write_train_log(out_dir / LOG_NAME, run.history)
     distributed.barrier()
     return summary

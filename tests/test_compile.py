@@ -119,3 +119,27 @@ def test_inductor_compiled_step_computes_the_eager_loss_and_gradients():
     torch.testing.assert_close(compiled_loss, eager_loss, rtol=1e-2, atol=1e-3)
     relative = (compiled_grads - eager_grads).norm() / eager_grads.norm()
     assert relative < 1e-2, relative  # bf16 has 8 bits of mantissa: ~4e-3 per value
+
+
+def test_difficult_pairs_compile_in_the_graph_and_count_as_eager(tmp_path, counted_compile):
+    """SDCLR + difficult pairs: the selection, the tuned logits and the per-row counts the
+    extension keeps are in the one compiled graph (no graph break, no recompile), and the
+    per-sample counts and the loss equal an eager run's."""
+    from sdclr.io import torch_load
+
+    settings = tiny_settings("sdclr", epochs=2)
+    settings["method"]["hyperparameters"] = {"prune_ratio": 0.9}
+    settings["method"]["extensions"] = {
+        "difficult_examples": {"margin": 0.1, "temperature_ratio": 0.5}
+    }
+    compiled_dir, eager_dir = tmp_path / "compiled", tmp_path / "eager"
+    counts = _run_counting(compiled_dir, copy.deepcopy(settings), counted_compile, toy_images(48))
+    assert counts == [1, 1] and not torch._dynamo.utils.counters["graph_break"]
+    settings["pretrain"]["compile"] = False
+    pretrain(settings, toy_images(48), eager_dir, seed=0, progress=False)
+    compiled, eager = (
+        torch_load(d / "model.pt")["sample_statistics"] for d in (compiled_dir, eager_dir)
+    )
+    for key in ("difficult_pairs", "candidate_pairs"):
+        assert torch.equal(compiled["difficult_examples"][key], eager["difficult_examples"][key])
+    assert int(compiled["difficult_examples"]["difficult_pairs"].sum()) > 0

@@ -2,8 +2,9 @@
 
 Importing this package imports every probe module in it, so a new probe is one file here with
 a class decorated by ``@register`` (see ``base.py``) and its settings in the config. The
-analyses of a pretrained model (``analysis.py``: PIE rates, ``pie.py``, and class-mean
-geometry, ``geometry.py``) live here too, outside the registry.
+analyses of a pretrained model (``analysis.py``: PIE rates, ``pie.py``, class-mean geometry,
+``geometry.py``, and where difficult pairs fall, ``difficult_pairs.py``) live here too,
+outside the registry.
 """
 
 import importlib
@@ -21,7 +22,7 @@ from sdclr.evaluation.record import run_probe
 _INFRASTRUCTURE = {"base", "features", "record"}
 # The per-model analyses (PIE, class-mean geometry) register no probe; they import probes'
 # functions, so importing them here would change the probes' registration order.
-_ANALYSES = {"analysis", "geometry", "pie"}
+_ANALYSES = {"analysis", "difficult_pairs", "geometry", "pie"}
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE | _ANALYSES and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")

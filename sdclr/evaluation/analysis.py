@@ -1,5 +1,6 @@
-"""The analyses of one pretrained model: PIE rates (``pie.py``) and class-mean geometry
-(``geometry.py``), computed by one job from one feature pass.
+"""The analyses of one pretrained model: PIE rates (``pie.py``), class-mean geometry
+(``geometry.py``) and, for a run that tunes difficult pairs, which classes they re-weighted
+(``difficult_pairs.py``), computed by one job from one feature pass.
 
 The dense network's features of the balanced train pool and of the test set are computed once;
 the geometry reads the test features, the PIE analysis fits its probe on the pool features,
@@ -20,6 +21,7 @@ from typing import Any, Literal
 import torch
 
 from sdclr.evaluation.base import ProbeInputs
+from sdclr.evaluation.difficult_pairs import difficult_pairs_analysis, sample_counts
 from sdclr.evaluation.features import extract_features, load_model, per_class_accuracy
 from sdclr.evaluation.geometry import class_mean_cosines, frequency_order, geometry_summary
 from sdclr.evaluation.knn import KnnConfig, knn_predict
@@ -31,12 +33,14 @@ from sdclr.settings import load, setting
 log = logging.getLogger(__name__)
 
 #: The analyses a config can list, in report order: the one home of this list.
-ANALYSES = ("pie", "geometry")
-#: What a config runs when it names none: both.
-DEFAULT_ANALYSES = ANALYSES
+ANALYSES = ("pie", "geometry", "difficult_pairs")
+#: What a config runs when it names none: the two every model has.
+DEFAULT_ANALYSES = ("pie", "geometry")
 ANALYSIS_TITLES = {
     "pie": "PIE rate: test images where the pruned and the dense network disagree",
     "geometry": "Class-mean geometry of the normalised test features",
+    "difficult_pairs": "Where the difficult pairs fall: each group's share of the margin and "
+    "temperature, relative to the run's",
 }
 
 
@@ -178,6 +182,14 @@ def run_analysis(
     }
     if "geometry" in settings["analyses"]:
         record["geometry"] = _geometry(test, inputs, split, groups)
+    counts = sample_counts(meta, str(model_path))
+    if "difficult_pairs" in settings["analyses"] and counts is not None:  # only such runs
+        labels = dataset.train_labels.numpy()
+        part = difficult_pairs_analysis(counts, labels, split["counts"]["D_i"], groups)
+        record["difficult_pairs"] = part
+        log.info(
+            "difficult pairs: %s", ", ".join(f"{k} {v:.2f}" for k, v in part["summary"].items())
+        )
     if "pie" in settings["analyses"]:  # last: it prunes the model
         pool = extract_features(model.backbone, inputs.subset("train")[0], device)
         record["pie"] = _pie(model, method, meta, inputs, (pool, test), settings, groups)

@@ -13,9 +13,12 @@ a loss. An **extension** composes with any method whose contract it needs, by co
 
 An extension may keep per-sample state keyed by the sample's index in the pretraining set
 (saved in the checkpoint, restored on resume), set a per-sample augmentation for the next
-views, change the method's settings per epoch (and log them), and observe every sample's
-loss. The training loop calls only the hooks below (``begin_epoch``, ``augment_views``,
-``training_loss``, ``end_epoch``, ``state_dict``); it never asks which method it runs.
+views, change the method's settings per epoch (and log them), observe every sample's loss or
+the indices of every step's samples, and leave per-sample numbers with the final model
+(``sample_statistics``: model.pt's ``sample_statistics``, what the workflow's reports of a run
+read). The training loop calls only the hooks below (``begin_epoch``, ``augment_views``,
+``training_loss``, ``end_epoch``, ``state_dict``, ``sample_statistics``); it never asks which
+method it runs.
 
 Adding a method or an extension is one module in ``sdclr/methods/`` decorated with
 ``@register`` / ``@register_extension``, plus its entry in the config.
@@ -52,6 +55,8 @@ class Extension:
     replaces_loss: ClassVar[bool] = False
     #: Whether that loss needs the views' backbone features (pre-projection) too.
     needs_features: ClassVar[bool] = False
+    #: Whether it observes the indices of every step's samples (``observe_step``).
+    needs_step_indices: ClassVar[bool] = False
 
     @dataclasses.dataclass(frozen=True)
     class Settings:
@@ -93,6 +98,11 @@ class Extension:
     def observe_losses(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         """Every sample's loss of a step (detached), by index in the pretraining set."""
 
+    def observe_step(self, indices: torch.Tensor) -> None:
+        """After a step's loss: the pretraining-set indices of the samples it covered (every
+        rank's, in the order of the loss's rows: row k and row k + N are views of
+        ``indices[k]``), with ``needs_step_indices``."""
+
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
         """After epoch ``epoch`` (0-based); returns numbers worth logging."""
         return {}
@@ -102,6 +112,11 @@ class Extension:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         pass
+
+    def sample_statistics(self) -> dict[str, torch.Tensor]:
+        """Per-sample numbers (one row per pretraining-set position) kept with the final model
+        for the run's reports; none by default."""
+        return {}
 
 
 class Method:
@@ -223,13 +238,18 @@ class Method:
         """
         loss_fn = loss_fn or self.loss
         observers = [e for e in self.extensions if e.needs_sample_losses]
-        if not observers:
-            return loss_fn(model, view1, view2)
-        losses = loss_fn(model, view1, view2, per_sample=True)
-        all_indices = distributed.gather(indices)  # the loss covers every rank's samples
+        step_observers = [e for e in self.extensions if e.needs_step_indices]
+        if observers:
+            losses = loss_fn(model, view1, view2, per_sample=True)
+        else:
+            loss = loss_fn(model, view1, view2)
+        if observers or step_observers:
+            all_indices = distributed.gather(indices)  # the loss covers every rank's samples
         for extension in observers:
             extension.observe_losses(all_indices, losses.detach())
-        return losses.mean()
+        for extension in step_observers:
+            extension.observe_step(all_indices)
+        return losses.mean() if observers else loss
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
         logs = {}
@@ -244,6 +264,11 @@ class Method:
     def load_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
         for extension in self.extensions:
             extension.load_state_dict(state.get(extension.name, {}))
+
+    def sample_statistics(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Every extension's per-sample numbers for the reports (those that keep any)."""
+        found = {e.name: e.sample_statistics() for e in self.extensions}
+        return {name: values for name, values in found.items() if values}
 
 
 def register(cls: type[Method]) -> type[Method]:

@@ -49,12 +49,24 @@ difficult pairs, posHigh ~ 1/(r+1) and posLow near 100 % are the paper's; the ex
   sits as training proceeds (the fraction of pairs in it is fixed by posHigh and posLow).
 * Defaults posHigh = 0.1 (1/(number of classes) on 10 classes; the paper reports CIFAR-100
   stable over 10-30 %) and posLow = 0.9 ("close to 100 %").
+
+Which samples are re-weighted (the long-tail question the paper does not ask): over the whole
+run the extension counts, for every sample k of the pretraining set, its difficult pairs and
+its candidate pairs (a view of k as the anchor i, any other view j but k's own two),
+
+    d_k = sum_steps sum_{i in views(k)} sum_j p_ij        c_k = sum_steps 2 (2N - 2)
+
+(N the step's global batch), kept in the checkpoint (a resumed run counts on) and left with
+the final model (model.pt's ``sample_statistics``). ``d_k / c_k`` is the fraction of k's pairs
+that got the margin and the smaller temperature; the workflow's difficult-pairs report
+(``sdclr.difficult_pairs_report``) turns it into per-class numbers by D_i frequency.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import torch
 
@@ -172,6 +184,7 @@ class DifficultExamples(Extension):
     name = "difficult_examples"
     replaces_loss = True
     needs_features = True
+    needs_step_indices = True
 
     @dataclasses.dataclass(frozen=True)
     class Settings:
@@ -217,21 +230,60 @@ class DifficultExamples(Extension):
         s = self.settings
         assert h1 is not None and h2 is not None, "difficult_examples needs backbone features"
         difficult, high, low = difficult_band(h1, h2, s.pos_high, s.pos_low)
-        self.__dict__.setdefault("_bands", []).append(torch.stack([high, low]))  # no host read
+        # Tensors only, no Python state (a compiled step would guard on it and recompile):
+        # the band summed for the epoch's log, each view row's difficult pairs for observe_step.
+        self._band_sum.add_(torch.stack([high, low]).to(self._band_sum.device))
+        self._step_pairs = difficult.sum(dim=1)
         return difficult_nt_xent(
             z1, z2, h1, h2, method.temperature, s.margin, s.temperature_ratio,
             s.pos_high, s.pos_low, per_sample, mask=difficult,
         )  # fmt: skip
 
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self._band_sum, self._band_steps = torch.zeros(2), 0  # the epoch's (see on_epoch_end)
+
+    def setup(self, num_samples: int, device: torch.device) -> None:
+        #: d_k and c_k of the module docstring, by position in the pretraining set.
+        self.difficult_pairs = torch.zeros(num_samples, dtype=torch.long, device=device)
+        self.candidate_pairs = torch.zeros(num_samples, dtype=torch.long, device=device)
+        self.counted_epochs = torch.zeros((), dtype=torch.long, device=device)
+        self._band_sum = torch.zeros(2, device=device)
+        self._band_steps = 0
+
+    def observe_step(self, indices: torch.Tensor) -> None:
+        """Add the step's difficult pairs of each sample (its two view rows) to ``d_k`` and
+        its ``2 (2N - 2)`` candidate pairs to ``c_k``."""
+        rows, n = self._step_pairs, indices.numel()
+        self.difficult_pairs.index_add_(0, indices, rows[:n] + rows[n:])
+        self.candidate_pairs[indices] += 2 * (2 * n - 2)
+        self._band_steps += 1
+
     def on_epoch_start(self, method: Method, epoch: int) -> dict[str, float]:
-        self._bands: list[torch.Tensor] = []
+        self._band_sum, self._band_steps = torch.zeros_like(self._band_sum), 0
         return {}
 
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
         """The epoch's mean band of similarities that is difficult (the train log's
         ``difficult_sim_high`` and ``difficult_sim_low``: Sim_posHigh and Sim_posLow)."""
-        bands = getattr(self, "_bands", [])
-        if not bands:
+        if not self._band_steps:
             return {}
-        high, low = torch.stack(bands).mean(dim=0).tolist()
+        self.counted_epochs += 1
+        high, low = (self._band_sum / self._band_steps).tolist()
         return {"difficult_sim_high": round(high, 6), "difficult_sim_low": round(low, 6)}
+
+    _COUNTS = ("difficult_pairs", "candidate_pairs", "counted_epochs")
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {key: getattr(self, key) for key in self._COUNTS}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """The counts so far; a checkpoint written before they were kept has none, and the
+        counting starts at the resumed epoch (``counted_epochs`` says how many it covers)."""
+        for key in self._COUNTS:
+            if key in state:
+                getattr(self, key).copy_(state[key])
+
+    def sample_statistics(self) -> dict[str, torch.Tensor]:
+        """``d_k``, ``c_k`` and the epochs they cover, for the difficult-pairs report."""
+        return {key: getattr(self, key).cpu() for key in self._COUNTS}
