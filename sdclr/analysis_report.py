@@ -226,7 +226,8 @@ def plot_difficult_pairs_by_class(
         per_class = [r["difficult_pairs"]["per_class"] for r in runs]
         name = f"{label_of(labels, 'datasets', dataset)}: {label_of(labels, 'methods', method)}"
         for ax, (key, ylabel, level, colour) in zip(pair, panels, strict=True):
-            plot_class_rank_bars(ax, per_class, key, colour, "mean over splits and seeds")
+            base = level if key == "rate" else 0.0  # a rate's bars rise or fall from 1
+            plot_class_rank_bars(ax, per_class, key, colour, "mean over splits and seeds", base)
             ax.axhline(level, color="black", lw=1, ls="--")
             ax.set_ylabel(ylabel)
             ax.set_title(name, fontsize=9, pad=16)

@@ -308,17 +308,23 @@ def _shade_ranks(ax: Any, group_by_rank: Sequence[str]) -> None:
 
 
 def plot_class_rank_bars(
-    ax: Any, per_class: Sequence[Sequence[dict[str, Any]]], key: str, colour: str, label: str
+    ax: Any,
+    per_class: Sequence[Sequence[dict[str, Any]]],
+    key: str,
+    colour: str,
+    label: str,
+    baseline: float = 0.0,
 ) -> Any:
     """Per class rank in D_i (most to least frequent, Many / Medium / Few shaded): ``key`` of
     ``per_class`` (one list of class entries per split and seed, each ordered by D_i frequency
-    with its ``D_i`` count and ``group``) as bars of the mean with a dot for each run, and the
-    class's D_i images as a line on a log right axis (returned)."""
+    with its ``D_i`` count and ``group``) as bars of the mean from ``baseline`` with a dot for
+    each run, and the class's D_i images as a line on a log right axis (returned)."""
     values = np.array([[c[key] for c in row] for row in per_class], dtype=float)
     counts = np.array([[c["D_i"] for c in row] for row in per_class])
     ranks = np.arange(values.shape[1])
     _shade_ranks(ax, [c["group"] for c in per_class[0]])
-    ax.bar(ranks, np.nanmean(values, axis=0), color=colour, alpha=0.7, label=label)
+    mean = np.nanmean(values, axis=0)
+    ax.bar(ranks, mean - baseline, bottom=baseline, color=colour, alpha=0.7, label=label)
     for row in values:
         ax.plot(ranks, row, ".", color="black", ms=3, alpha=0.5)
     ax.set_xlabel("class rank in D_i (most to least frequent)")

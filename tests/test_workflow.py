@@ -292,8 +292,9 @@ def test_composed_methods_and_a_removal_stage_train_through_snakemake(tmp_path):
     schedule (its log has the temperature and BCL's weight), and a removal run, SDCLR with
     margin tuning and temperature scaling of difficult pairs that pretrains on D_i minus the
     difficult examples its own stage selected with the SimCLR run's encoder: the record names
-    the removed samples per class, the run trains on exactly the kept ones, a probe follows
-    and the figure of where the removed examples come from is drawn."""
+    the removed samples per class, the run trains on exactly the kept ones, a probe follows,
+    the figure of where the removed examples come from is drawn, and the difficult-pairs
+    analysis counts the re-weighted pairs of exactly the kept images, by class."""
     config = yaml.safe_load(TINY.read_text())
     config["methods"] = {
         "simclr": {"label": "SimCLR"},
@@ -318,12 +319,14 @@ def test_composed_methods_and_a_removal_stage_train_through_snakemake(tmp_path):
         }
     ]
     config["splits"] = [1]
+    config["analyses"] = ["difficult_pairs"]
     (tmp_path / "composed.yaml").write_text(yaml.safe_dump(config))
     target = "results/eval/fmnist_lt/bcl_d_ts/split1/seed0/linear.json"
     removal_eval = "results/eval/fmnist_lt/sdclr_de_all/split1/seed0/linear.json"
     figure = "results/figures/removal/fmnist_lt/sdclr_de_all.png"
+    pairs = "results/tables/difficult_pairs.md"
     # --configfile takes nargs: the targets come first
-    snakemake(tmp_path, target, removal_eval, figure, "--configfile", "composed.yaml")
+    snakemake(tmp_path, target, removal_eval, figure, pairs, "--configfile", "composed.yaml")
     run_dir = tmp_path / "results" / "checkpoints" / "fmnist_lt" / "bcl_d_ts" / "split1" / "seed0"
     header = (run_dir / "train_log.csv").read_text().splitlines()[0].split(",")
     assert {"temperature", "bcl_mean_weight", "pruned_weights"} <= set(header)
@@ -351,3 +354,15 @@ def test_composed_methods_and_a_removal_stage_train_through_snakemake(tmp_path):
     evaluation = json.loads((tmp_path / removal_eval).read_text())
     assert evaluation["pretrain_set"] == "D_i - 20% difficult"
     assert (tmp_path / figure).stat().st_size > 0
+    analysis = json.loads(
+        (tmp_path / "results/analysis/fmnist_lt/sdclr_de_all/split1/seed0.json").read_text()
+    )
+    counted = analysis["difficult_pairs"]["per_class"]
+    assert sum(c["images"] for c in counted) == removal["sizes"]["kept"]
+    assert [c["images"] for c in counted] == [c["kept"] for c in per_class]
+    assert "difficult_pairs" not in json.loads(
+        (tmp_path / "results/analysis/fmnist_lt/simclr/split1/seed0.json").read_text()
+    )
+    table = (tmp_path / pairs).read_text()
+    assert "SDCLR + DE" in table and "BCL-D" not in table
+    assert (tmp_path / "results/figures/difficult_pairs.png").stat().st_size > 0
