@@ -296,13 +296,18 @@ def _projection(cfg: BenchConfig, step_seconds: float, mask_seconds: float) -> d
     }
 
 
+def _compile_setting(value: str | bool) -> str | bool:
+    """``pretrain.compile``'s value from the benchmark's flag (``auto``, ``true``, ``false``)."""
+    return {"auto": "auto", "true": True, "false": False}[str(value).lower()]
+
+
 def loop_settings(cfg: BenchConfig, method_name: str, epochs: int) -> dict[str, Any]:
     """A pretraining job's settings (what ``results/settings/<dataset>/pretrain/<m>.json``
     holds) for the benchmark's method and shape: the paper's optimiser and augmentation."""
     hyper: dict[str, Any] = {"temperature": cfg.temperature}
     if method_name == "sdclr":
         hyper["prune_ratio"] = cfg.prune_ratio
-    compile_setting = {"auto": "auto", "true": True, "false": False}[str(cfg.compile).lower()]
+    compile_setting = _compile_setting(cfg.compile)
     return {
         "dataset": "benchmark",
         "method": {
@@ -429,7 +434,7 @@ def step_operator_counts(
             epochs=1,
             precision=cfg.precision,
             channels_last=cfg.channels_last,
-            compile={"auto": "auto", "true": True, "false": False}[str(cfg.compile).lower()],
+            compile=_compile_setting(cfg.compile),
         ),
         device,
     )

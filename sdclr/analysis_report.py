@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sdclr.errors import InputError  # noqa: E402
 from sdclr.evaluation.analysis import ANALYSIS_TITLES  # noqa: E402
 from sdclr.evaluation.difficult_pairs import SUMMARY_COLUMNS, TOP_FRACTION  # noqa: E402
 from sdclr.figures import label_of, plot_class_rank_bars, plot_per_class_vs_frequency  # noqa: E402
@@ -253,6 +254,12 @@ def write_analysis_report(
     """Write ``analysis``'s table (``outputs["md"]``, ``outputs["csv"]``) and figure
     (``outputs["figure"]``); return the aggregated table."""
     frame = analysis_frame(records, analysis)
+    if frame.empty and analysis == "difficult_pairs":
+        raise InputError(
+            "no analysis record holds difficult-pair counts: every run with "
+            "difficult_examples was trained before they were kept; delete those runs' folders "
+            "in results/checkpoints/ (resume.pt too) and run again"
+        )
     if frame.empty:
         raise ValueError(f"no analysis records hold the {analysis!r} analysis")
     table = aggregate_analysis(frame, analysis, order)

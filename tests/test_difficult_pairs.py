@@ -10,7 +10,7 @@ import yaml
 
 from sdclr.analysis_report import write_analysis_report
 from sdclr.config import normalize_config
-from sdclr.errors import ConfigError
+from sdclr.errors import ConfigError, InputError
 from sdclr.evaluation.analysis import run_analysis
 from sdclr.evaluation.difficult_pairs import difficult_pairs_analysis, sample_counts
 from sdclr.io import torch_load
@@ -137,3 +137,26 @@ def test_the_analysis_needs_a_run_that_tunes_difficult_pairs():
         normalize_config(config)
     config["methods"]["simclr"]["difficult_examples"] = {"margin": 0.1}
     assert "difficult_pairs" in normalize_config(config)["datasets"]["fmnist_lt"]["analyses"]
+
+
+def test_counts_of_no_epoch_are_none_and_a_report_without_counts_says_what_to_do(tmp_path):
+    """A model resumed at its end from a checkpoint older than the counts counted no epoch:
+    it has no numbers (not zeros read as rates); a report with no counts at all is one line
+    that says which folders to delete."""
+    zeros = torch.zeros(4, dtype=torch.long)
+    meta = {
+        "epochs": 5,
+        "sample_statistics": {
+            "pretrain_indices": torch.arange(4),
+            "difficult_examples": {
+                "difficult_pairs": zeros, "candidate_pairs": zeros,
+                "counted_epochs": torch.tensor(0),
+            },
+        },
+    }  # fmt: skip
+    assert sample_counts(meta, "model.pt") is None
+    record = {"dataset": "toy", "method": "m", "split": 1, "seed": 0, "analyses": ["pie"]}
+    outputs = {"md": tmp_path / "t.md", "csv": tmp_path / "t.csv", "figure": tmp_path / "f.png"}
+    with pytest.raises(InputError, match="delete those runs' folders in results/checkpoints/"):
+        write_analysis_report([record], "difficult_pairs", outputs)
+    assert not (tmp_path / "t.md").exists()

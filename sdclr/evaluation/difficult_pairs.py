@@ -19,6 +19,7 @@ shows for a removal run. A model of a run without difficult-pair tuning has no s
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,8 @@ import numpy as np
 
 from sdclr.errors import InputError
 from sdclr.groups import GROUPS
+
+log = logging.getLogger(__name__)
 
 #: The share of the pretraining set counted as the most re-weighted (``top_tenth``).
 TOP_FRACTION = 0.1
@@ -37,11 +40,17 @@ SUMMARY_COLUMNS = tuple(f"{g} rate" for g in GROUPS) + tuple(f"{g} top 10 %" for
 def sample_counts(meta: dict[str, Any], where: str) -> dict[str, np.ndarray] | None:
     """``pretrain_indices``, ``difficult_pairs``, ``candidate_pairs`` (a row per pretraining
     position) and ``counted_epochs`` from a model.pt's metadata; None for a run that does not
-    tune difficult pairs."""
+    tune difficult pairs or counted no epoch (a warning when it counted fewer than it ran)."""
     statistics = meta.get("sample_statistics") or {}
     counts = statistics.get("difficult_examples")
-    if not counts:
+    if not counts or int(counts["counted_epochs"]) == 0:  # none kept, or resumed at its end
         return None
+    if int(counts["counted_epochs"]) < int(meta.get("epochs", 0)):
+        log.warning(
+            "%s: its difficult pairs were counted over the last %d of %d epochs only (it "
+            "resumed from a checkpoint written before they were kept)",
+            where, int(counts["counted_epochs"]), int(meta["epochs"]),
+        )  # fmt: skip
     out = {key: np.asarray(value) for key, value in counts.items()}
     out["pretrain_indices"] = np.asarray(statistics["pretrain_indices"], dtype=np.int64)
     sizes = {len(out[k]) for k in ("pretrain_indices", "difficult_pairs", "candidate_pairs")}
