@@ -219,15 +219,14 @@ def plot_difficult_pairs_by_class(
     width = max(5.5, 0.1 * classes + 3.5)
     fig, axes = plt.subplots(len(rows), 2, figsize=(2 * width, 4.0 * len(rows)), squeeze=False)
     fair = 100 * TOP_FRACTION
-    panels = (
-        ("rate", "difficult-pair rate / the run's", 1.0, "tab:purple"),
-        ("top_tenth", f"% of the class in the top {TOP_FRACTION:.0%}", fair, "tab:red"),
+    panels = (  # key, label, fair share, colour, the bars' baseline (a rate's: 1)
+        ("rate", "difficult-pair rate / the run's", 1.0, "tab:purple", 1.0),
+        ("top_tenth", f"% of the class in the top {TOP_FRACTION:.0%}", fair, "tab:red", 0.0),
     )
     for (dataset, method, runs), pair in zip(rows, axes, strict=True):
         per_class = [r["difficult_pairs"]["per_class"] for r in runs]
         name = f"{label_of(labels, 'datasets', dataset)}: {label_of(labels, 'methods', method)}"
-        for ax, (key, ylabel, level, colour) in zip(pair, panels, strict=True):
-            base = level if key == "rate" else 0.0  # a rate's bars rise or fall from 1
+        for ax, (key, ylabel, level, colour, base) in zip(pair, panels, strict=True):
             plot_class_rank_bars(ax, per_class, key, colour, "mean over splits and seeds", base)
             ax.axhline(level, color="black", lw=1, ls="--")
             ax.set_ylabel(ylabel)

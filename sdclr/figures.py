@@ -169,23 +169,10 @@ def plot_class_profile(
 
 
 def _shade_groups(ax: Any, counts: np.ndarray, rule: dict) -> None:
-    """Shade and name the rank range of each of Many / Medium / Few."""
-    groups = class_groups(counts, rule)
-    ranks = {c: r for r, c in enumerate(sorted(range(len(counts)), key=lambda c: (-counts[c], c)))}
-    for name in GROUPS:
-        if groups[name]:
-            lo = min(ranks[c] for c in groups[name]) - 0.5
-            hi = max(ranks[c] for c in groups[name]) + 0.5
-            ax.axvspan(lo, hi, color=GROUP_COLOURS[name], alpha=0.08)
-            ax.text(
-                (lo + hi) / 2,
-                1.02,
-                name,
-                transform=ax.get_xaxis_transform(),
-                ha="center",
-                fontsize=9,
-                color=GROUP_COLOURS[name],
-            )
+    """Shade and name the rank range of each of Many / Medium / Few (``_shade_ranks``)."""
+    group_of = {c: name for name, members in class_groups(counts, rule).items() for c in members}
+    order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))
+    _shade_ranks(ax, [group_of.get(c, "") for c in order])
 
 
 def _plot_class_order(ax: Any, splits: Sequence[dict[str, Any]], rule: dict) -> None:

@@ -182,8 +182,10 @@ def run_analysis(
     }
     if "geometry" in settings["analyses"]:
         record["geometry"] = _geometry(test, inputs, split, groups)
-    counts = sample_counts(meta, str(model_path))
-    if "difficult_pairs" in settings["analyses"] and counts is not None:  # only such runs
+    counts = (
+        sample_counts(meta, str(model_path)) if "difficult_pairs" in settings["analyses"] else None
+    )
+    if counts is not None:  # only runs that tune difficult pairs have them
         labels = dataset.train_labels.numpy()
         part = difficult_pairs_analysis(counts, labels, split["counts"]["D_i"], groups)
         record["difficult_pairs"] = part

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from sdclr.errors import InputError
+from sdclr.evaluation.geometry import frequency_order
 from sdclr.groups import GROUPS
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def difficult_pairs_analysis(
     f = difficult.sum() / max(candidates.sum(), 1.0)
     group_of = {c: name for name, members in groups.items() for c in members}
     per_class = []
-    for c in sorted(range(len(d_i_counts)), key=lambda c: (-d_i_counts[c], c)):
+    for c in frequency_order(d_i_counts):
         mine = classes == c
         percent, rate, tenth = _shares(mine, difficult, candidates, top, f)
         per_class.append(

@@ -58,8 +58,8 @@ its candidate pairs (a view of k as the anchor i, any other view j but k's own t
 
 (N the step's global batch), kept in the checkpoint (a resumed run counts on) and left with
 the final model (model.pt's ``sample_statistics``). ``d_k / c_k`` is the fraction of k's pairs
-that got the margin and the smaller temperature; the workflow's difficult-pairs report
-(``sdclr.difficult_pairs_report``) turns it into per-class numbers by D_i frequency.
+that got the margin and the smaller temperature; the ``difficult_pairs`` analysis
+(``sdclr.evaluation.difficult_pairs``) turns it into per-class numbers by D_i frequency.
 """
 
 from __future__ import annotations
@@ -206,6 +206,10 @@ class DifficultExamples(Extension):
             0.9, doc="posLow: pairs ranked from posHigh down to posLow are difficult.", maximum=1
         )
 
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self._band_sum, self._band_steps = torch.zeros(2), 0  # the epoch's (see on_epoch_end)
+
     def check(self, method: Method, section: str) -> None:
         s = self.settings
         if method.temperature is None:
@@ -238,10 +242,6 @@ class DifficultExamples(Extension):
             z1, z2, h1, h2, method.temperature, s.margin, s.temperature_ratio,
             s.pos_high, s.pos_low, per_sample, mask=difficult,
         )  # fmt: skip
-
-    def __init__(self, settings: Any) -> None:
-        super().__init__(settings)
-        self._band_sum, self._band_steps = torch.zeros(2), 0  # the epoch's (see on_epoch_end)
 
     def setup(self, num_samples: int, device: torch.device) -> None:
         #: d_k and c_k of the module docstring, by position in the pretraining set.
