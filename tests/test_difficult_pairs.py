@@ -160,3 +160,24 @@ def test_counts_of_no_epoch_are_none_and_a_report_without_counts_says_what_to_do
     with pytest.raises(InputError, match="delete those runs' folders in results/checkpoints/"):
         write_analysis_report([record], "difficult_pairs", outputs)
     assert not (tmp_path / "t.md").exists()
+
+
+def test_counts_of_fewer_epochs_than_the_run_warn(caplog):
+    """A run resumed mid-way from a checkpoint older than the counts has counts of its last
+    epochs only: they are used, with a warning that says how many epochs they cover."""
+    meta = {
+        "epochs": 5,
+        "sample_statistics": {
+            "pretrain_indices": torch.arange(2),
+            "difficult_examples": {
+                "difficult_pairs": torch.tensor([3, 4]), "candidate_pairs": torch.tensor([6, 6]),
+                "counted_epochs": torch.tensor(2),
+            },
+        },
+    }  # fmt: skip
+    with caplog.at_level("WARNING", logger="sdclr.evaluation.difficult_pairs"):
+        counts = sample_counts(meta, "run/model.pt")
+    assert counts is not None and counts["difficult_pairs"].tolist() == [3, 4]
+    assert "run/model.pt: its difficult pairs were counted over the last 2 of 5 epochs" in (
+        caplog.text
+    )
