@@ -16,10 +16,11 @@ import torch
 import yaml
 
 from sdclr.config import normalize_config, pretrain_settings
+from sdclr.data.augment.randaugment import sample_randaugment_params
 from sdclr.errors import ConfigError
 from sdclr.io import torch_load, write_json
-from sdclr.methods import create_method
-from sdclr.methods.bcl import boost_weights, momentum_update
+from sdclr.methods import bcl, create_method
+from sdclr.methods.bcl import BoostedMemorization, boost_weights, momentum_update
 from sdclr.methods.temperature_schedule import scheduled_temperature
 from sdclr.train import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
 from tests.test_train import tiny_settings, toy_images
@@ -56,6 +57,55 @@ def test_boost_weights_follow_the_formula_on_hand_made_losses():
     )
 
 
+def _captured_randaugment(monkeypatch, jitter: bool, seed: int):
+    """BCL-D's augment_views on 3 samples (their 2 x 3 views), with the RandAugment call
+    replaced by one that records its weights and strength; returns them and the config."""
+    settings = BoostedMemorization.Settings(num_ops=2, min_magnitude=5, magnitude_jitter=jitter)
+    extension = BoostedMemorization(settings)
+    extension.setup(4, torch.device("cpu"))
+    extension.weights = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    captured = {}
+
+    def record(views, weights, config, generator, strength=None):
+        captured.update(weights=weights, strength=strength, config=config)
+        return views
+
+    monkeypatch.setattr(bcl, "rand_augment", record)
+    indices = torch.tensor([3, 1, 2])
+    views = torch.zeros(6, 3, 8, 8)
+    generator = torch.Generator().manual_seed(seed)
+    extension.augment_views(views, torch.cat([indices, indices]), generator)
+    return captured
+
+
+def test_bcl_d_jitter_is_one_uniform_draw_per_sample_shared_by_its_two_views(monkeypatch):
+    """BCL's code for k = 2 (a2342f8): magnitude 5 + 25 w_i u_i with one u_i ~ U(0, 1) per
+    sample, the same for its two views; the probability stays w_i. By hand: u from the same
+    seeded generator, in sample order."""
+    captured = _captured_randaugment(monkeypatch, jitter=True, seed=7)
+    u = torch.rand(3, generator=torch.Generator().manual_seed(7)).tolist()
+    w = [1.0, 0.25, 0.5]  # the weights of samples 3, 1, 2
+    assert captured["weights"].tolist() == w + w  # probability: w, not jittered
+    assert captured["strength"].tolist() == pytest.approx(
+        [wi * ui for wi, ui in zip(w, u, strict=True)] * 2
+    )
+    params = sample_randaugment_params(
+        6, 2, captured["weights"], captured["config"], torch.Generator().manual_seed(0),
+        strength=captured["strength"],
+    )  # fmt: skip
+    by_hand = [5 + 25 * wi * ui for wi, ui in zip(w, u, strict=True)] * 2
+    assert params.magnitudes.tolist() == pytest.approx(by_hand)
+    assert params.magnitudes[:3].tolist() == params.magnitudes[3:].tolist()  # shared by views
+
+
+def test_without_jitter_the_magnitude_is_the_formula(monkeypatch):
+    """magnitude_jitter off (the default): magnitude m_min + (30 - m_min) w_i."""
+    captured = _captured_randaugment(monkeypatch, jitter=False, seed=7)
+    assert captured["strength"] is None
+    params = sample_randaugment_params(6, 2, captured["weights"], captured["config"])
+    assert params.magnitudes.tolist() == pytest.approx([5 + 25 * w for w in (1.0, 0.25, 0.5)] * 2)
+
+
 def test_temperature_schedule_values():
     """t(e) = 0.1 + 0.45 (1 + cos(pi e / 200)): 1.0 at 0, 0.55 at 100, 0.1 at 200, 1.0 at 400."""
     values = [scheduled_temperature(e, 0.1, 1.0, 200) for e in (0, 100, 200, 400)]
@@ -64,13 +114,14 @@ def test_temperature_schedule_values():
 
 def test_the_schedule_sets_the_method_temperature_each_epoch_and_logs_it():
     """Composed with SDCLR, the schedule changes the loss's temperature at each epoch start
-    and the epoch's log gets a temperature column."""
+    and the epoch's log gets a temperature column; the first epoch (0-based 0) is the
+    reference's epoch 1: t(1), t(2), t(3) with T = 2."""
     method = create_method(
         "sdclr", {}, extensions={"temperature_schedule": {"t_min": 0.1, "t_max": 1.0, "period": 2}}
     )
     model = method.build_model(tiny_model_config(), 3)
     logs = [method.begin_epoch(model, e)["temperature"] for e in range(3)]
-    assert logs == pytest.approx([1.0, 0.55, 0.1]) and method.temperature == pytest.approx(0.1)
+    assert logs == pytest.approx([0.55, 0.1, 0.55]) and method.temperature == pytest.approx(0.55)
 
 
 def tiny_model_config():
@@ -161,7 +212,7 @@ def test_bcl_keeps_per_sample_state_in_the_checkpoint_and_boosts_after_epoch_one
     assert float(weights.min()) >= 0 and float(weights.max()) <= 1 and weights.std() > 0
     rows = list(csv.DictReader((tmp_path / LOG_NAME).read_text().splitlines()))
     assert {"pruned_weights", "temperature", "bcl_mean_weight"} <= set(rows[0])
-    assert [float(r["temperature"]) for r in rows] == pytest.approx([1.0, 0.55, 0.1, 0.55])
+    assert [float(r["temperature"]) for r in rows] == pytest.approx([0.55, 0.1, 0.55, 1.0])
     assert float(rows[0]["bcl_mean_weight"]) == 0.0 < float(rows[1]["bcl_mean_weight"])
 
 

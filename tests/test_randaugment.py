@@ -70,13 +70,15 @@ def _to_float(img: torch.Tensor) -> torch.Tensor:
 
 
 def _cutout_reference(img: torch.Tensor, side: float, centre: list[float]) -> torch.Tensor:
-    """BCL's Cutout box as torchvision's ``erase``: corner floor(max(0, c - side / 2)), rows /
-    cols corner..floor(corner + side) inclusive, clipped; nothing when side <= 0."""
+    """BCL's Cutout box as torchvision's ``erase``: corner floor(max(0, c - side / 2)) with c
+    = np.random.uniform(size) = size + (1 - size) u (numpy's low + (high - low) u, low = size,
+    high = 1), rows / cols corner..floor(corner + side) inclusive, clipped; nothing when
+    side <= 0."""
     h, w = img.shape[-2:]
     if side <= 0:
         return img
-    top = math.floor(max(0.0, centre[0] * h - side / 2))
-    left = math.floor(max(0.0, centre[1] * w - side / 2))
+    top = math.floor(max(0.0, h + (1 - h) * centre[0] - side / 2))
+    left = math.floor(max(0.0, w + (1 - w) * centre[1] - side / 2))
     height = min(h, math.floor(top + side) + 1) - top
     width = min(w, math.floor(left + side) + 1) - left
     fill = FILL if img.shape[0] == 3 else TF.rgb_to_grayscale(FILL[:, None, None])[:, 0, 0]
@@ -300,6 +302,26 @@ def test_one_channel_color_is_identity_and_cutout_fills_luma():
     changed = out != x
     assert changed.any()
     torch.testing.assert_close(out[changed], luma.expand(int(changed.sum())))
+
+
+def test_cutout_centre_is_numpys_uniform_of_the_size():
+    """BCL draws the centre with ``np.random.uniform(w)``: low = w, high = 1, so w + (1 - w) u,
+    in (1, w]. A draw u = 0 puts the centre at the last pixel edge: the box of side 0.4 * 32
+    (magnitude 30) starts at floor(32 - 6.4) = 25 and runs to the border."""
+    import numpy as np
+
+    u = np.random.RandomState(3).random_sample(1000)
+    rs = np.random.RandomState(3)
+    centres = np.array([rs.uniform(32) for _ in range(1000)])
+    np.testing.assert_allclose(centres, 32 + (1 - 32) * u)
+    assert centres.min() > 1 and centres.max() <= 32
+    x = torch.zeros(1, 3, 32, 32)
+    params = _params("cutout", [30.0], [1.0])
+    params = RandAugmentParams(**{**vars(params), "cutout_centres": torch.zeros(1, 1, 2)})
+    box = (apply_randaugment(x, params) != 0).any(dim=1)[0]
+    rows, cols = box.any(dim=1).nonzero().flatten(), box.any(dim=0).nonzero().flatten()
+    assert (rows.min().item(), rows.max().item()) == (25, 31)
+    assert (cols.min().item(), cols.max().item()) == (25, 31)
 
 
 @pytest.mark.parametrize(

@@ -13,17 +13,23 @@ and each view of sample i gets k RandAugment operations, each applied with proba
 at magnitude ``m_min + (30 - m_min) w_i`` (``sdclr.data.augment.randaugment``, after the
 SimCLR augmentation, as in BCL's pipeline). ``l_i`` is the sample's contrastive loss, the mean
 of its two views' NT-Xent terms. BCL-I: on SimCLR, k = 1, m_min = 10; BCL-D: on SDCLR, k = 2,
-m_min = 5. BCL's own runs use weight decay 5e-4 (its paper configs set it per method).
+m_min = 5. BCL's README trains SimCLR and BCL-I with weight decay 5e-4 and SDCLR and BCL-D
+with 1e-4; a config sets it per method (``pretrain: {weight_decay: ...}``).
 
-Facts from the public code (MediaBrain-SJTU/BCL: ``train.py``, ``data/memoboosted_cifar100.py``,
-``data/randaug.py``, ``losses/nt_xent.py``) and the choices made here:
+Facts from the public code (MediaBrain-SJTU/BCL at a2342f8: ``README.md``, ``train.py``,
+``train_sdclr.py``, ``data/memoboosted_cifar100.py``, ``data/randaug.py``,
+``losses/nt_xent.py``) and the choices made here:
 
 * ``l_i`` is ``nt_xent(..., average=False)``: the two views' terms averaged, as here.
-* ``train.py``'s default ``--momentum_loss_beta`` is 0.95, the paper's text (and PROTOCOL.md)
-  0.97: ``momentum`` is a setting, default 0.97.
-* The magnitude: the paper's ``m_min + (30 - m_min) w_i`` by default; one revision of the
-  code multiplies ``w_i`` in the magnitude by one U(0, 1) draw per sample shared by its two
-  views (and drops ``m_min``): ``magnitude_jitter: true`` multiplies ``w_i`` by that draw here.
+* ``train.py``'s and ``train_sdclr.py``'s default ``--momentum_loss_beta`` is 0.97
+  (``train.py``'s was 0.95 before 13e0530): ``momentum`` is a setting, default 0.97.
+* The magnitude (``memoboosted_cifar100.py``): for k = 1 (BCL-I) ``10 + 20 w_i``; for every
+  other k (BCL-D, k = 2) ``5 + 25 w_i u_i`` with ``u_i = np.random.rand(1)`` drawn once when the
+  sample's transform is built, so one draw per sample and loader call, shared by its two
+  views; the probability stays ``w_i``. (An earlier revision, 2013b8f, had ``30 w_i u_i``,
+  without m_min.) ``magnitude_jitter: true`` multiplies ``w_i`` in the magnitude by such a
+  draw here (:func:`jittered_strength`); it is off by default (the formula above), and the
+  BCL-D runs of BCL's protocol in the configs set it.
 * Our loop keeps the last partial batch by default, so every sample is seen each epoch; with
   ``pretrain.drop_last`` (or a remainder of a multi-GPU split) a few may go unseen: an unseen
   sample keeps its momentum loss; ``z`` and ``w`` are computed over the samples seen at least
@@ -58,6 +64,15 @@ def momentum_update(
     blended = momentum * previous + (1.0 - momentum) * losses
     momentum_loss[indices] = torch.where(seen[indices], blended, losses)
     seen[indices] = True
+
+
+def jittered_strength(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """BCL-D's magnitude strength of the ``2N`` views ``[view 1 of N samples, view 2 of the
+    same N]`` with weights ``weights [2N]``: ``w_i u_i`` with one ``u_i ~ U(0, 1)`` per sample
+    (drawn from ``generator`` in sample order), the same for both of its views."""
+    half = weights.shape[0] // 2
+    draw = torch.rand(half, generator=generator, device=weights.device)
+    return weights * draw.repeat(2)
 
 
 def boost_weights(momentum_loss: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
@@ -95,7 +110,9 @@ class BoostedMemorization(Extension):
             0.97, doc="beta of the momentum loss L <- beta L + (1 - beta) l.", minimum=0, maximum=1
         )
         magnitude_jitter: bool = setting(
-            False, doc="Multiply w by a U(0, 1) draw per sample in the magnitude (a code revision)."
+            False,
+            doc="Multiply w in the magnitude by one U(0, 1) draw per sample, shared by its two "
+            "views (BCL's code for k = 2, BCL-D, at a2342f8); off: m_min + (30 - m_min) w.",
         )
 
     def setup(self, num_samples: int, device: torch.device) -> None:
@@ -108,11 +125,7 @@ class BoostedMemorization(Extension):
         self, views: torch.Tensor, indices: torch.Tensor, generator: torch.Generator | None
     ) -> torch.Tensor:
         weights = self.weights[indices]
-        strength = None
-        if self.settings.magnitude_jitter:  # one draw per sample, shared by its two views
-            half = indices.shape[0] // 2
-            draw = torch.rand(half, generator=generator, device=views.device)
-            strength = weights * draw.repeat(2)
+        strength = jittered_strength(weights, generator) if self.settings.magnitude_jitter else None
         out = rand_augment(views, weights, self.randaugment, generator, strength)
         return out.contiguous(memory_format=_memory_format(views))
 

@@ -5,15 +5,19 @@ A cosine schedule of the NT-Xent temperature over epochs::
 
     t(e) = t_min + 0.5 * (t_max - t_min) * (1 + cos(pi * e / T))
 
-with t_min = 0.1, t_max = 1.0, T = 200 (so t(0) = t_max, t(T) = t_min, t(2T) = t_max: one
-cycle every 400 epochs). A high temperature spreads the loss over many negatives (group-wise,
+with t_min = 0.1, t_max = 1.0, T = 200 (so t(T) = t_min, t(2T) = t_max: one cycle every 400
+epochs). A high temperature spreads the loss over many negatives (group-wise,
 instance discrimination weak), a low one concentrates it on the hardest (instance-wise); the
 oscillation lets the long tail's classes form both kinds of structure.
 
 Choices the paper leaves to us, written down:
 
-* ``e`` is the 0-based epoch, and the temperature changes once per epoch (at its start),
-  not per step; the train log gets a ``temperature`` column.
+* ``e`` is the epoch counted from 1, as the reference counts it (Annusha/temperature_schedules,
+  ``train_simCLR.py``: ``for epoch in range(start_epoch, args.epochs + 1)`` with
+  ``start_epoch = 1``, and ``tau`` computed from that ``epoch`` in every step): the first epoch
+  trains at t(1), just below t_max. The temperature is the same for every step of an epoch
+  (the reference recomputes it per step from the epoch, so it changes only between epochs);
+  the train log gets a ``temperature`` column.
 * It composes with any method whose loss has a temperature (SimCLR, SDCLR, and either with
   BCL); it replaces ``hyperparameters.temperature``, so setting both is a config error.
 """
@@ -46,7 +50,11 @@ class TemperatureSchedule(Extension):
         """A cosine schedule of the NT-Xent temperature (Kukleva et al., ICLR 2023)."""
 
         t_min: float = setting(0.1, doc="Lowest temperature (at e = T).", exclusive_minimum=0)
-        t_max: float = setting(1.0, doc="Highest temperature (at e = 0).", exclusive_minimum=0)
+        t_max: float = setting(
+            1.0,
+            doc="Highest temperature (at e = 2T, 4T, ...; e counts from 1).",
+            exclusive_minimum=0,
+        )
         period: float = setting(
             200, doc="T: epochs from t_max down to t_min (a cycle is 2T).", exclusive_minimum=0
         )
@@ -58,6 +66,6 @@ class TemperatureSchedule(Extension):
             raise ConfigError(f"{section}: t_min {self.settings.t_min} exceeds t_max")
 
     def on_epoch_start(self, method: Method, epoch: int) -> dict[str, Any]:
-        s = self.settings
-        method.temperature = scheduled_temperature(epoch, s.t_min, s.t_max, s.period)
+        s = self.settings  # ``epoch`` is 0-based; the reference's e counts from 1
+        method.temperature = scheduled_temperature(epoch + 1, s.t_min, s.t_max, s.period)
         return {"temperature": round(method.temperature, 6)}

@@ -23,7 +23,9 @@ What BCL's public code does (github.com/MediaBrain-SJTU/BCL at a2342f8; read: ``
   a larger m is a weaker solarize); Posterize (4, 8) bits, truncated to an int (m = 30 keeps all
   8); Contrast, Color, Brightness, Sharpness (0.1, 1.9) enhance factor, unsigned; Cutout (0, 0.4):
   a square of side ``v * width`` filled with RGB (125, 123, 114), top-left corner
-  ``floor(max(0, c - side / 2))`` for a centre ``c ~ U[0, size)`` per axis, covering the pixels
+  ``floor(max(0, c - side / 2))`` for a centre ``c`` per axis drawn by
+  ``np.random.uniform(size)``, i.e. ``uniform(low=size, high=1.0)`` = ``size + (1 - size) u``,
+  ``u ~ U[0, 1)``: ``c`` in ``(1, size]`` (the same here), covering the pixels
   ``r`` with ``corner <= r <= corner + side`` (PIL draws rectangles inclusively), clipped at the
   border; side 0 draws nothing. (Identity, Flip, SolarizeAdd, SamplePairing are defined, unused.)
 
@@ -138,7 +140,8 @@ class RandAugmentParams:
         apply: bool ``[N, k]``, the op is applied (Bernoulli(w_i)).
         magnitudes: float32 ``[N]`` on 0..30, shared by a sample's k ops.
         signs: float32 ``[N, k]`` in {-1, +1}, used by the shear / translate / rotate ops.
-        cutout_centres: float32 ``[N, k, 2]``, Cutout's (row, col) centre as fractions of (H, W).
+        cutout_centres: float32 ``[N, k, 2]``, Cutout's (row, col) U[0, 1) draws ``u``; the
+            centre is ``size + (1 - size) u`` pixels per axis (BCL's, in (1, size]).
     """
 
     ops: Tensor
@@ -179,7 +182,7 @@ def sample_randaugment_params(
     Per sample: ``num_ops`` op ids uniform over :data:`OPS` with replacement, each applied with
     probability ``w_i``; magnitude ``min + (max - min) * s_i`` with ``s = strength`` (default
     ``w``; BCL's k = 2 code uses ``w * u``, ``u ~ U(0, 1)`` shared by the two views); fair-coin
-    signs; uniform Cutout centres. ``device`` defaults to the generator's, else the weights'.
+    signs; Cutout centres' U[0, 1) draws. ``device`` defaults to the generator's, else the weights'.
     """
     for name, t in (("weights", weights), ("strength", strength)):
         if t is not None and tuple(t.shape) != (n,):
@@ -337,7 +340,8 @@ def _cutout(x: Tensor, op: Tensor, on: Tensor, value: Tensor, centre: Tensor) ->
     """BCL's Cutout box (see the module docstring) filled with (125, 123, 114) / 255."""
     n, c, h, w = x.shape
     side = value.double() * w  # BCL: fraction of the width on both axes
-    centre = centre.double() * torch.stack([torch.full_like(side, h), torch.full_like(side, w)], 1)
+    size = torch.stack([torch.full_like(side, h), torch.full_like(side, w)], 1)
+    centre = size + (1.0 - size) * centre.double()  # BCL: np.random.uniform(size), in (1, size]
     corner = torch.floor((centre - side[:, None] / 2).clamp(0))
     rows = torch.arange(h, device=x.device, dtype=torch.float64)
     cols = torch.arange(w, device=x.device, dtype=torch.float64)
