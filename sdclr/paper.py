@@ -20,12 +20,21 @@ ENTRY_KEYS = ("splits", "source")
 def load_reported(path: str | Path = paths.REPORTED) -> dict[str, Any]:
     """The paper's numbers: ``{probe: {table: {method: {column: [mean, std|None]}}}}``.
 
-    A table may say ``splits: [1]`` (its numbers are of those splits only: they are compared
-    with ours of the same splits, never with a 5-split mean) and ``source:``; a method row may
-    omit columns its source does not report.
+    Each top-level key is the probe the numbers are of (one of
+    :data:`sdclr.evaluation.COMPARED_PROBES`), so reported numbers are only ever set beside
+    our records of the same probe. A table may say ``splits: [1]`` (its numbers are of those
+    splits only: they are compared with ours of the same splits, never with a 5-split mean)
+    and ``source:``; a method row may omit columns its source does not report.
     """
+    from sdclr.evaluation import COMPARED_PROBES
+
     reported = yaml.safe_load(Path(path).read_text())
     for probe, tables in reported.items():
+        if probe not in COMPARED_PROBES:
+            raise ValueError(
+                f"{path}: {probe!r} is not a probe with reported numbers; known: "
+                f"{', '.join(COMPARED_PROBES)}"
+            )
         for table, methods in tables.items():
             for method, columns in methods.items():
                 if method in ENTRY_KEYS:

@@ -1,6 +1,7 @@
 """Splits from the reference implementation's files: ``.npy`` index arrays into the
 torchvision train set (CIFAR) or ``path label`` image lists (ImageNet-100-LT), checked like the
-splits ``sdclr.data.splits`` cuts."""
+splits ``sdclr.data.splits`` cuts; and BCL's fixed k-shot probe sets (``.npy`` index files,
+:func:`kshot_indices_from_file`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from sdclr.data.splits import SUBSETS, check_split, split_record
+from sdclr.errors import InputError
 
 
 def _reference_file(files: dict[str, str | Path], name: str) -> Path:
@@ -21,6 +23,21 @@ def _reference_file(files: dict[str, str | Path], name: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"reference split file for {name} not found: {path}")
     return path
+
+
+def read_index_file(path: str | Path, num_train_images: int, dataset: str) -> np.ndarray:
+    """The sorted indices of a ``.npy`` index file into a train set of ``num_train_images``;
+    an error names the file when it is not an index array or indexes outside that set."""
+    try:
+        idx = np.sort(np.load(path, allow_pickle=False).astype(np.int64).ravel())
+    except ValueError as err:
+        raise ValueError(f"{path} is not a .npy array of indices ({err})") from err
+    if idx.size and (idx[0] < 0 or idx[-1] >= num_train_images):
+        raise ValueError(
+            f"{path}: indices outside [0, {num_train_images}) of the {dataset} train set; "
+            "is the file for another dataset?"
+        )
+    return idx
 
 
 def split_from_index_files(
@@ -36,19 +53,10 @@ def split_from_index_files(
     array indexes the dataset's training set; the result is checked with ``check_split``.
     """
     labels = np.asarray(labels, dtype=np.int64)
-    indices = {}
-    for name in SUBSETS:
-        path = _reference_file(files, name)
-        try:
-            idx = np.sort(np.load(path, allow_pickle=False).astype(np.int64).ravel())
-        except ValueError as err:
-            raise ValueError(f"{path} is not a .npy array of indices ({err})") from err
-        if idx.size and (idx[0] < 0 or idx[-1] >= len(labels)):
-            raise ValueError(
-                f"{path}: indices outside [0, {len(labels)}) of the {dataset} train set; "
-                "is the file for another dataset?"
-            )
-        indices[name] = idx
+    indices = {
+        name: read_index_file(_reference_file(files, name), len(labels), dataset)
+        for name in SUBSETS
+    }
     record = split_record(dataset, split, labels, num_classes, indices)
     check_split(record, len(labels), source=f"reference split {split} of {dataset}")
     return record
@@ -133,3 +141,42 @@ def import_reference_split(
     raise ValueError(
         f"{name}: reference_splits must be all .npy index files or all .txt lists, got {kinds}"
     )
+
+
+def kshot_indices_from_file(
+    path: str | Path,
+    labels: Sequence[int] | np.ndarray,
+    num_classes: int,
+    shots: int,
+    pool: Sequence[int] | np.ndarray,
+    dataset: str,
+) -> np.ndarray:
+    """BCL's fixed k-shot probe set from a ``.npy`` index file into the training set, checked:
+    in range, no duplicates, exactly ``shots`` images of each of the ``num_classes`` classes
+    (so ``shots * num_classes`` in all), all inside ``pool`` (the indices of the probe's train
+    list). A file of another dataset fails the range or the class counts; every error names
+    the file. Returns the sorted indices.
+
+    BCL's files (MediaBrain-SJTU/BCL ``split/cifar100_imbSub_with_subsets/``
+    ``cifar100_split{1..5}_test_{100,50}shot.npy``) hold 10,000 and 5,000 indices, inside its
+    40,000-image ``split/cifar100/cifar100_trainIdxList.npy``.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    idx = read_index_file(path, len(labels), dataset)
+    if len(np.unique(idx)) != len(idx):
+        raise InputError(f"{path}: duplicate indices; is it a k-shot index file?")
+    counts = np.bincount(labels[idx], minlength=num_classes)
+    if len(counts) != num_classes or not (counts == shots).all():
+        wrong = [c for c in range(len(counts)) if c >= num_classes or counts[c] != shots]
+        raise InputError(
+            f"{path}: not {shots} images of each of the {num_classes} {dataset} classes "
+            f"({len(idx)} images; class {wrong[0]} has {counts[wrong[0]]}); is the file for "
+            "another dataset or another k?"
+        )
+    outside = np.setdiff1d(idx, np.asarray(pool, dtype=np.int64))
+    if outside.size:
+        raise InputError(
+            f"{path}: {outside.size} images (e.g. index {outside[0]}) are not in the probe's "
+            "train list; is it the train list these files were drawn from?"
+        )
+    return idx

@@ -29,12 +29,16 @@ for _module in pkgutil.iter_modules(__path__):
 
 #: The registered probes' names, in registration order: the one home of this list.
 PROBE_NAMES = tuple(PROBES)
-#: The probes the paper reports (compared with config/paper/reported.yaml).
+#: The probes the SDCLR paper reports (compared with config/paper/reported.yaml).
 PAPER_PROBES = tuple(name for name, probe in PROBES.items() if probe.in_paper)
+#: Every probe config/paper/reported.yaml has numbers of: the paper's and BCL's. (The
+#: comparison outputs, ``sdclr.paths.COMPARISON``, still cover PAPER_PROBES only.)
+COMPARED_PROBES = tuple(n for n, probe in PROBES.items() if probe.in_paper or probe.compared)
 #: The probes a config runs when it names none: the paper's.
 DEFAULT_PROBES = PAPER_PROBES
 
 __all__ = [
+    "COMPARED_PROBES",
     "DEFAULT_PROBES",
     "PAPER_PROBES",
     "PROBES",

@@ -64,7 +64,9 @@ class Probe:
     title: ClassVar[str]  # how tables and figures name it
     train_subset: ClassVar[str]  # the split subset it learns from (for the record and tables)
     train_set: ClassVar[str]  # that set as table headers name it ("D_b pool", "S_b", ...)
-    in_paper: ClassVar[bool] = False  # whether the paper reports it (the comparison tables)
+    in_paper: ClassVar[bool] = False  # whether the SDCLR paper reports it (the default probes)
+    #: Whether config/paper/reported.yaml has numbers of it (the paper's probes, BCL's).
+    compared: ClassVar[bool] = False
     #: Its settings (config key ``<name>_probe``); None: it has none.
     Settings: ClassVar[type | None] = None
 

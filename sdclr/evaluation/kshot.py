@@ -1,13 +1,15 @@
-"""k-shot linear probes (BCL's protocol, Zhou et al., ICML 2022): the linear probe trained on
-k images per class drawn from the balanced train pool, repeated on several random subsets.
+"""Our k-shot linear probes: the linear probe of ``sdclr.evaluation.linear`` trained on k images
+per class drawn at random from the balanced train pool, repeated on several random subsets.
 
 For subset s = 0 .. S-1, k images of every class are drawn from the split's train pool with a
-generator seeded by (seed, k, s), the linear probe of ``sdclr.evaluation.linear`` is trained on
-them (its best epoch chosen on the split's validation set), and the per-class test accuracies
-are averaged over the S subsets; the record keeps each subset's All. BCL reports 100-shot and
-50-shot probes over 5 subsets: ``kshot_100`` and ``kshot_50``. The optimisation defaults are
-the few-shot probe's (100 epochs, lr 30, decays at 40 and 60), which BCL's scripts leave to
-the few-shot evaluation; a class with fewer than k pool images is a config error naming it.
+generator seeded by :func:`subset_seed` (seed, k, s), the linear probe of
+``sdclr.evaluation.linear`` is trained on them (its best epoch chosen on the split's validation
+set), and the per-class test accuracies are averaged over the S subsets; the record keeps each
+subset's All. ``kshot_100`` and ``kshot_50``: 100 and 50 shots over 5 subsets, BCL's budgets
+but not BCL's protocol (BCL trains an Adam probe on fixed index files, one per split, with no
+validation: ``bcl_100shot`` / ``bcl_50shot`` in ``sdclr.evaluation.bcl_probe``). The
+optimisation defaults are our few-shot probe's (100 epochs, lr 30, decays at 40 and 60); a
+class with fewer than k pool images is a config error naming it.
 """
 
 from __future__ import annotations
@@ -71,9 +73,7 @@ class KShotProbe(Probe):
         images, labels = inputs.subset(self.train_subset)
         accuracies, alls = [], []
         for s in range(config.subsets):
-            generator = torch.Generator().manual_seed(
-                hash((inputs.seed, self.shots, s)) & 0xFFFF_FFFF
-            )
+            generator = torch.Generator().manual_seed(subset_seed(inputs.seed, self.shots, s))
             pick = balanced_subset(labels, self.shots, inputs.num_classes, generator)
             result = fit_and_test(
                 inputs, (images[pick], labels[pick]), config, inputs.seed + s, self.name
@@ -89,7 +89,7 @@ class KShotProbe(Probe):
 @register
 class HundredShotProbe(KShotProbe):
     name = "kshot_100"
-    title = "100-shot linear probe (5 subsets)"
+    title = "100-shot linear probe (ours: 5 random subsets)"
     shots = 100
     train_set = "100 per class of the D_b pool, 5 subsets"
 
@@ -97,6 +97,6 @@ class HundredShotProbe(KShotProbe):
 @register
 class FiftyShotProbe(KShotProbe):
     name = "kshot_50"
-    title = "50-shot linear probe (5 subsets)"
+    title = "50-shot linear probe (ours: 5 random subsets)"
     shots = 50
     train_set = "50 per class of the D_b pool, 5 subsets"
