@@ -47,10 +47,11 @@ def test_class_mean_cosines_spread_and_group_means_by_hand():
     """Class 0 = {(2, 0), (0, 3)} normalises to (1, 0), (0, 1): mean (.5, .5), direction
     (1, 1)/sqrt 2; class 1 = {(3, 0)}: (1, 0); class 2 = {(0, 5)}: (0, 1). Cosines: 0-1 and
     0-2 = 1/sqrt 2, 1-2 = 0. Spread: class 0's images are at cosine 1/sqrt 2 from their mean,
-    so 1 - 1/sqrt 2 each; classes 1 and 2 have 0; the mean over classes is (1 - 1/sqrt 2) / 3."""
+    so 1 - 1/sqrt 2 each; classes 1 and 2 have 0; the mean over classes is (1 - 1/sqrt 2) / 3.
+    (Uncentred cosines; the centred ones are checked below.)"""
     features = torch.tensor([[2.0, 0.0], [0.0, 3.0], [3.0, 0.0], [0.0, 5.0]])
     labels = torch.tensor([0, 0, 1, 2])
-    cosines, spread = class_mean_cosines(features, labels, 3)
+    cosines, spread = class_mean_cosines(features, labels, 3, centred=False)
     expected = np.array([[1, R2, R2], [R2, 1, 0], [R2, 0, 1]])
     assert np.allclose(cosines, expected, atol=1e-6)
     assert spread == pytest.approx((1 - R2) / 3, abs=1e-6)
@@ -62,6 +63,28 @@ def test_class_mean_cosines_spread_and_group_means_by_hand():
     assert summary["All-pairs cosine"] == pytest.approx((R2 + R2 + 0) / 3)
     assert summary["Within-class spread"] == pytest.approx((1 - R2) / 3, abs=1e-6)
     assert frequency_order([5, 9, 1, 9]) == [1, 3, 0, 2]  # ties by class id
+
+
+def test_centred_class_mean_cosines_by_hand():
+    """Class 0 = two images along e1, class 1 = e2, class 2 = e3 (norms do not matter): raw
+    cosines all 0. The global mean of the four normalised features is mu_G = (1/2, 1/4, 1/4);
+    centred means c0 = (1/2, -1/4, -1/4), c1 = (-1/2, 3/4, -1/4), c2 = (-1/2, -1/4, 3/4), so
+    |c0|^2 = 3/8, |c1|^2 = |c2|^2 = 7/8, <c0, c1> = <c0, c2> = -3/8, <c1, c2> = -1/8:
+    cos01 = cos02 = -3/8 / sqrt(3/8 * 7/8) = -sqrt(3/7), cos12 = -1/7. Equal counts would give
+    the simplex's -1/(C - 1) = -1/2 for every pair. The spread is the uncentred one (0 here)."""
+    features = torch.tensor([[2.0, 0, 0], [1.0, 0, 0], [0, 3.0, 0], [0, 0, 4.0]])
+    labels = torch.tensor([0, 0, 1, 2])
+    raw, _ = class_mean_cosines(features, labels, 3, centred=False)
+    assert np.allclose(raw, np.eye(3), atol=1e-6)
+    cosines, spread = class_mean_cosines(features, labels, 3)  # centred by default
+    a, b = -math.sqrt(3 / 7), -1 / 7
+    assert np.allclose(cosines, [[1, a, a], [a, 1, b], [a, b, 1]], atol=1e-6)
+    assert spread == pytest.approx(0.0, abs=1e-6)
+    balanced, _ = class_mean_cosines(features[1:], labels[1:], 3)
+    off_diagonal = balanced[~np.eye(3, dtype=bool)]
+    assert np.allclose(off_diagonal, -1 / 2, atol=1e-6)
+    absent, _ = class_mean_cosines(features, labels, 4)  # class 3 has no image: NaN
+    assert np.isnan(absent[3]).all() and np.allclose(absent[:3, :3], cosines, atol=1e-6)
 
 
 def test_bn_reestimation_takes_the_statistics_of_the_given_images():
@@ -156,6 +179,16 @@ def test_analysis_record_prunes_at_the_methods_ratio(
     )
     assert "pie" not in only  # geometry alone: the same numbers, no pruning
     assert only["geometry"]["cosine_matrix"] == record["geometry"]["cosine_matrix"]
+    geometry = record["geometry"]  # centred by default; the uncentred numbers kept beside
+    assert geometry["centred"] and set(geometry["summary_uncentred"]) == set(geometry["summary"])
+    assert np.asarray(geometry["cosine_matrix_uncentred"]).shape == (4, 4)
+    raw = run_analysis(
+        model_path, dataset, split,
+        {**settings, "analyses": ["geometry"], "analysis_config": {"centre_class_means": False}},
+        0, torch.device("cpu"),
+    )["geometry"]  # fmt: skip
+    assert not raw["centred"] and raw["cosine_matrix"] == geometry["cosine_matrix_uncentred"]
+    assert raw["cosine_matrix_centred"] == geometry["cosine_matrix"]
 
 
 def test_analyses_are_config_with_both_on_by_default():

@@ -38,7 +38,8 @@ ANALYSES = ("pie", "geometry", "difficult_pairs")
 DEFAULT_ANALYSES = ("pie", "geometry")
 ANALYSIS_TITLES = {
     "pie": "PIE rate: test images where the pruned and the dense network disagree",
-    "geometry": "Class-mean geometry of the normalised test features",
+    "geometry": "Class-mean geometry of the normalised test features (class means centred on "
+    "their global mean, unless analysis.centre_class_means is false)",
     "difficult_pairs": "Where the difficult pairs fall: each group's share of the margin and "
     "temperature, relative to the run's",
 }
@@ -66,6 +67,11 @@ class AnalysisConfig:
         "re-estimated on its pretraining images, or the dense ones as they are.",
     )
     bn_batch_size: int = setting(256, doc="Batch size of the BN re-estimation.", minimum=2)
+    centre_class_means: bool = setting(
+        True,
+        doc="Geometry's table and figure: cosines of the class means minus their global mean "
+        "(true) or of the raw class means (false); the record keeps both.",
+    )
 
 
 def _classify(
@@ -81,17 +87,23 @@ def _classify(
     return mean_classifier_predict(class_means(bank[0], bank[1], num_classes), queries)
 
 
-def _geometry(test: torch.Tensor, inputs: ProbeInputs, split: dict, groups: dict) -> dict:
-    cosines, spread = class_mean_cosines(
-        test, inputs.test_labels.to(test.device), inputs.num_classes
-    )
+def _geometry(
+    test: torch.Tensor, inputs: ProbeInputs, split: dict, groups: dict, settings: dict[str, Any]
+) -> dict:
+    """The geometry record: ``summary`` and ``cosine_matrix`` as ``centre_class_means`` says
+    (``centred``), and the other kind's as ``summary_<kind>`` / ``cosine_matrix_<kind>``."""
+    centred = load(AnalysisConfig, settings.get("analysis_config"), "analysis").centre_class_means
     order = frequency_order(split["counts"]["D_i"])
-    ordered = cosines[order][:, order]
-    return {
-        "class_order": order,
-        "cosine_matrix": [[round(float(v), 6) for v in row] for row in ordered],
-        "summary": geometry_summary(cosines, spread, groups),
-    }
+    record: dict[str, Any] = {"class_order": order, "centred": centred}
+    for centre in (centred, not centred):
+        cosines, spread = class_mean_cosines(
+            test, inputs.test_labels.to(test.device), inputs.num_classes, centred=centre
+        )
+        ordered = cosines[order][:, order]
+        suffix = "" if centre == centred else ("_centred" if centre else "_uncentred")
+        record[f"cosine_matrix{suffix}"] = [[round(float(v), 6) for v in row] for row in ordered]
+        record[f"summary{suffix}"] = geometry_summary(cosines, spread, groups)
+    return record
 
 
 def _bn_subset(method: dict[str, Any]) -> str:
@@ -181,7 +193,7 @@ def run_analysis(
         "groups": groups,
     }
     if "geometry" in settings["analyses"]:
-        record["geometry"] = _geometry(test, inputs, split, groups)
+        record["geometry"] = _geometry(test, inputs, split, groups, settings)
     counts = (
         sample_counts(meta, str(model_path)) if "difficult_pairs" in settings["analyses"] else None
     )

@@ -2,12 +2,22 @@
 optimal representations of imbalanced data collapse to class means whose angles are set by the
 class proportions, and under extreme imbalance the minority classes' means merge).
 
-With f_i the L2-normalised dense test features and mu_c the mean of class c's normalised
-features (:func:`sdclr.evaluation.mean_classifier.class_means`)::
+With f_i the L2-normalised dense test features, mu_c the mean of class c's normalised features
+(:func:`sdclr.evaluation.mean_classifier.class_means`) and mu_G the mean of all the test
+images' normalised features (the global mean; on a balanced test set, the mean of the mu_c)::
 
-    cos_ab   = <mu_a, mu_b> / (|mu_a| |mu_b|)            the class-mean cosine matrix
+    cos_ab   = <mu_a - mu_G, mu_b - mu_G> / (|mu_a - mu_G| |mu_b - mu_G|)   centred (default)
+    cos_ab   = <mu_a, mu_b> / (|mu_a| |mu_b|)                             uncentred
     cos(G)   = mean over pairs {a, b} in G, a != b, of cos_ab      (G = Few, Many or all)
     spread   = mean over classes c of mean_{i in c} (1 - <f_i, mu_c> / |mu_c|)
+
+Centring is how the neural- and minority-collapse literature measures the angles between
+class means (e.g. Papyan, Han, Donoho, PNAS 2020): the backbone's features come
+out of a ReLU and an average pool, so they are non-negative, every raw cosine is >= 0 and the
+shared mean direction pulls them all towards 1; centred, C class means spread as far apart as
+possible (a simplex) have cos_ab = -1/(C - 1). The uncentred cosines are kept next to the
+centred ones in the record (``analysis.centre_class_means`` chooses which the table and figure
+show). The spread is measured around the uncentred mean directions either way.
 
 The matrix is reported with the classes ordered by their D_i count, most frequent first (ties
 by class id, as the groups are cut). A group with fewer than two classes has no pairs: NaN.
@@ -33,15 +43,19 @@ def frequency_order(train_counts: Sequence[int]) -> list[int]:
 
 
 def class_mean_cosines(
-    features: torch.Tensor, labels: torch.Tensor, num_classes: int
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int, centred: bool = True
 ) -> tuple[np.ndarray, float]:
     """(cosine matrix of the class means of the normalised ``features`` in class-id order,
-    within-class spread), as defined above; a class without images has NaN cosines and is left
-    out of the spread."""
+    centred on their global mean or not, within-class spread), as defined above; a class
+    without images has NaN cosines and is left out of the spread."""
     means = class_means(features, labels, num_classes)
     unit_means = F.normalize(means, dim=1)
     present = torch.bincount(labels, minlength=num_classes) > 0
-    cosines = (unit_means @ unit_means.T).double()
+    directions = unit_means
+    if centred:
+        global_mean = F.normalize(features.float(), dim=1).mean(dim=0)
+        directions = F.normalize(means - global_mean, dim=1)
+    cosines = (directions @ directions.T).double()
     cosines[~present, :] = float("nan")
     cosines[:, ~present] = float("nan")
     to_mean = (F.normalize(features.float(), dim=1) * unit_means[labels]).sum(dim=1)
