@@ -45,7 +45,8 @@ def test_embedded_default_is_valid(config):
 def test_the_embedded_configs_show_every_method_family():
     """The demo has one row per family (SimCLR, SDCLR, BCL-D, SDCLR + TS, the difficult
     examples' margin and temperature scaling in one row, and removal); the variants config runs
-    every variant, on the demo's dataset settings."""
+    every variant and the difficult pairs' control (SimCLR at the band's t rho = 0.1), on the
+    demo's dataset settings."""
     demo_entry = load_config(ROOT / "config" / "config.yaml")["datasets"]["fmnist_lt"]
     demo = demo_entry["methods"]
     assert {m.get("label") for m in demo.values()} >= {
@@ -56,6 +57,8 @@ def test_the_embedded_configs_show_every_method_family():
         "SimCLR + difficult pairs",
         "SimCLR - difficult",
     }
+    assert demo["bcl_d"]["pretrain"]["weight_decay"] == 1e-4  # BCL's README for BCL-D
+    assert demo["bcl_d"]["bcl"]["magnitude_jitter"]  # BCL's code for k = 2
     pairs = demo["simclr_difficult"]["difficult_examples"]
     assert pairs["margin"] > 0 and pairs["temperature_ratio"] < 1  # both switches on
     variants = load_config(ROOT / "config" / "variants.yaml")["datasets"]["fmnist_lt"]
@@ -72,6 +75,7 @@ def test_the_embedded_configs_show_every_method_family():
         "SimCLR + margin",
         "SimCLR + temp. scaling",
         "SDCLR + margin + temp. scaling + TS",
+        "SimCLR, t = 0.1 (control)",
         "SimCLR - difficult",
         "SimCLR + DE (all three)",
         "SDCLR + DE (all three)",

@@ -59,12 +59,16 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.parametrize("name", ["cifar10_lt", "cifar100_lt"])
-def test_cifar_paper_dag_has_five_splits_times_three_runs(tmp_path, name):
-    """5 splits x (SimCLR and SDCLR on D_i, SimCLR on D_b, BCL-I, BCL-D, SimCLR + TS, SDCLR +
-    TS, SimCLR + margin, SimCLR + temperature scaling, SDCLR + both, and the 3 removal runs)
-    pretraining jobs, each with a linear and a few-shot probe (the paper's) and one analysis
-    job (PIE, geometry, and the difficult pairs of the 6 runs that tune them), 5 x 3
+@pytest.mark.parametrize(
+    ("name", "runs", "probes"), [("cifar10_lt", 14, 2), ("cifar100_lt", 18, 5)]
+)
+def test_cifar_paper_dag_has_five_splits_times_every_run(tmp_path, name, runs, probes):
+    """5 splits x the runs: SimCLR and SDCLR on D_i, SimCLR on D_b, BCL-I, BCL-D, SimCLR + TS,
+    SDCLR + TS, SimCLR + margin, SimCLR + temperature scaling, SDCLR + both, the control SimCLR
+    at t = 0.1, the 3 removal runs (14), and for CIFAR-100-LT BCL's protocol: SimCLR, BCL-I,
+    SDCLR, BCL-D with BCL's settings (18). Each run gets every probe (CIFAR-10-LT the paper's
+    linear and few-shot; CIFAR-100-LT also BCL's full-, 100- and 50-shot: a table each) and one
+    analysis job (PIE, geometry, and the difficult pairs of the 6 runs that tune them); 5 x 3
     selections of difficult examples, plus tables, figures and the comparison with the
     paper."""
     proc = run_snakemake(
@@ -72,10 +76,11 @@ def test_cifar_paper_dag_has_five_splits_times_three_runs(tmp_path, name):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     counts = job_counts(proc.stdout)
-    assert counts["pretrain"] == 65 and counts["probe"] == 130 and counts["make_split"] == 5
+    assert counts["pretrain"] == 5 * runs and counts["make_split"] == 5
+    assert counts["probe"] == 5 * runs * probes and counts["make_tables"] == probes
     assert counts["select_difficult"] == 15 and counts["removal_figure"] == 3
-    assert counts["compare_with_paper"] == 1 and counts["make_tables"] == 2
-    assert counts["analyse"] == 65 and counts["make_analysis_report"] == 3
+    assert counts["compare_with_paper"] == 1
+    assert counts["analyse"] == 5 * runs and counts["make_analysis_report"] == 3
 
 
 def _fake_imagenet_lists(workdir: Path) -> None:
@@ -88,16 +93,20 @@ def _fake_imagenet_lists(workdir: Path) -> None:
 
 def test_imagenet_and_all_paper_dags(tmp_path):
     """ImageNet-100-LT lists 2 pretraining and 4 probe jobs; config/paper/all.yaml is the
-    union of the three experiments: 132 pretraining and 264 probe jobs (ImageNet-100-LT has no
-    run that tunes difficult pairs: its analyses are PIE and geometry)."""
+    union of the three experiments: 70 + 90 + 2 = 162 pretraining jobs and 140 + 450 + 4 = 594
+    probe jobs (CIFAR-100-LT's runs get BCL's 3 probes too; ImageNet-100-LT has no run that
+    tunes difficult pairs: its analyses are PIE and geometry)."""
     _fake_imagenet_lists(tmp_path)
-    for name, pretrain, reports in (("imagenet100_lt", 2, 2), ("all", 132, 3)):
+    for name, pretrain, probes, reports in (
+        ("imagenet100_lt", 2, 4, 2),
+        ("all", 162, 594, 3),
+    ):
         proc = run_snakemake(
             tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER / f"{name}.yaml")
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         counts = job_counts(proc.stdout)
-        assert counts["pretrain"] == pretrain and counts["probe"] == 2 * pretrain
+        assert counts["pretrain"] == pretrain and counts["probe"] == probes
         assert counts["analyse"] == pretrain and counts["make_analysis_report"] == reports
 
 
@@ -316,32 +325,75 @@ def test_reaggregation_runs_no_training(tmp_path):
 
 
 def test_a_split_one_reported_table_is_compared_with_our_split_one_only(tmp_path):
-    """BCL's README numbers are of CIFAR-100-LT split 1: they are compared with our split-1
-    result (not the mean over splits), only in the columns they report, and labelled with the
-    table they come from, next to the 5-split comparison of the paper."""
+    """BCL's README numbers are of CIFAR-100-LT split 1 and of BCL's probe: they are compared
+    with our split-1 result of that probe (not the mean over splits), only in the columns they
+    report, and labelled with the table they come from; the linear probe's comparison has the
+    SDCLR paper's table only."""
     records = [
-        {**r, "dataset": "cifar100_lt"}
+        {**r, "dataset": "cifar100_lt", "probe": "bcl_fullshot"}
         for r in hand_made_records(dataset="cifar100_lt")
         if r["probe"] == "linear"
     ]
     reported = load_reported()
     split1 = "CIFAR100-LT, split 1 (BCL README)"
-    assert reported["linear"][split1]["splits"] == [1]
-    assert reported["linear"][split1]["BCL-D"] == {"All": [58.7, None]}
+    assert reported["bcl_fullshot"][split1]["splits"] == [1]
+    assert reported["bcl_fullshot"][split1]["BCL-D"] == {"All": [58.7, None]}
+    assert reported["bcl_100shot"][split1]["BCL-D"] == {"All": [52.6, None]}
+    assert reported["bcl_50shot"][split1]["SimCLR (BCL)"] == {"All": [42.4, None]}
+    assert split1 not in reported["linear"]
     names = {
         "cifar100_lt": {
             "names": ["CIFAR100-LT", split1],
-            "methods": {"simclr": "SimCLR", "sdclr": "SDCLR"},
+            "methods": {"simclr": "SimCLR (BCL)", "sdclr": "SDCLR (BCL)"},
         }
     }
-    comparison = compare_with_paper(records, reported, "linear", names)
-    readme = comparison[comparison["reported_as"] == split1].set_index(["method", "column"])
+    comparison = compare_with_paper(records, reported, "bcl_fullshot", names)
+    assert set(comparison["reported_as"]) == {split1}
+    readme = comparison.set_index(["method", "column"])
     assert list(readme.index.get_level_values("column").unique()) == ["All"]
     assert readme.at[("sdclr", "All"), "ours_mean"] == 80  # split 1 alone: All = 80
     assert readme.at[("sdclr", "All"), "splits"] == 1
     assert readme.at[("sdclr", "All"), "difference"] == pytest.approx(80 - 55.0)
-    paper = comparison[comparison["reported_as"] == "CIFAR100-LT"]
-    assert set(paper["splits"]) == {2} and len(paper) == 2 * 5
-    md = comparison_markdown(comparison, "linear")
+    md = comparison_markdown(comparison, "bcl_fullshot")
+    assert md.startswith("## BCL's full-shot probe")
     assert f"| | | {split1} | – | – | – | – | 55.00 |" in md
     assert "| cifar100_lt | sdclr | ours (1 splits) | – | – | – | – | 80.00 ± 0.00 |" in md
+    linear = [{**r, "probe": "linear"} for r in records]
+    assert set(compare_with_paper(linear, reported, "linear", names)["reported_as"]) <= {
+        "CIFAR100-LT"
+    }
+
+
+def test_only_the_bcl_protocol_runs_meet_bcls_numbers():
+    """In the CIFAR-100-LT paper config, BCL's README rows are linked from the BCL-protocol
+    runs only (BCL's weight decays, one hidden layer, BCL-D's jitter), and the SDCLR paper's
+    rows from the SDCLR-protocol SimCLR and SDCLR only; a record of every run on split 1 of
+    every probe meets the reported numbers of its own probe alone."""
+    from sdclr.paths import paper_names
+
+    config = load_config(PAPER / "cifar100_lt.yaml")
+    entry = config["datasets"]["cifar100_lt"]
+    methods = entry["methods"]
+    bcl_runs = {"bclp_simclr", "bclp_bcl_i", "bclp_sdclr", "bclp_bcl_d"}
+    for run in bcl_runs:
+        assert methods[run]["hyperparameters"]["head_hidden_layers"] == 1
+    assert methods["bclp_simclr"]["pretrain"]["weight_decay"] == 5e-4
+    assert methods["bclp_bcl_i"]["pretrain"]["weight_decay"] == 5e-4
+    assert methods["bclp_sdclr"]["pretrain"]["weight_decay"] == 1e-4
+    assert methods["bclp_bcl_d"]["pretrain"]["weight_decay"] == 1e-4
+    jitter = {"num_ops": 2, "min_magnitude": 5, "magnitude_jitter": True}
+    assert methods["bclp_bcl_d"]["bcl"] == jitter
+    assert "pretrain" not in methods["bcl_d"] and "paper" not in methods["bcl_d"]
+    assert methods["simclr_t01"]["hyperparameters"]["temperature"] == 0.1
+    assert entry["probes"] == ["linear", "fewshot", "bcl_fullshot", "bcl_100shot", "bcl_50shot"]
+    reported = load_reported()
+    names = paper_names(config)
+    records = [
+        {**r, "dataset": "cifar100_lt", "method": method, "split": 1}
+        for method in methods
+        for r in hand_made_records(dataset="cifar100_lt")[:1]
+    ]
+    for probe in ("linear", "bcl_fullshot", "bcl_100shot", "bcl_50shot"):
+        ours = [{**r, "probe": probe} for r in records]
+        compared = set(compare_with_paper(ours, reported, probe, names)["method"])
+        assert compared == ({"simclr", "sdclr"} if probe == "linear" else bcl_runs), probe
