@@ -170,7 +170,7 @@ class BclProbe(Probe):
 @register
 class BclFullShotProbe(BclProbe):
     name = "bcl_fullshot"
-    title = "BCL's full-shot probe (Adam, 500 epochs, last epoch)"
+    title = "BCL's full-shot probe (Adam, exponential lr decay, last epoch)"
     train_set = "the train list"
     Settings = BclProbeConfig
 

@@ -12,12 +12,15 @@ images' normalised features (the global mean; on a balanced test set, the mean o
     spread   = mean over classes c of mean_{i in c} (1 - <f_i, mu_c> / |mu_c|)
 
 Centring is how the neural- and minority-collapse literature measures the angles between
-class means (e.g. Papyan, Han, Donoho, PNAS 2020): the backbone's features come
-out of a ReLU and an average pool, so they are non-negative, every raw cosine is >= 0 and the
-shared mean direction pulls them all towards 1; centred, C class means spread as far apart as
-possible (a simplex) have cos_ab = -1/(C - 1). The uncentred cosines are kept next to the
-centred ones in the record (``analysis.centre_class_means`` chooses which the table and figure
-show). The spread is measured around the uncentred mean directions either way.
+class means (e.g. Papyan, Han, Donoho, PNAS 2020): the backbone's features come out of a ReLU
+and an average pool, so they are non-negative, every raw cosine is >= 0 and the shared mean
+direction pulls them all towards 1; centred, C class means spread as far apart as possible (a
+simplex) have cos_ab = -1/(C - 1). On a balanced test set the centred means sum to zero, so
+their mean cosine over all pairs is -1/(C - 1) whenever their norms are equal: the all-pairs
+number says little there, the groups' numbers say where the tail's means point. The
+uncentred cosines are kept next to the centred ones in the record
+(``analysis.centre_class_means`` chooses which the table and figure show). The spread is
+measured around the uncentred mean directions either way.
 
 The matrix is reported with the classes ordered by their D_i count, most frequent first (ties
 by class id, as the groups are cut). A group with fewer than two classes has no pairs: NaN.
