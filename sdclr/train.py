@@ -33,12 +33,12 @@ from tqdm import tqdm
 from sdclr import distributed
 from sdclr.batches import check_batch, rank_share, step_sizes
 from sdclr.data.augment import AugmentConfig, BatchAugment
-from sdclr.io import torch_load, torch_save
 from sdclr.methods import Method, create_method
 from sdclr.models import ModelConfig, convert_sync_batchnorm
 from sdclr.paths import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, TIMING_NAME
 from sdclr.run_files import append_timing, set_aside, write_train_log
 from sdclr.settings import load, setting
+from sdclr.torch_files import torch_load, torch_save
 from sdclr.train_step import Runtime, TrainStep, resolve_runtime
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,11 @@ from sdclr.evaluation.geometry import (
     mean_pairwise_cosine,
 )
 from sdclr.evaluation.pie import pie_rates, prune_for_analysis, reestimate_bn
-from sdclr.io import torch_save
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig, global_magnitude_prune, masked_convs
 from sdclr.models.dual_bn import PRUNED, DualBatchNorm
 from sdclr.paths import analysis_files, analysis_report_files
+from sdclr.torch_files import torch_save
 from tests.test_config import ROOT
 from tests.test_evaluate import toy_dataset, toy_split
 

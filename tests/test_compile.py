@@ -125,7 +125,7 @@ def test_difficult_pairs_compile_in_the_graph_and_count_as_eager(tmp_path, count
     """SDCLR + difficult pairs: the selection, the tuned logits and the per-row counts the
     extension keeps are in the one compiled graph (no graph break, no recompile), and the
     per-sample counts and the loss equal an eager run's."""
-    from sdclr.io import torch_load
+    from sdclr.torch_files import torch_load
 
     settings = tiny_settings("sdclr", epochs=2)
     settings["method"]["hyperparameters"] = {"prune_ratio": 0.9}

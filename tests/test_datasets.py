@@ -28,7 +28,7 @@ from sdclr.data.datasets import (
     save_dataset,
 )
 from sdclr.data.image_lists import read_image_list
-from sdclr.io import torch_save
+from sdclr.torch_files import torch_save
 
 REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 

@@ -13,9 +13,9 @@ from sdclr.config import normalize_config
 from sdclr.errors import ConfigError, InputError
 from sdclr.evaluation.analysis import run_analysis
 from sdclr.evaluation.difficult_pairs import difficult_pairs_analysis, sample_counts
-from sdclr.io import torch_load
 from sdclr.methods import create_method
 from sdclr.methods.difficult_examples import difficult_band
+from sdclr.torch_files import torch_load
 from sdclr.train import CHECKPOINT_NAME, MODEL_NAME, pretrain
 from tests.test_analysis import TINY
 from tests.test_evaluate import toy_dataset, toy_split

@@ -17,10 +17,11 @@ import yaml
 
 from sdclr.config import normalize_config, pretrain_settings
 from sdclr.errors import ConfigError
-from sdclr.io import torch_load, write_json
+from sdclr.io import write_json
 from sdclr.methods import create_method
 from sdclr.methods.bcl import boost_weights, momentum_update
 from sdclr.methods.temperature_schedule import scheduled_temperature
+from sdclr.torch_files import torch_load
 from sdclr.train import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
 from tests.test_train import tiny_settings, toy_images
 

@@ -137,9 +137,9 @@ def test_without_the_full_list_the_probe_trains_on_d_b_and_the_table_says_so(tmp
 
 def _rgb_model(path):
     """A tiny pretrained SimCLR model for 3-channel images."""
-    from sdclr.io import torch_save
     from sdclr.methods import create_method
     from sdclr.models import ModelConfig
+    from sdclr.torch_files import torch_save
 
     torch.manual_seed(0)
     config = ModelConfig(width=0.0625, projection_dim=8)

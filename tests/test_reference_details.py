@@ -128,9 +128,9 @@ def test_a_model_file_from_before_the_setting_loads_without_normalisation(tmp_pa
     from dataclasses import asdict
 
     from sdclr.evaluation import load_backbone
-    from sdclr.io import torch_save
     from sdclr.methods import create_method
     from sdclr.models import ModelConfig
+    from sdclr.torch_files import torch_save
 
     config = ModelConfig(width=0.0625, projection_dim=8)
     model = create_method("simclr", {}).build_model(config, 1)
@@ -201,7 +201,7 @@ def test_per_sample_state_sees_every_image_once_an_epoch_with_the_partial_batch(
     """BCL's per-sample state (the extension contract) with 40 images at batch 16: after one
     epoch every image has been seen, the 8 of the partial batch included; dropping the
     partial batch leaves 8 unseen."""
-    from sdclr.io import torch_load
+    from sdclr.torch_files import torch_load
     from sdclr.train import CHECKPOINT_NAME, pretrain
     from tests.test_extensions import bcl_settings
     from tests.test_train import toy_images

@@ -25,9 +25,10 @@ from sdclr.data.splits import (
 )
 from sdclr.errors import ConfigError, InputError, NoSpaceError, RunDirectoryBusy
 from sdclr.evaluation import load_backbone
-from sdclr.io import torch_load, torch_save, write_text
+from sdclr.io import write_text
 from sdclr.runlock import run_directory_lock
 from sdclr.signals import Terminated, exit_on_sigterm
+from sdclr.torch_files import torch_load, torch_save
 from sdclr.train import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
 from tests.test_train import tiny_settings, toy_images
 
@@ -281,7 +282,7 @@ def test_sigterm_during_a_checkpoint_write_leaves_no_temporary(tmp_path):
         f"""
         import time
         import torch
-        import sdclr.io as sio
+        import sdclr.torch_files as sio
         from sdclr.signals import exit_on_sigterm
         save = torch.save
         def slow_save(obj, handle):
@@ -311,7 +312,7 @@ def test_a_signal_inside_a_write_is_raised_after_it(tmp_path):
     file is in place, and no temporary is left."""
     target = tmp_path / "log.csv"
     with pytest.raises(Terminated), exit_on_sigterm():
-        import sdclr.io as sio
+        import sdclr.torch_files as sio
 
         with sio.atomic_path(target) as tmp:
             tmp.write_text("complete")

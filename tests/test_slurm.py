@@ -19,8 +19,9 @@ import yaml
 from slurm_cluster import SlurmCluster, snakemake_with_quick_status_checks, unavailable_reason
 
 from sdclr.config import job_settings, load_config
-from sdclr.io import torch_load, write_json
+from sdclr.io import write_json
 from sdclr.joblog import ATTEMPT_LINE
+from sdclr.torch_files import torch_load
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"

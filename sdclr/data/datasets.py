@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from sdclr.io import torch_load, torch_save
+from sdclr.torch_files import torch_load, torch_save
 
 SOURCES = ("fashion_mnist", "cifar10", "cifar100", "image_list")
 #: (classes, training images per class) of the sources whose geometry is known before loading.

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from sdclr.errors import InputError
-from sdclr.io import torch_load
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig, set_branch
+from sdclr.torch_files import torch_load
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, Any, dict[str, Any]]:
