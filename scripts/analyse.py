@@ -4,7 +4,7 @@ one job, one record."""
 import argparse
 
 from sdclr.cli import add_model_job_arguments, read_settings, run, setup_logging
-from sdclr.stages import analysis_stage
+from sdclr.stages.analyse import analysis_stage
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 import argparse
 
 from sdclr.cli import add_model_job_arguments, read_settings, run, setup_logging, show_progress
-from sdclr.stages import probe_stage
+from sdclr.stages.probe import probe_stage
 
 
 def main() -> None:

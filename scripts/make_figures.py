@@ -5,7 +5,7 @@ import argparse
 
 from sdclr import paths
 from sdclr.cli import add_settings_argument, read_settings, run, setup_logging
-from sdclr.stages import figures_stage
+from sdclr.stages.make_figures import figures_stage
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ frequency."""
 import argparse
 
 from sdclr.cli import add_settings_argument, read_settings, run, setup_logging
-from sdclr.stages import removal_figure_stage
+from sdclr.stages.make_removal_figure import removal_figure_stage
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ import argparse
 
 from sdclr.cli import add_model_job_arguments, read_settings, run, setup_logging, show_progress
 from sdclr.distributed import relaunch_with_torchrun
-from sdclr.stages import pretrain_stage
+from sdclr.stages.pretrain import pretrain_stage
 
 
 def main() -> None:

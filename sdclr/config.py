@@ -35,7 +35,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _read_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
@@ -50,13 +50,19 @@ def _find_config(name: str) -> Path:
     return Path(name) if Path(name).exists() else REPO_ROOT / name
 
 
-def load_config(*paths: str | Path) -> dict[str, Any]:
+def load_raw_config(*paths: str | Path) -> dict[str, Any]:
     """Read and merge YAML config files (later files override earlier ones, as Snakemake's
-    ``--configfile``), validate them, and return the normalised config (``normalize_config``)."""
+    ``--configfile``): the user config, not yet validated."""
     config: dict[str, Any] = {}
     for path in paths:
-        config = deep_merge(config, _read_yaml(path))
-    return normalize_config(config)
+        config = deep_merge(config, read_yaml(path))
+    return config
+
+
+def load_config(*paths: str | Path) -> dict[str, Any]:
+    """Read and merge YAML config files (:func:`load_raw_config`), validate them, and return
+    the normalised config (``normalize_config``)."""
+    return normalize_config(load_raw_config(*paths))
 
 
 def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -66,8 +72,30 @@ def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
     ``seeds`` (the lists dvc.yaml's ``matrix`` iterates), or ``experiments:``, a list of
     experiment files whose grids are run together. The normalised form is
     ``{"experiment": name, "datasets": {name: {...the dataset's settings, "methods",
-    "splits", "seeds", "data_root", "download", "device"}}}``.
+    "splits", "seeds", "data_root", "download", "device"}}, "registry": {...}}``, where the
+    registry lists the registered probes, the paper's probes and the analyses in their order
+    (what ``sdclr.paths`` needs of the registries without importing them).
     """
+    if not isinstance(config, dict):
+        raise ConfigError(
+            "the config must be a mapping of keys to values at the top level, not a "
+            f"{type(config).__name__}"
+        )
+    return {**_normalize_grids(config), "registry": _registry()}
+
+
+def _registry() -> dict[str, list[str]]:
+    from sdclr.evaluation import PAPER_PROBES, PROBE_NAMES
+    from sdclr.evaluation.analysis import ANALYSES
+
+    return {
+        "probes": list(PROBE_NAMES),
+        "paper_probes": list(PAPER_PROBES),
+        "analyses": list(ANALYSES),
+    }
+
+
+def _normalize_grids(config: dict[str, Any]) -> dict[str, Any]:
     if "experiments" not in config:
         validate_config(config)
         return _normalize_experiment(_merged(config))
@@ -81,7 +109,7 @@ def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
     datasets: dict[str, Any] = {}
     for name in config["experiments"]:
         path = _find_config(name)
-        experiment = _read_yaml(path)
+        experiment = read_yaml(path)
         if "experiments" in experiment:
             raise ConfigError(f"experiments: {name} is itself a list of experiments")
         try:
@@ -386,4 +414,5 @@ def report_settings(config: dict[str, Any]) -> dict[str, Any]:
         "row_order": paths.row_order(config),
         "group_rules": paths.group_rules(config),
         "paper_names": paths.paper_names(config),
+        "paper_probes": paths.registry(config, "paper_probes"),
     }

@@ -39,16 +39,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sdclr.errors import ConfigError, InputError
+from sdclr.errors import ConfigError
 from sdclr.groups import class_groups
-from sdclr.io import read_json
 from sdclr.methods.difficult_examples import band_mask
 from sdclr.settings import load, setting
 
@@ -139,21 +137,6 @@ def check_selector(run: str, selector: str, methods: dict[str, Any], where: str)
         )
     if "remove_difficult" in methods[selector]:
         raise ConfigError(f"{where}.selector: {selector!r} removes examples itself; pick another")
-
-
-def kept_indices(record_path: str | Path, split: dict[str, Any], method: str) -> list[int]:
-    """The D_i indices a removal run pretrains on, from its removal record (checked against
-    the split: they must be D_i's minus the removed ones)."""
-    record = read_json(record_path)
-    fix = f"delete {record_path} and re-run select_difficult"
-    if not isinstance(record, dict) or "kept_indices" not in record:
-        raise InputError(f"{record_path} is not a removal record; {fix}")
-    if record.get("method") != method or record.get("split") != split["split"]:
-        raise InputError(f"{record_path} is the record of another run or split; {fix}")
-    kept, removed = record["kept_indices"], record["removed_indices"]
-    if sorted(kept + removed) != sorted(split["indices"]["D_i"]):
-        raise InputError(f"{record_path}: its indices are not this split's D_i; {fix}")
-    return list(kept)
 
 
 def merge_removal_methods(config: dict[str, Any]) -> dict[str, Any]:

@@ -1,19 +1,21 @@
-"""Where every stage writes: the one set of path templates the Snakefile, dvc.yaml and the
-scripts share (dvc.yaml spells the same templates with ``${item.*}``; a test checks they
-agree)."""
+"""Where every stage writes: the one set of path templates the stages (``sdclr.pipeline.dag``),
+and through them the Snakefile and dvc.yaml, and the scripts share.
+
+Pure: no torch, no registry import. What the registries hold (the probes, which of them the
+paper reports, the analyses) comes with the normalised config, under ``registry``
+(``sdclr.pipeline.resolve``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sdclr.evaluation import PAPER_PROBES, PROBE_NAMES
-from sdclr.evaluation.analysis import ANALYSES
-
-# Each job's resolved settings (``sdclr.config.job_settings``), written by the settings rule:
-# ``job`` is dataset, split, pretrain/<method> or probe/<probe>. The report's in REPORT_SETTINGS.
+# Each job's resolved settings (``sdclr.pipeline.resolve``), written by the settings rule:
+# ``job`` is dataset, split, analysis, pretrain/<method>, probe/<probe> or removal/<method>;
+# each report stage's (its inputs' list, labels, row order) in REPORT_SETTINGS.
+SETTINGS_DIR = "results/settings"
 SETTINGS = "results/settings/{dataset}/{job}.json"
-REPORT_SETTINGS = "results/settings/report.json"
+REPORT_SETTINGS = "results/settings/report/{stage}.json"
 DATASET = "results/data/{dataset}/dataset.pt"
 DATASET_SUMMARY = "results/data/{dataset}/summary.json"
 SPLIT = "results/splits/{dataset}/split{split}.json"
@@ -46,21 +48,33 @@ FIGURES = {
     "class_profile": "results/figures/class_profile.png",
     "accuracy_vs_frequency": "results/figures/accuracy_vs_frequency.png",
 }
-COMPARISON = {
-    **{
-        f"{probe}_{ext}": f"results/tables/{probe}_vs_paper.{ext}"
-        for probe in PAPER_PROBES
-        for ext in ("md", "csv")
-    },
-    "figure": "results/figures/paper_comparison.png",
-}
+COMPARISON_TABLE = "results/tables/{probe}_vs_paper.{ext}"
+COMPARISON_FIGURE = "results/figures/paper_comparison.png"
 # What `dvc exp show` and `dvc plots show` read (sdclr/summary.py).
 SUMMARY = {
     "metrics": "results/metrics.json",
     "loss": "results/plots/pretrain_loss.csv",
     "groups": "results/plots/group_accuracy.csv",
 }  # The paper's reported numbers (data in the repository, not a pipeline output).
-REPORTED = Path(__file__).resolve().parents[1] / "config" / "paper" / "reported.yaml"
+REPORTED_FILE = "config/paper/reported.yaml"  # in the repository
+REPORTED = Path(__file__).resolve().parents[1] / REPORTED_FILE
+
+
+def registry(config: dict[str, Any], kind: str) -> list[str]:
+    """The registered names of ``kind`` (``probes``, ``paper_probes``, ``analyses``), in
+    registration order, as the normalised config carries them."""
+    return list(config["registry"][kind])
+
+
+def comparison_files(config: dict[str, Any]) -> dict[str, str]:
+    """The paper comparison's outputs: ``<probe>_md``, ``<probe>_csv`` of every probe the paper
+    reports (empty tables where the config runs none of it) and ``figure``."""
+    files = {
+        f"{probe}_{ext}": COMPARISON_TABLE.format(probe=probe, ext=ext)
+        for probe in registry(config, "paper_probes")
+        for ext in ("md", "csv")
+    }
+    return {**files, "figure": COMPARISON_FIGURE}
 
 
 def runs(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -77,7 +91,7 @@ def runs(config: dict[str, Any]) -> list[dict[str, Any]]:
 def probes(config: dict[str, Any]) -> list[str]:
     """The probes a normalised config runs (on some dataset), in the registry's order."""
     named = {p for entry in config["datasets"].values() for p in entry["probes"]}
-    return [p for p in PROBE_NAMES if p in named]
+    return [p for p in registry(config, "probes") if p in named]
 
 
 def eval_files(config: dict[str, Any], probe: str) -> list[str]:
@@ -105,9 +119,9 @@ def table_files(config: dict[str, Any]) -> list[str]:
 
 
 def analyses(config: dict[str, Any]) -> list[str]:
-    """The analyses a normalised config runs (on some dataset), in :data:`ANALYSES` order."""
+    """The analyses a normalised config runs (on some dataset), in registration order."""
     named = {a for entry in config["datasets"].values() for a in entry["analyses"]}
-    return [a for a in ANALYSES if a in named]
+    return [a for a in registry(config, "analyses") if a in named]
 
 
 def analysis_files(config: dict[str, Any]) -> list[str]:

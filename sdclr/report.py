@@ -9,6 +9,7 @@ are averaged first, so the ± always measures the spread over splits.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ import pandas as pd
 from sdclr.evaluation import PROBES
 from sdclr.groups import GROUPS
 from sdclr.io import read_json, write_json, write_text
+from sdclr.pipeline.provenance import describe as describe_provenance
+from sdclr.pipeline.provenance import provenance
+from sdclr.pipeline.provenance import summarize as summarize_provenance
 
 COLUMNS = (*GROUPS, "Std", "All")
 PROBE_TITLES = {name: probe.title for name, probe in PROBES.items()}
@@ -206,6 +210,19 @@ def to_metrics(table: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def table_provenance(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What made a table: its records' provenance (each distinct one) and the table job's
+    own code and versions, with a one-line ``summary`` (the md and tex tables' footer)."""
+    found = [r["provenance"] for r in records if r.get("provenance")]
+    distinct = [dict(p) for p in {json.dumps(p, sort_keys=True): p for p in found}.values()]
+    made = provenance()
+    code = describe_provenance(made)
+    same = all(describe_provenance({**p, "device": None, "precision": None}) == code for p in found)
+    table = "the same code" if found and same else code
+    summary = f"records by {summarize_provenance(found)}; table by {table}"
+    return {"records": distinct, "table": made, "summary": summary}
+
+
 def write_tables(
     records: Sequence[dict[str, Any]],
     probe: str,
@@ -224,16 +241,18 @@ def write_tables(
     frame = records_frame(chosen)
     table = aggregate(frame, order)
     splits = per_split_table(frame, order)
+    made = table_provenance(chosen)
+    footer = f"\nProvenance: {made['summary']}\n"
     writers = {
-        "md": lambda: to_markdown(table, probe, labels),
+        "md": lambda: to_markdown(table, probe, labels) + footer,
         "csv": lambda: table.to_csv(index=False, float_format="%.4f"),
-        "tex": lambda: to_latex(table, probe, labels),
-        "splits_md": lambda: per_split_markdown(splits, probe, labels),
+        "tex": lambda: to_latex(table, probe, labels) + f"% Provenance: {made['summary']}\n",
+        "splits_md": lambda: per_split_markdown(splits, probe, labels) + footer,
         "splits_csv": lambda: splits.to_csv(index=False, float_format="%.4f"),
     }
     for fmt, path in outputs.items():
         if fmt == "json":
-            write_json(path, to_metrics(table))
+            write_json(path, {"table": to_metrics(table), "provenance": made})
         elif fmt in writers:
             write_text(path, writers[fmt]())
         else:

@@ -3,7 +3,9 @@ numbers, and the plot data of the pretraining loss and the group accuracies.
 
 - ``results/metrics.json``: ``{probe: {dataset: {method: {"All": mean, "Few": mean}}}}``, the
   mean test accuracy (%) over splits and seeds, from the probe tables (``results/tables/
-  <probe>.json`` keep everything else: Many, Medium, Std, the standard deviations).
+  <probe>.json`` keep everything else: Many, Medium, Std, the standard deviations), and
+  ``provenance``: the commit and versions that made it, a line per distinct provenance of
+  the records behind it.
 - ``results/plots/pretrain_loss.csv``: every run's loss per epoch, one row per (run, epoch),
   ``run`` naming dataset/method/split/seed: dvc.yaml's top-level plot draws one line per run.
 - ``results/plots/group_accuracy.csv``: Many / Medium / Few / All per method for the first
@@ -19,6 +21,7 @@ from typing import Any
 
 from sdclr import paths
 from sdclr.io import read_json, write_json, write_text
+from sdclr.pipeline.provenance import describe, provenance
 
 HEADLINE = ("All", "Few")
 BARS = ("Many", "Medium", "Few", "All")
@@ -75,12 +78,20 @@ def _csv_text(rows: list[dict[str, Any]], fields: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _provenance(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """This job's code and versions, and one line per distinct provenance of the records
+    behind the tables (``sdclr.pipeline.provenance``)."""
+    records = [r for table in tables.values() for r in table["provenance"]["records"]]
+    return {**provenance(), "records": sorted({describe(r) for r in records})}
+
+
 def write_summary(report: dict[str, Any], outputs: dict[str, str | Path]) -> None:
     """Write ``outputs["metrics"]``, ``outputs["loss"]`` and ``outputs["groups"]`` from the
     report settings (which list the probes' tables and every run's train log)."""
     probes = list(report["evals"])
-    tables = {p: read_json(paths.TABLE.format(probe=p, ext="json")) for p in probes}
-    write_json(outputs["metrics"], headline_metrics(tables))
+    files = {p: read_json(paths.TABLE.format(probe=p, ext="json")) for p in probes}
+    tables = {p: table["table"] for p, table in files.items()}
+    write_json(outputs["metrics"], {**headline_metrics(tables), "provenance": _provenance(files)})
     logs = [(run, paths.TRAIN_LOG.format(**run)) for run in report["runs"]]
     write_text(outputs["loss"], _csv_text(loss_rows(logs), ("run", "epoch", "loss")))
     bars = group_rows(tables[probes[0]], report["labels"])

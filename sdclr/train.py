@@ -33,9 +33,11 @@ from tqdm import tqdm
 from sdclr import distributed
 from sdclr.batches import check_batch, rank_share, step_sizes
 from sdclr.data.augment import AugmentConfig, BatchAugment
+from sdclr.device import describe_device
 from sdclr.methods import Method, create_method
 from sdclr.models import ModelConfig, convert_sync_batchnorm
 from sdclr.paths import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, TIMING_NAME
+from sdclr.pipeline.provenance import provenance
 from sdclr.run_files import append_timing, set_aside, write_train_log
 from sdclr.settings import load, setting
 from sdclr.torch_files import torch_load, torch_save
@@ -264,9 +266,14 @@ def _resume(run: Training, checkpoint_path: Path) -> None:
         return
     if state.get("settings") != run.settings or state.get("seed") != run.seed:
         kept = set_aside(checkpoint_path)
+        changed = settings_differences(state.get("settings"), run.settings)
+        if state.get("seed") != run.seed:
+            changed.append(f"seed {state.get('seed')} -> {run.seed}")
         log.warning(
-            "%s was written with other settings or seed: starting afresh; kept it as %s",
+            "%s was written under other settings or code (%s): starting afresh, not mixing "
+            "the two; kept it as %s",
             checkpoint_path,
+            "; ".join(changed[:6]) + (f"; {len(changed) - 6} more" if len(changed) > 6 else ""),
             kept,
         )
         return
@@ -291,6 +298,27 @@ def _resume(run: Training, checkpoint_path: Path) -> None:
         log.warning(
             "the checkpoint's epochs ran as %s, the rest runs as %s", saved_runtime, run.runtime
         )
+
+
+def settings_differences(old: Any, new: Any, where: str = "") -> list[str]:
+    """What differs between two settings (dotted keys; a source file by its path)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new)):
+            name = f"{where}.{key}" if where else str(key)
+            if where == "code":
+                name = f"code of {key}"
+            if old.get(key) != new.get(key):
+                if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
+                    found.extend(settings_differences(old[key], new[key], name))
+                elif key not in old or key not in new:
+                    found.append(f"{name} {'added' if key not in old else 'removed'}")
+                elif where == "code":
+                    found.append(f"{name} changed")
+                else:
+                    found.append(f"{name} {old[key]!r} -> {new[key]!r}")
+        return found
+    return [] if old == new else [f"{where or 'settings'} differ"]
 
 
 def _log_start(run: Training) -> None:
@@ -391,6 +419,7 @@ def _save_model(run: Training, out_dir: Path, ids: torch.Tensor | None) -> dict[
         "epochs": run.config.epochs,
         "final_loss": run.history[-1]["loss"] if run.history else None,
         "num_images": run.num_images,
+        "provenance": provenance(describe_device(run.device), run.runtime.precision),
     }
     extra = _sample_statistics(run, ids)
     if run.world.is_main:

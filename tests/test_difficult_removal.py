@@ -11,12 +11,8 @@ import torch
 import yaml
 
 from sdclr.config import job_settings, load_config, pretrain_settings
-from sdclr.difficult_removal import (
-    difficulty_scores,
-    kept_indices,
-    removal_record,
-    select_difficult,
-)
+from sdclr.data.pretraining_set import kept_indices
+from sdclr.difficult_removal import difficulty_scores, removal_record, select_difficult
 from sdclr.errors import ConfigError, InputError
 from sdclr.io import write_json
 

@@ -103,9 +103,36 @@ def test_tables_in_every_format(tmp_path):
     assert "85.00 $\\pm$ 5.00" in outputs["tex"].read_text()
     assert "Many_mean" in outputs["csv"].read_text()
     metrics = json.loads(outputs["json"].read_text())
-    assert metrics["toy"]["simclr"]["Many"] == {"mean": 85.0, "std": 5.0}
+    assert metrics["table"]["toy"]["simclr"]["Many"] == {"mean": 85.0, "std": 5.0}
     with pytest.raises(ValueError, match="no evaluation records"):
         write_tables([], "linear", {"md": tmp_path / "x.md"})
+
+
+def test_every_table_says_what_made_its_records_and_itself(tmp_path):
+    """The md and tex tables end with a provenance line (each distinct code, device and
+    arithmetic of their records, and the table job's code); the JSON table keeps both."""
+    made = {
+        "commit": "0123456789abcdef",
+        "dirty": False,
+        "versions": {"torch": "9.9"},
+        "device": "cuda (Some GPU)",
+        "precision": "bf16",
+    }
+    records = [
+        {**record("simclr", 1, 0, 80, 70, 60), "provenance": made},
+        {**record("simclr", 2, 0, 90, 70, 50), "provenance": {**made, "dirty": True}},
+    ]
+    outputs = {fmt: tmp_path / f"linear.{fmt}" for fmt in ("md", "tex", "json")}
+    write_tables(records, "linear", outputs)
+    footer = outputs["md"].read_text().strip().splitlines()[-1]
+    assert footer.startswith("Provenance: records by commit 0123456789")
+    assert "commit 0123456789; torch 9.9; on cuda (Some GPU); bf16" in footer
+    assert "commit 0123456789 with uncommitted changes; torch 9.9" in footer
+    assert "table by " in footer and "torch " in footer.split("table by ")[1]
+    assert outputs["tex"].read_text().strip().splitlines()[-1] == f"% {footer}"
+    table = json.loads(outputs["json"].read_text())["provenance"]
+    assert sorted(r["dirty"] for r in table["records"]) == [False, True]
+    assert set(table["table"]) == {"commit", "dirty", "versions", "device", "precision"}
 
 
 def test_figures_are_written(tmp_path):

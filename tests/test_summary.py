@@ -1,5 +1,5 @@
 """The small files DVC shows (sdclr/summary.py): results/metrics.json holds All and Few per
-probe, dataset and method and nothing else; the plot data hold one loss row per (run,
+probe, dataset and method and what made them; the plot data hold one loss row per (run,
 epoch) and one bar per (method, group) of the first probe."""
 
 import csv
@@ -39,6 +39,9 @@ def test_metrics_file_is_all_and_few_per_probe_dataset_and_method(tmp_path, monk
     write_summary(report, outputs)
 
     metrics = json.loads(outputs["metrics"].read_text())
+    made = metrics.pop("provenance")  # what made it: this job's code, and its records'
+    assert {"commit", "dirty", "versions", "records"} <= set(made)
+    assert made["records"] == []  # these records were made without a provenance
     assert metrics == {
         probe: {
             "toy": {
