@@ -275,8 +275,9 @@ def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_cluster, tiny_local_
     submitted = SUBMITTED.findall(output)
     jobs = slurm_cluster.jobs()
     planned = job_stats(output)
-    # settings files: dataset, split, 2 pretraining runs, 2 probes and the analysis
-    assert planned.pop("job_settings") == 7 and planned.pop("report_settings") == 1
+    # settings files: dataset, split, 2 pretraining runs, 2 probes and the analysis; and one
+    # per report stage (tables, figures, comparison, analysis report, summary)
+    assert planned.pop("job_settings") == 7 and planned.pop("report_settings") == 5
     rules = {}
     for _, slurm_id, log in submitted:
         job = jobs[slurm_id]

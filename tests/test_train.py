@@ -124,6 +124,35 @@ def test_checkpoint_from_other_settings_starts_afresh_and_keeps_it(tmp_path):
     assert torch.load(tmp_path / CHECKPOINT_NAME, weights_only=False)["epoch"] == 2
 
 
+def test_a_checkpoint_of_other_code_is_not_resumed_and_the_log_says_why(tmp_path, caplog):
+    """resume.pt records the settings file it ran under, the code's hashes included: resumed
+    under changed code, the run starts over (one run never mixes two codes), with one line
+    naming what changed, and the old checkpoint is kept beside it."""
+    before = {**tiny_settings(epochs=1), "code": {"sdclr/methods/sdclr.py": "a" * 64}}
+    pretrain(before, toy_images(), tmp_path, seed=0, progress=False)
+    after = {**tiny_settings(epochs=2), "code": {"sdclr/methods/sdclr.py": "b" * 64}}
+    epochs_run = []
+    with caplog.at_level("WARNING", logger="sdclr.train"):
+        pretrain(
+            after, toy_images(), tmp_path, seed=0, progress=False,
+            on_epoch_end=lambda e, m: epochs_run.append(e),
+        )  # fmt: skip
+    assert epochs_run == [1, 2]
+    [line] = [r.getMessage() for r in caplog.records if "starting afresh" in r.getMessage()]
+    assert "code of sdclr/methods/sdclr.py changed" in line
+    assert "pretrain.epochs 1 -> 2" in line and "resume.stale-1.pt" in line
+
+
+def test_model_says_what_made_it(tmp_path):
+    """model.pt carries its provenance: commit, dirty flag, package versions, device and the
+    arithmetic it trained in."""
+    pretrain(tiny_settings(epochs=1), toy_images(), tmp_path, seed=0, progress=False)
+    made = torch.load(tmp_path / MODEL_NAME, weights_only=True)["provenance"]
+    assert set(made) == {"commit", "dirty", "versions", "device", "precision"}
+    assert made["device"] == "cpu" and made["precision"] == "fp32"
+    assert made["versions"]["torch"] in torch.__version__
+
+
 def test_training_reduces_the_loss(tmp_path):
     """Real optimisation: instance discrimination on 64 distinct images gets easier, so the
     contrastive loss of the last epochs is well below that of the first."""

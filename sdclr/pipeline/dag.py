@@ -326,3 +326,13 @@ def stage_outputs(stage: Stage, config: dict[str, Any]) -> dict[str, File]:
         key: File(path, report=None if key.endswith("_csv") else _COMPARISON)
         for key, path in paths.comparison_files(config).items()
     } | {"figure": File(paths.COMPARISON_FIGURE, dvc="plot", report=_COMPARISON)}
+
+
+def stage_needed(stage: Stage, config: dict[str, Any]) -> bool:
+    """Whether a normalised config has jobs of ``stage`` (removal stages need removal runs,
+    the analyses' need analyses)."""
+    if stage.runs == "removal":
+        return bool(paths.removal_runs(config))
+    if stage.name in ("analyse", "make_analysis_report"):
+        return bool(paths.analyses(config))
+    return True

@@ -33,6 +33,7 @@ from sdclr.errors import ConfigError
 from sdclr.pipeline import dag
 from sdclr.pipeline.code import ROOT
 from sdclr.pipeline.resolve import resolve
+from sdclr.resources import load_resources, threads
 
 DEFAULT_CONFIG = "config/config.yaml"
 #: Config keys ``dvc exp show`` shows as params (those the config has).
@@ -109,6 +110,15 @@ class _Renderer:
         return f"{self.to_root}{name}"
 
 
+def _threads(rule: str, config: dict[str, Any]) -> int | None:
+    """The threads the config's resources give ``rule``'s jobs (as the Snakefile's rules pass
+    them), when every dataset gives the same; else None (torch's default)."""
+    found = {
+        threads(load_resources(entry["resources"])[rule]) for entry in config["datasets"].values()
+    }
+    return found.pop() if len(found) == 1 else None
+
+
 def _stage(r: _Renderer, config: dict[str, Any], config_file: str) -> dict[str, Any]:
     stage = r.stage
     command = ["python", r.repo(f"scripts/{stage.script}")]
@@ -136,6 +146,8 @@ def _stage(r: _Renderer, config: dict[str, Any], config_file: str) -> dict[str, 
         {"out": outs, "plot": plots, "metric": metrics}[spec.dvc].append(entry)
     for name, template in stage.args.items():
         command.append(f"{dag.flag_of(name)} {r.path(template)}")
+    if stage.threads and (threads := _threads(stage.name, config)) is not None:
+        command.append(f"--threads {threads}")
     body: dict[str, Any] = {}
     matrix = r.matrix(config)
     if matrix:
@@ -168,9 +180,10 @@ def dvc_pipeline(config_file: str, raw: dict[str, Any], config: dict[str, Any]) 
     to_root = "" if directory == "." else os.path.relpath(".", directory) + "/"
     stages: dict[str, Any] = {"settings": _settings_stage(raw, config_file, to_root)}
     has_removal = "removal_methods" in raw
-    has_analyses = bool(paths.analyses(config))
     for stage in dag.STAGES:
-        if stage.name in ("analyse", "make_analysis_report") and not has_analyses:
+        if stage.name in ("analyse", "make_analysis_report") and not dag.stage_needed(
+            stage, config
+        ):
             continue
         variants = []
         if stage.runs == "all":

@@ -36,7 +36,7 @@ from sdclr.io import write_json
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig
 from sdclr.pipeline.code import ROOT, SourceTree
-from sdclr.pipeline.dag import REPORT_STAGES, SETTINGS_SCRIPTS
+from sdclr.pipeline.dag import REPORT_STAGES, SETTINGS_SCRIPTS, STAGES_BY_NAME, stage_needed
 from sdclr.settings import load
 from sdclr.train import PretrainConfig
 
@@ -149,7 +149,11 @@ def resolve(raw_config: dict[str, Any]) -> dict[str, Any]:
         d: {job: resolve_job(config, d, job, tree) for job in dataset_jobs(config, d)}
         for d in config["datasets"]
     }
-    report = {stage: resolve_report(config, stage, tree) for stage in REPORT_STAGES}
+    report = {
+        stage: resolve_report(config, stage, tree)
+        for stage in REPORT_STAGES
+        if stage_needed(STAGES_BY_NAME[stage], config)
+    }
     return {"config": _plain(config), "settings": settings, "report": report}
 
 

@@ -127,10 +127,17 @@ def stage_outputs(stage):
 
 
 def stage_params(stage):
-    """The command's arguments (``--seed``, ``--out-dir``, ...) and a removal run's inputs."""
+    """The command's arguments (``--seed``, ``--out-dir``, ...) from the wildcards, and the
+    ``--removal <record>`` option that only a removal run's inputs give."""
     params = {
         name: (lambda w, t=template: _formatted(t, w)) for name, template in stage.args.items()
     }
+    for name, spec in stage.inputs.items():
+        if isinstance(spec, dag.File) and spec.only == "removal":
+            flag = dag.flag_of(name, spec)
+            params[f"{name}_option"] = lambda w, s=spec, f=flag: (
+                f"{f} {shlex.quote(_input(s, w))}" if _input(s, w) else ""
+            )
     return params
 
 
@@ -156,19 +163,6 @@ def stage_command(stage):
         parts.append("--threads {threads}")
     parts.append("2>> {log:q}")
     return joblog.logged(" ".join(parts), repo_file("scripts/start_log.sh"))
-
-
-def optional_options(stage):
-    """``--removal <record>`` for a removal run's pretraining, else nothing."""
-    return {
-        f"{name}_option": (
-            lambda w, n=name, s=spec: " ".join(
-                f"{dag.flag_of(n, s)} {shlex.quote(f)}" for f in [_input(s, w)] if f
-            )
-        )
-        for name, spec in stage.inputs.items()
-        if isinstance(spec, dag.File) and spec.only == "removal"
-    }
 
 
 def final_targets():

@@ -26,6 +26,5 @@ for _stage in dag.STAGES:
             **(rule_resources(_stage.name) if not _stage.local else {}),
         params:
             **stage_params(_stage),
-            **optional_options(_stage),
         shell:
             STAGE_COMMANDS[locals().get("rule", _stage.name)]
