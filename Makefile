@@ -76,7 +76,7 @@ test-fast: setup
 
 # The config schema is generated from the settings dataclasses (sdclr/settings.py).
 schema: setup
-	python -m sdclr.config_schema
+	python -m sdclr.pipeline.schema
 
 # dvc.yaml is generated from the stage table (sdclr/pipeline/dag.py): `make dvc` for
 # config/config.yaml (the repository's dvc.yaml), `make dvc CONFIG=config/paper/cifar10_lt.yaml`

@@ -3,10 +3,10 @@ pipeline, and what one step dispatches.
 
 What is timed (CUDA is synchronised before each clock reading):
 
-* **loop**: :func:`sdclr.train.pretrain` itself, the loop every ``pretrain`` job runs, for
+* **loop**: :func:`sdclr.training.loop.pretrain` itself, the loop every ``pretrain`` job runs, for
   ``loop_warmup_epochs + loop_epochs`` whole epochs on synthetic images in a temporary run
   directory: the method's per-epoch work (SDCLR's mask, ranked on the device), every step of
-  :class:`sdclr.train_step.TrainStep` (the images as one uint8 tensor on the device, both
+  :class:`sdclr.training.step.TrainStep` (the images as one uint8 tensor on the device, both
   views from one batched augmentation call, bf16 autocast, channels-last and compilation
   where the runtime resolves to them), the epoch's loss read-back and the checkpoint writes.
   The warm-up epochs (compilation, cuDNN's kernel search) are timed apart and counted in the
@@ -54,7 +54,7 @@ from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.device import pick_device, set_fp32_arithmetic
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig, masked_convs, set_branch
-from sdclr.train import PretrainConfig, TrainStep, resolve_runtime
+from sdclr.training.loop import PretrainConfig, TrainStep, resolve_runtime
 
 CIFAR10_LT_IMAGES = 11_165  # |D_i| of CIFAR-10-LT (imbalance ratio 100)
 PAPER_EPOCHS = 2000
@@ -330,7 +330,8 @@ def loop_settings(cfg: BenchConfig, method_name: str, epochs: int) -> dict[str, 
 
 
 def bench_loop(cfg: BenchConfig, method_name: str, device: torch.device) -> dict[str, Any]:
-    """Whole epochs of :func:`sdclr.train.pretrain`, the loop the pipeline runs: the method's
+    """Whole epochs of :func:`sdclr.training.loop.pretrain`, the loop the pipeline runs: the
+    method's
     per-epoch work (SDCLR's mask), every step, the epoch's loss read-back and the
     checkpoint writes, on synthetic images in a temporary run directory.
 
@@ -338,7 +339,7 @@ def bench_loop(cfg: BenchConfig, method_name: str, device: torch.device) -> dict
     apart; the projection is ``warm-up epochs + (epochs - warm-up) x steady epoch``."""
     import tempfile
 
-    from sdclr.train import pretrain
+    from sdclr.training.loop import pretrain
 
     epochs = cfg.loop_warmup_epochs + cfg.loop_epochs
     settings = loop_settings(cfg, method_name, epochs)

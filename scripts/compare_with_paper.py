@@ -2,10 +2,10 @@
 
 import argparse
 
-from sdclr import paths
-from sdclr.cli import add_settings_argument, read_settings, run, setup_logging
-from sdclr.evaluation import PAPER_PROBES
-from sdclr.stages.compare_with_paper import comparison_stage
+from sdclr.pipeline import paths
+from sdclr.pipeline.cli import add_settings_argument, read_settings, run, setup_logging
+from sdclr.pipeline.stages.compare_with_paper import comparison_stage
+from sdclr.probes import PAPER_PROBES
 
 
 def main() -> None:

@@ -2,9 +2,9 @@
 
 import argparse
 
-from sdclr import paths
-from sdclr.cli import add_settings_argument, read_settings, run, setup_logging
-from sdclr.stages.make_analysis_report import analysis_report_stage
+from sdclr.pipeline import paths
+from sdclr.pipeline.cli import add_settings_argument, read_settings, run, setup_logging
+from sdclr.pipeline.stages.make_analysis_report import analysis_report_stage
 
 
 def main() -> None:

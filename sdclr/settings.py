@@ -10,7 +10,7 @@ sentence of documentation, and both the config's JSON schema and its validation 
 
 :func:`json_schema` turns such a class into the JSON schema of its config section (the
 Snakefile's schema file, ``workflow/schemas/config.schema.yaml``, is generated from these by
-``sdclr.config_schema``); :func:`load` validates a config section against that schema and
+``sdclr.pipeline.schema``); :func:`load` validates a config section against that schema and
 builds the object, with errors that name the key. Adding a setting is one line plus its doc.
 
 Types map as: ``int`` -> integer, ``float`` -> number, ``bool`` -> boolean, ``str`` -> string,

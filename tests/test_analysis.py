@@ -10,21 +10,21 @@ import torch
 import yaml
 from torch import nn
 
-from sdclr.analysis_report import aggregate_analysis, analysis_frame, analysis_markdown
-from sdclr.config import job_settings, normalize_config
-from sdclr.errors import ConfigError
-from sdclr.evaluation.analysis import run_analysis
-from sdclr.evaluation.geometry import (
+from sdclr.analyses.geometry import (
     class_mean_cosines,
     frequency_order,
     geometry_summary,
     mean_pairwise_cosine,
 )
-from sdclr.evaluation.pie import pie_rates, prune_for_analysis, reestimate_bn
+from sdclr.analyses.pie import pie_rates, prune_for_analysis, reestimate_bn
+from sdclr.analyses.run import run_analysis
+from sdclr.errors import ConfigError
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig, global_magnitude_prune, masked_convs
 from sdclr.models.dual_bn import PRUNED, DualBatchNorm
-from sdclr.paths import analysis_files, analysis_report_files
+from sdclr.pipeline.config import job_settings, normalize_config
+from sdclr.pipeline.paths import analysis_files, analysis_report_files
+from sdclr.reporting.analyses import aggregate_analysis, analysis_frame, analysis_markdown
 from sdclr.torch_files import torch_save
 from tests.test_config import ROOT
 from tests.test_evaluate import toy_dataset, toy_split
@@ -223,7 +223,7 @@ def test_bn_statistics_are_re_estimated_on_the_set_a_run_trained_on():
     """A single-BN network's statistics come from its pretraining set (D_i, or D_b for the
     balanced control); a removal run, whose pretraining set is D_i less its difficult examples,
     uses D_i (the demo's removal run once failed here on its descriptive set name)."""
-    from sdclr.evaluation.analysis import _bn_subset
+    from sdclr.analyses.run import _bn_subset
 
     assert _bn_subset({"pretrain_set": "D_b"}) == "D_b"
     assert _bn_subset({}) == "D_i"

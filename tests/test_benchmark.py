@@ -89,21 +89,22 @@ def test_bench_config_refuses_impossible_settings():
 
 
 def test_the_benchmarked_loop_is_the_pretrain_loop(monkeypatch):
-    """bench_loop times sdclr.train.pretrain itself (the function every pretrain job runs), for
+    """bench_loop times sdclr.training.loop.pretrain itself (the function every pretrain job
+    runs), for
     the warm-up plus the timed epochs, and its views/s follow from those epochs' seconds."""
     import torch
     from benchmark import bench_loop
 
-    import sdclr.train
+    import sdclr.training.loop
 
     calls = []
-    real = sdclr.train.pretrain
+    real = sdclr.training.loop.pretrain
 
     def recording(settings, images, out_dir, seed, device, progress, on_epoch_end):
         calls.append(settings)
         return real(settings, images, out_dir, seed, device, progress, on_epoch_end)
 
-    monkeypatch.setattr(sdclr.train, "pretrain", recording)
+    monkeypatch.setattr(sdclr.training.loop, "pretrain", recording)
     cfg = BenchConfig(
         width=0.0625, batch_size=16, dataset_size=48, image_size=12, loop_epochs=2,
         loop_warmup_epochs=1, methods=("sdclr",),

@@ -22,8 +22,8 @@ from sdclr import train_step
 from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig
-from sdclr.train import pretrain
-from sdclr.train_step import Runtime, TrainStep
+from sdclr.training.loop import pretrain
+from sdclr.training.step import Runtime, TrainStep
 
 
 @pytest.fixture

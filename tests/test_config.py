@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sdclr.config import (
+from sdclr.pipeline.config import (
     ConfigError,
     job_settings,
     load_config,
@@ -190,14 +190,14 @@ def test_missing_config_file(tmp_path):
 def test_the_schema_file_is_the_one_generated_from_the_settings():
     """workflow/schemas/config.schema.yaml is config_schema() written out: a setting added to
     a settings dataclass appears there (run `make schema`), and nothing is declared twice."""
-    from sdclr.config_schema import SCHEMA_PATH, schema_text
+    from sdclr.pipeline.schema import SCHEMA_PATH, schema_text
 
     assert SCHEMA_PATH.read_text() == schema_text(), "stale schema file: run `make schema`"
 
 
 def test_every_setting_has_a_type_and_a_sentence():
     """Each field of each settings section carries its documentation into the schema."""
-    from sdclr.config_schema import config_schema
+    from sdclr.pipeline.schema import config_schema
 
     defs = config_schema()["$defs"]
     sections = {name: defs[name] for name in ("longtail", "model", "augmentation", "pretrain")}
@@ -215,7 +215,7 @@ def test_every_setting_has_a_type_and_a_sentence():
 def test_settings_errors_name_the_key_and_the_bound():
     """A value outside a setting's declared bounds names the full key path and the bound."""
     from sdclr.settings import load
-    from sdclr.train import PretrainConfig
+    from sdclr.training.loop import PretrainConfig
 
     with pytest.raises(ConfigError, match=r"datasets\.x\.pretrain\.lr: 0 is less than or equal"):
         load(PretrainConfig, {"epochs": 1, "lr": 0}, "datasets.x.pretrain")

@@ -8,15 +8,15 @@ import pytest
 import torch
 import yaml
 
-from sdclr.analysis_report import write_analysis_report
-from sdclr.config import normalize_config
+from sdclr.analyses.difficult_pairs import difficult_pairs_analysis, sample_counts
+from sdclr.analyses.run import run_analysis
 from sdclr.errors import ConfigError, InputError
-from sdclr.evaluation.analysis import run_analysis
-from sdclr.evaluation.difficult_pairs import difficult_pairs_analysis, sample_counts
 from sdclr.methods import create_method
 from sdclr.methods.difficult_examples import difficult_band
+from sdclr.pipeline.config import normalize_config
+from sdclr.reporting.analyses import write_analysis_report
 from sdclr.torch_files import torch_load
-from sdclr.train import CHECKPOINT_NAME, MODEL_NAME, pretrain
+from sdclr.training.loop import CHECKPOINT_NAME, MODEL_NAME, pretrain
 from tests.test_analysis import TINY
 from tests.test_evaluate import toy_dataset, toy_split
 from tests.test_extensions import difficult_settings
@@ -175,7 +175,7 @@ def test_counts_of_fewer_epochs_than_the_run_warn(caplog):
             },
         },
     }  # fmt: skip
-    with caplog.at_level("WARNING", logger="sdclr.evaluation.difficult_pairs"):
+    with caplog.at_level("WARNING", logger="sdclr.analyses.difficult_pairs"):
         counts = sample_counts(meta, "run/model.pt")
     assert counts is not None and counts["difficult_pairs"].tolist() == [3, 4]
     assert "run/model.pt: its difficult pairs were counted over the last 2 of 5 epochs" in (

@@ -90,7 +90,7 @@ def test_repro_completes_and_a_second_repro_runs_nothing(reproduced):
     assert stages_run(again.stdout) == set()
     assert "Data and pipelines are up to date" in again.stdout
     metrics = run(reproduced, DVC, "metrics", "show").stdout
-    # One small metrics file: All and Few per probe and method (sdclr/summary.py).
+    # One small metrics file: All and Few per probe and method (sdclr/reporting/summary.py).
     assert "results/metrics.json" in metrics and "linear.fmnist_lt.sdclr.All" in metrics
     assert "results/tables/linear.json" not in metrics and ".mean" not in metrics
 

@@ -6,9 +6,9 @@ import torch
 
 from sdclr.data.datasets import ImageDataset
 from sdclr.data.splits import LongTailConfig, make_longtail_split
-from sdclr.evaluation import load_backbone, per_class_accuracy, run_probe
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig
+from sdclr.probes import load_backbone, per_class_accuracy, run_probe
 from sdclr.torch_files import torch_save
 
 

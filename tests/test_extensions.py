@@ -15,14 +15,14 @@ import pytest
 import torch
 import yaml
 
-from sdclr.config import normalize_config, pretrain_settings
 from sdclr.errors import ConfigError
 from sdclr.io import write_json
 from sdclr.methods import create_method
 from sdclr.methods.bcl import boost_weights, momentum_update
 from sdclr.methods.temperature_schedule import scheduled_temperature
+from sdclr.pipeline.config import normalize_config, pretrain_settings
 from sdclr.torch_files import torch_load
-from sdclr.train import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
+from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
 from tests.test_train import tiny_settings, toy_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +169,7 @@ def test_bcl_keeps_per_sample_state_in_the_checkpoint_and_boosts_after_epoch_one
 _KILLABLE = """
 import sys, time
 from sdclr.io import read_json
-from sdclr.train import pretrain
+from sdclr.training.loop import pretrain
 from tests.test_train import toy_images
 
 def slow(epoch, metrics):

@@ -11,9 +11,9 @@ from sdclr.data.augment import random_resized_crop_flip, sample_crop_boxes
 from sdclr.data.augment._common import _bernoulli
 from sdclr.data.datasets import load_dataset
 from sdclr.data.reference_splits import import_reference_split
-from sdclr.evaluation import run_probe
-from sdclr.evaluation._probe_data import ImageRows, per_class_topk_accuracy
-from sdclr.report import write_tables
+from sdclr.probes import run_probe
+from sdclr.probes._probe_data import ImageRows, per_class_topk_accuracy
+from sdclr.reporting.tables import write_tables
 from tests.fakes import write_fake_image_list
 
 

@@ -13,7 +13,6 @@ import pytest
 import torch
 import yaml
 
-from sdclr.config import load_config
 from sdclr.data.datasets import ImageDataset
 from sdclr.data.image_lists import read_image_list
 from sdclr.data.reference_splits import import_reference_split
@@ -23,7 +22,8 @@ from sdclr.data.splits import (
     save_split,
 )
 from sdclr.groups import class_groups, group_summary
-from sdclr.paper import compare_with_paper, comparison_markdown, load_reported
+from sdclr.pipeline.config import load_config
+from sdclr.reporting.paper import compare_with_paper, comparison_markdown, load_reported
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "paper"

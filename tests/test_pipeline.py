@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sdclr.config import load_raw_config
+from sdclr.pipeline.config import load_raw_config
 from sdclr.pipeline.dvc import generate
 from sdclr.pipeline.resolve import SETTINGS_FORMAT, resolve
-from sdclr.train import PretrainConfig
+from sdclr.training.loop import PretrainConfig
 from tests.checkout import ROOT, copy_project, git_commit, run, write_dvc_yaml
 
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -57,12 +57,20 @@ def test_a_pretraining_runs_the_code_of_its_method_and_extensions_only(demo_plan
     """BCL-D's pretraining (SDCLR + BCL) runs bcl.py and sdclr.py, the loop and the data; not
     SimCLR's module, another extension, a probe, the reports or the figures."""
     code = demo_plan["settings"]["fmnist_lt"]["pretrain/bcl_d"]["code"]
-    assert {"scripts/pretrain.py", "sdclr/train.py", "sdclr/stages/pretrain.py"} <= set(code)
+    assert {
+        "scripts/pretrain.py",
+        "sdclr/training/loop.py",
+        "sdclr/pipeline/stages/pretrain.py",
+    } <= set(code)
     assert {"sdclr/methods/bcl.py", "sdclr/methods/sdclr.py"} <= set(code)
     for other in ("simclr.py", "temperature_schedule.py", "difficult_examples.py"):
         assert f"sdclr/methods/{other}" not in code
-    assert not [f for f in code if f.startswith("sdclr/evaluation/")]
-    assert not {"sdclr/report.py", "sdclr/figures.py", "sdclr/paper.py"} & set(code)
+    assert not [f for f in code if f.startswith("sdclr/probes/")]
+    assert not {
+        "sdclr/reporting/tables.py",
+        "sdclr/reporting/figures.py",
+        "sdclr/reporting/paper.py",
+    } & set(code)
     simclr = demo_plan["settings"]["fmnist_lt"]["pretrain/simclr"]["code"]
     assert "sdclr/methods/simclr.py" in simclr and "sdclr/methods/bcl.py" not in simclr
     assert all(len(digest) == 64 for digest in code.values())
@@ -72,10 +80,10 @@ def test_a_probe_runs_its_probe_and_a_report_stage_its_script(demo_plan):
     """The kNN probe's code holds knn.py, the linear probe's does not; the figures' code holds
     figures.py, the tables' does not."""
     jobs = demo_plan["settings"]["fmnist_lt"]
-    assert "sdclr/evaluation/knn.py" in jobs["probe/knn"]["code"]
-    assert "sdclr/evaluation/knn.py" not in jobs["probe/linear"]["code"]
-    assert "sdclr/figures.py" in demo_plan["report"]["make_figures"]["code"]
-    assert "sdclr/figures.py" not in demo_plan["report"]["make_tables"]["code"]
+    assert "sdclr/probes/knn.py" in jobs["probe/knn"]["code"]
+    assert "sdclr/probes/knn.py" not in jobs["probe/linear"]["code"]
+    assert "sdclr/reporting/figures.py" in demo_plan["report"]["make_figures"]["code"]
+    assert "sdclr/reporting/figures.py" not in demo_plan["report"]["make_tables"]["code"]
 
 
 def test_settings_files_hold_every_default_and_their_format(demo_plan):
@@ -190,9 +198,9 @@ def test_changing_a_default_reruns_exactly_the_jobs_that_use_it(bookkept):
     settings file, so every pretraining and what follows reruns; the data, the splits and the
     probes' and analyses' settings do not change."""
     old = "drop_last: bool = setting(\n        False,"
-    assert old in (bookkept / "sdclr" / "train.py").read_text()
+    assert old in (bookkept / "sdclr" / "training" / "loop.py").read_text()
     with _edited(
-        bookkept, "sdclr/train.py", lambda t: t.replace(old, old.replace("False", "True"))
+        bookkept, "sdclr/training/loop.py", lambda t: t.replace(old, old.replace("False", "True"))
     ):
         jobs = planned_jobs(bookkept)
     expected = set().union(*(_runs_of(m) for m in ("simclr", "sdclr", "bcl_d"))) | AGGREGATION
@@ -207,8 +215,8 @@ def test_a_note_or_a_test_reruns_nothing(bookkept):
 
 
 def test_changing_the_figures_reruns_the_figures_only(bookkept):
-    """sdclr/figures.py is the code of the report stages that draw; no training reruns."""
-    with _edited(bookkept, "sdclr/figures.py", lambda t: t + "\n# a comment\n"):
+    """sdclr/reporting/figures.py is the code of the report stages that draw; no training reruns."""
+    with _edited(bookkept, "sdclr/reporting/figures.py", lambda t: t + "\n# a comment\n"):
         jobs = planned_jobs(bookkept)
     assert jobs == {
         "report_settings:stage=make_figures",

@@ -7,14 +7,14 @@ import pytest
 import torch
 import yaml
 
-from sdclr.config import normalize_config
 from sdclr.errors import ConfigError
-from sdclr.evaluation import DEFAULT_PROBES, run_probe
-from sdclr.evaluation.knn import knn_predict
-from sdclr.evaluation.kshot import balanced_subset
-from sdclr.evaluation.mean_classifier import class_means, mean_classifier_predict
-from sdclr.paths import all_eval_files, table_files
-from sdclr.report import per_split_markdown, per_split_table, records_frame, to_markdown
+from sdclr.pipeline.config import normalize_config
+from sdclr.pipeline.paths import all_eval_files, table_files
+from sdclr.probes import DEFAULT_PROBES, run_probe
+from sdclr.probes.knn import knn_predict
+from sdclr.probes.kshot import balanced_subset
+from sdclr.probes.mean_classifier import class_means, mean_classifier_predict
+from sdclr.reporting.tables import per_split_markdown, per_split_table, records_frame, to_markdown
 from tests.test_config import ROOT
 from tests.test_evaluate import saved_model, toy_dataset, toy_split
 
@@ -152,7 +152,7 @@ def test_per_split_tables_and_headers_name_probe_train_set_and_pretraining_set()
         "## Weighted kNN (k = 200), trained on D_b pool (memory bank) (%, per split)"
     )
     assert "| toy | simclr_balanced | D_b | 2 | 82.00 | 80.00 | 70.00 | 5.00 | 80.00 |" in md
-    from sdclr.report import aggregate
+    from sdclr.reporting.tables import aggregate
 
     table = to_markdown(aggregate(frame), "knn")
     assert "| Dataset | Method | Pretrained on | Many |" in table

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from sdclr.methods import EXTENSIONS, METHODS
-from sdclr.train import LOG_NAME, pretrain
+from sdclr.training.loop import LOG_NAME, pretrain
 from tests.test_train import tiny_settings, toy_images
 
 ROOT = Path(__file__).resolve().parents[1]

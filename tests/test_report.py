@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sdclr.groups import class_groups, group_summary
-from sdclr.report import aggregate, records_frame, write_tables
+from sdclr.reporting.tables import aggregate, records_frame, write_tables
 
 COUNTS = [4500, 2697, 1617, 969, 581, 348, 208, 125, 75, 45]
 
@@ -137,7 +137,11 @@ def test_every_table_says_what_made_its_records_and_itself(tmp_path):
 
 def test_figures_are_written(tmp_path):
     """The three figures render from evaluation records and split records into PNG files."""
-    from sdclr.figures import plot_accuracy_vs_frequency, plot_class_profile, plot_group_accuracy
+    from sdclr.reporting.figures import (
+        plot_accuracy_vs_frequency,
+        plot_class_profile,
+        plot_group_accuracy,
+    )
 
     rng = np.random.default_rng(0)
     records, splits = [], []

@@ -14,7 +14,6 @@ import pytest
 import torch
 import yaml
 
-from sdclr import config as sdclr_config
 from sdclr.data.datasets import ImageDataset, load_saved_dataset
 from sdclr.data.splits import (
     LongTailConfig,
@@ -24,12 +23,13 @@ from sdclr.data.splits import (
     save_split,
 )
 from sdclr.errors import ConfigError, InputError, NoSpaceError, RunDirectoryBusy
-from sdclr.evaluation import load_backbone
 from sdclr.io import write_text
-from sdclr.runlock import run_directory_lock
+from sdclr.pipeline import config as sdclr_config
+from sdclr.probes import load_backbone
 from sdclr.signals import Terminated, exit_on_sigterm
 from sdclr.torch_files import torch_load, torch_save
-from sdclr.train import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
+from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
+from sdclr.training.runlock import run_directory_lock
 from tests.test_train import tiny_settings, toy_images
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,7 +255,7 @@ def test_a_second_job_on_a_run_directory_is_refused_and_a_killed_holder_frees_it
     holder = _python(
         f"""
         import time
-        from sdclr.runlock import run_directory_lock
+        from sdclr.training.runlock import run_directory_lock
         with run_directory_lock({str(tmp_path)!r}):
             print("locked", flush=True)
             time.sleep(120)

@@ -1,13 +1,14 @@
-"""The small files DVC shows (sdclr/summary.py): results/metrics.json holds All and Few per
+"""The small files DVC shows (sdclr/reporting/summary.py): results/metrics.json holds All and Few
+per
 probe, dataset and method and what made them; the plot data hold one loss row per (run,
 epoch) and one bar per (method, group) of the first probe."""
 
 import csv
 import json
 
-from sdclr import paths
-from sdclr.report import write_tables
-from sdclr.summary import write_summary
+from sdclr.pipeline import paths
+from sdclr.reporting.summary import write_summary
+from sdclr.reporting.tables import write_tables
 from tests.test_report import record
 
 

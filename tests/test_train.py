@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from sdclr.train import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain, warmup_cosine_lr
+from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain, warmup_cosine_lr
 
 
 def tiny_settings(method="sdclr", epochs=4):
@@ -132,7 +132,7 @@ def test_a_checkpoint_of_other_code_is_not_resumed_and_the_log_says_why(tmp_path
     pretrain(before, toy_images(), tmp_path, seed=0, progress=False)
     after = {**tiny_settings(epochs=2), "code": {"sdclr/methods/sdclr.py": "b" * 64}}
     epochs_run = []
-    with caplog.at_level("WARNING", logger="sdclr.train"):
+    with caplog.at_level("WARNING", logger="sdclr.training.loop"):
         pretrain(
             after, toy_images(), tmp_path, seed=0, progress=False,
             on_epoch_end=lambda e, m: epochs_run.append(e),

@@ -1,5 +1,5 @@
 """Which training images a run pretrains on: its split subset (``D_i`` or ``D_b``), or, for a
-removal run, the D_i images its removal record keeps (``sdclr.difficult_removal`` writes the
+removal run, the D_i images its removal record keeps (``sdclr.methods.difficult_removal`` writes the
 record)."""
 
 from __future__ import annotations

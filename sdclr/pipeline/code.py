@@ -3,13 +3,14 @@
 A job's code is its script (``scripts/<script>.py``) and every module of the ``sdclr`` package
 that the script imports, directly or through other modules, found by *reading* the imports
 (``ast``), never by importing: the Snakefile computes it without loading torch. Every import
-counts, those inside functions too. The registries (``sdclr.methods``, ``sdclr.evaluation``)
+counts, those inside functions too. The registries (``sdclr.methods``, ``sdclr.probes``)
 import their members dynamically, which reading does not follow, so a job's code holds the
 registered parts it runs -- named by its settings: its method and extensions, its probe --
 and not the others: a change to ``sdclr/methods/bcl.py`` changes the code of BCL's
 pretrainings only.
 
-The code map (``{"scripts/pretrain.py": "<sha256>", "sdclr/train.py": ..., ...}``) goes into the
+The code map (``{"scripts/pretrain.py": "<sha256>", "sdclr/training/loop.py": ..., ...}``) goes
+into the
 job's settings file, so that a change to any file in it changes that file, and Snakemake and
 DVC rerun exactly the jobs whose code changed (``sdclr.pipeline.resolve``).
 """

@@ -8,7 +8,7 @@ A stage's command is its script with one ``--<flag> <path>`` per input and outpu
 the file's name with ``_`` spelt ``-``, unless the file says otherwise), its ``args`` (a
 wildcard or a path made of them), and ``--threads`` where the stage uses torch's threads.
 
-Adding a stage: a module in ``sdclr/stages/`` (its function), a script in ``scripts/`` (its
+Adding a stage: a module in ``sdclr/pipeline/stages/`` (its function), a script in ``scripts/`` (its
 arguments), an entry here, and its config keys; then ``make dvc``. Nothing else.
 
 Pure: no torch (the Snakefile imports it).
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sdclr import paths
+from sdclr.pipeline import paths
 
 #: Wildcards and their path pieces in a log's name (``results/logs/<stage>/...``).
 WILDCARD_PIECES = {
@@ -297,7 +297,7 @@ STAGES: tuple[Stage, ...] = (
 
 STAGES_BY_NAME = {stage.name: stage for stage in STAGES}
 
-#: The script of each kind of job settings file (``sdclr.paths.SETTINGS``): the code its
+#: The script of each kind of job settings file (``sdclr.pipeline.paths.SETTINGS``): the code its
 #: settings file records.
 SETTINGS_SCRIPTS = {
     "dataset": "prepare_dataset.py",
@@ -307,7 +307,7 @@ SETTINGS_SCRIPTS = {
     "analysis": "analyse.py",
     "removal": "select_difficult.py",
 }
-#: The report stages (one settings file each, ``sdclr.paths.REPORT_SETTINGS``) and scripts.
+#: The report stages (one settings file each, ``sdclr.pipeline.paths.REPORT_SETTINGS``) and scripts.
 REPORT_STAGES = {
     stage.name: stage.script
     for stage in STAGES

@@ -27,13 +27,12 @@ from typing import Any
 
 import yaml
 
-from sdclr import paths
-from sdclr.config import read_yaml
 from sdclr.errors import ConfigError
-from sdclr.pipeline import dag
+from sdclr.pipeline import dag, paths
 from sdclr.pipeline.code import ROOT
+from sdclr.pipeline.config import read_yaml
 from sdclr.pipeline.resolve import resolve
-from sdclr.resources import load_resources, threads
+from sdclr.pipeline.resources import load_resources, threads
 
 DEFAULT_CONFIG = "config/config.yaml"
 #: Config keys ``dvc exp show`` shows as params (those the config has).

@@ -24,21 +24,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sdclr import paths
-from sdclr.config import job_settings, normalize_config, report_settings
+from sdclr.analyses.run import AnalysisConfig
 from sdclr.data.augment import AugmentConfig
 from sdclr.data.splits import LongTailConfig
 from sdclr.errors import USER_ERRORS
-from sdclr.evaluation import PROBES
-from sdclr.evaluation.analysis import AnalysisConfig
-from sdclr.evaluation.knn import KnnConfig
 from sdclr.io import write_json
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig
+from sdclr.pipeline import paths
 from sdclr.pipeline.code import ROOT, SourceTree
+from sdclr.pipeline.config import job_settings, normalize_config, report_settings
 from sdclr.pipeline.dag import REPORT_STAGES, SETTINGS_SCRIPTS, STAGES_BY_NAME, stage_needed
+from sdclr.probes import PROBES
+from sdclr.probes.knn import KnnConfig
 from sdclr.settings import load
-from sdclr.train import PretrainConfig
+from sdclr.training.loop import PretrainConfig
 
 #: The settings files' format: raised when their layout changes, which reruns every job.
 SETTINGS_FORMAT = 2
@@ -107,7 +107,8 @@ _RESOLVERS = {
 
 
 def dataset_jobs(config: dict[str, Any], dataset: str) -> list[str]:
-    """The settings jobs of one dataset of a normalised config (``sdclr.paths.SETTINGS``)."""
+    """The settings jobs of one dataset of a normalised config
+    (``sdclr.pipeline.paths.SETTINGS``)."""
     entry = config["datasets"][dataset]
     methods = entry["methods"]
     return [

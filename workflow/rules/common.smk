@@ -10,15 +10,15 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
-from sdclr import joblog
-from sdclr import paths
-from sdclr import resources as sdclr_resources
+from sdclr.pipeline import joblog
+from sdclr.pipeline import paths
+from sdclr.pipeline import resources as sdclr_resources
 from sdclr.errors import ConfigError
 from sdclr.io import write_json
 from sdclr.pipeline import dag
 from sdclr.pipeline.plan import canonical_json, load_plan
-from sdclr.pipeline.provenance import describe as describe_provenance
-from sdclr.pipeline.provenance import provenance
+from sdclr.provenance import describe as describe_provenance
+from sdclr.provenance import provenance
 
 # Validate the user's config and replace it by its per-dataset form; keep every job's settings.
 try:
@@ -55,7 +55,7 @@ def repo_file(name):
 
 
 def _job_resources(rule, wildcards):
-    """The config's resources of ``rule`` (sdclr.resources) for this job's dataset; a job of
+    """The config's resources of ``rule`` (sdclr.pipeline.resources) for this job's dataset; a job of
     no single dataset (tables, figures) gets the most that any dataset's jobs of it ask."""
     datasets = [wildcards.dataset] if "dataset" in wildcards.keys() else list(config["datasets"])
     jobs = [
@@ -143,7 +143,7 @@ def stage_params(stage):
 
 def stage_command(stage):
     """The stage's command (dag.py: one ``--<flag> <path>`` per input and output), after the
-    attempt line in its log (sdclr/joblog.py)."""
+    attempt line in its log (sdclr/pipeline/joblog.py)."""
     parts = ["python", shlex.quote(repo_file(f"scripts/{stage.script}"))]
     for name, spec in stage.inputs.items():
         flag = dag.flag_of(name, spec)
