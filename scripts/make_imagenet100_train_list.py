@@ -4,7 +4,7 @@ except the validation list's."""
 
 import argparse
 
-from sdclr.data.image_lists import full_train_list
+from sdclr.data.sources.image_list import full_train_list
 from sdclr.io import write_text
 from sdclr.pipeline.cli import run, setup_logging
 

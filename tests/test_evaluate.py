@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sdclr.data.datasets import ImageDataset
+from sdclr.data.image_dataset import ImageDataset
 from sdclr.data.splits import LongTailConfig, make_longtail_split
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig

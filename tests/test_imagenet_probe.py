@@ -9,7 +9,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from sdclr.data.augment import random_resized_crop_flip, sample_crop_boxes
 from sdclr.data.augment._common import _bernoulli
-from sdclr.data.datasets import load_dataset
+from sdclr.data.sources import load_dataset
 from sdclr.data.reference_splits import import_reference_split
 from sdclr.probes import run_probe
 from sdclr.probes._probe_data import ImageRows, per_class_topk_accuracy

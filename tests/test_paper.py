@@ -13,8 +13,8 @@ import pytest
 import torch
 import yaml
 
-from sdclr.data.datasets import ImageDataset
-from sdclr.data.image_lists import read_image_list
+from sdclr.data.image_dataset import ImageDataset
+from sdclr.data.sources.image_list import read_image_list
 from sdclr.data.reference_splits import import_reference_split
 from sdclr.data.splits import (
     LongTailConfig,
@@ -23,6 +23,7 @@ from sdclr.data.splits import (
 )
 from sdclr.groups import class_groups, group_summary
 from sdclr.pipeline.config import load_config
+from sdclr.pipeline.paths import REPORTED
 from sdclr.reporting.paper import compare_with_paper, comparison_markdown, load_reported
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,7 +232,7 @@ def test_comparison_table_differences():
     names = {
         "cifar10_lt": {"names": ["CIFAR10-LT"], "methods": {"simclr": "SimCLR", "sdclr": "SDCLR"}}
     }
-    comparison = compare_with_paper(linear, load_reported(), "linear", names)
+    comparison = compare_with_paper(linear, load_reported(REPORTED), "linear", names)
     assert set(comparison["method"]) == {"simclr", "sdclr"}  # the D_b control has no paper row
     row = comparison.set_index(["method", "column"])
     assert row.at[("sdclr", "All"), "paper_mean"] == 82.00
@@ -324,7 +325,7 @@ def test_a_split_one_reported_table_is_compared_with_our_split_one_only(tmp_path
         for r in hand_made_records(dataset="cifar100_lt")
         if r["probe"] == "linear"
     ]
-    reported = load_reported()
+    reported = load_reported(REPORTED)
     split1 = "CIFAR100-LT, split 1 (BCL README)"
     assert reported["linear"][split1]["splits"] == [1]
     assert reported["linear"][split1]["BCL-D"] == {"All": [58.7, None]}

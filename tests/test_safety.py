@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from sdclr.data.datasets import ImageDataset, load_saved_dataset
+from sdclr.data.image_dataset import ImageDataset, load_saved_dataset
 from sdclr.data.splits import (
     LongTailConfig,
     load_split,
@@ -329,7 +329,7 @@ def test_a_crafted_cifar_batch_is_refused_and_never_runs(tmp_path):
 
     from fakes import write_fake_cifar10
 
-    from sdclr.data.datasets import load_dataset
+    from sdclr.data.sources import load_dataset
 
     write_fake_cifar10(tmp_path / "raw")
     assert load_dataset({"name": "cifar10"}, tmp_path / "raw", download=False).num_classes == 10

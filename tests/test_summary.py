@@ -34,6 +34,8 @@ def test_metrics_file_is_all_and_few_per_probe_dataset_and_method(tmp_path, monk
     report = {
         "evals": {"linear": [], "fewshot": []},
         "runs": runs,
+        "tables": {p: paths.TABLE.format(probe=p, ext="json") for p in ("linear", "fewshot")},
+        "train_logs": [paths.TRAIN_LOG.format(**run) for run in runs],
         "labels": {"datasets": {"toy": "Toy"}, "methods": {"simclr": "SimCLR", "sdclr": "SDCLR"}},
     }
     outputs = {name: tmp_path / path for name, path in paths.SUMMARY.items()}

@@ -16,10 +16,21 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
+from sdclr.analyses.run import ANALYSES, DEFAULT_ANALYSES, AnalysisConfig
+from sdclr.data.sources import get_source
+from sdclr.data.splits import LongTailConfig, planned_sizes
 from sdclr.errors import ConfigError
+from sdclr.methods import EXTENSIONS, METHODS, create_method
+from sdclr.methods.difficult_removal import merge_removal_methods, removal_settings
+from sdclr.pipeline import paths
+from sdclr.pipeline.resources import check_gpus, load_resources
+from sdclr.pipeline.schema import _sections, config_schema
+from sdclr.probes import DEFAULT_PROBES, PAPER_PROBES, PROBE_NAMES, PROBES
 from sdclr.settings import load
+from sdclr.training.loop import PretrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,9 +96,6 @@ def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _registry() -> dict[str, list[str]]:
-    from sdclr.analyses.run import ANALYSES
-    from sdclr.probes import PAPER_PROBES, PROBE_NAMES
-
     return {
         "probes": list(PROBE_NAMES),
         "paper_probes": list(PAPER_PROBES),
@@ -125,9 +133,6 @@ def _normalize_grids(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _normalize_experiment(config: dict[str, Any]) -> dict[str, Any]:
-    from sdclr.analyses.run import DEFAULT_ANALYSES
-    from sdclr.probes import DEFAULT_PROBES
-
     shared = {
         "methods": config["methods"],
         "probes": list(config.get("probes", DEFAULT_PROBES)),
@@ -152,10 +157,6 @@ def _key_path(parts: Any) -> str:
 
 def validate_config(config: dict[str, Any]) -> None:
     """Raise ``ConfigError`` naming the key when ``config`` is not a valid experiment config."""
-    import jsonschema
-
-    from sdclr.pipeline.schema import config_schema
-
     validator = jsonschema.Draft202012Validator(config_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -177,18 +178,10 @@ def validate_config(config: dict[str, Any]) -> None:
 
 def _merged(config: dict[str, Any]) -> dict[str, Any]:
     """The config with its ``removal_methods`` merged into ``methods``."""
-    from sdclr.methods.difficult_removal import merge_removal_methods
-
     return merge_removal_methods(config)
 
 
 def _check_semantics(config: dict[str, Any]) -> None:
-    from sdclr.analyses.run import AnalysisConfig
-    from sdclr.methods import EXTENSIONS, METHODS, create_method
-    from sdclr.pipeline.schema import _sections
-    from sdclr.probes import DEFAULT_PROBES, PROBES
-    from sdclr.training.loop import PretrainConfig
-
     for name, dataset in config["datasets"].items():
         for section, cls in _sections().items():  # what the schema cannot say (low <= high)
             values = {k: v for k, v in dataset[section].items() if k != "reference_splits"}
@@ -199,10 +192,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 load(PROBES[probe].Settings, dataset.get(key), f"datasets.{name}.{key}")
         load(AnalysisConfig, dataset.get("analysis"), f"datasets.{name}.analysis")
         source = dataset["source"]
-        if source["name"] == "image_list":
-            missing = [k for k in ("image_root", "train_list", "test_list") if k not in source]
-            if missing:
-                raise ConfigError(f"datasets.{name}.source: image_list needs {missing}")
+        get_source(source["name"]).settings(source, f"datasets.{name}.source")
         rule = dataset.get("groups", {})
         if rule.get("kind") == "thresholds" and not {"many_above", "few_below"} <= set(rule):
             raise ConfigError(f"datasets.{name}.groups: thresholds need many_above and few_below")
@@ -243,8 +233,6 @@ def _check_semantics(config: dict[str, Any]) -> None:
 
 def _check_resources(config: dict[str, Any]) -> None:
     """The ``resources`` section (defaults filled in) and its GPUs against ``pretrain.gpus``."""
-    from sdclr.pipeline.resources import check_gpus, load_resources
-
     resources = load_resources(config.get("resources"))
     for dataset in config["datasets"].values():
         gpus = {
@@ -258,11 +246,8 @@ def _check_batch_fits(name: str, dataset: dict[str, Any], methods: dict[str, Any
     """``pretrain.batch_size`` must not exceed any method's pretraining set, where its size is
     known from the config (a generated split of a built-in source); other datasets are checked
     when their pretraining job starts (``sdclr.training.loop``)."""
-    from sdclr.data.datasets import SOURCE_GEOMETRY
-    from sdclr.data.splits import LongTailConfig, planned_sizes
-
     longtail = dict(dataset["longtail"])
-    geometry = SOURCE_GEOMETRY.get(dataset["source"]["name"])
+    geometry = get_source(dataset["source"]["name"]).geometry
     if geometry is None or longtail.pop("reference_splits", None):
         return
     sizes = planned_sizes(load(LongTailConfig, longtail, "longtail"), *geometry)
@@ -280,8 +265,6 @@ def _check_batch_fits(name: str, dataset: dict[str, Any], methods: dict[str, Any
 def method_spec(config: dict[str, Any], dataset: str, method: str) -> dict[str, Any]:
     """The resolved method entry: name, algorithm, pretrain_set and hyperparameters (its
     display label is presentation and lives in :func:`report_settings`)."""
-    from sdclr.methods import EXTENSIONS
-
     entry = config["datasets"][dataset]["methods"][method]
     spec = {
         "name": method,
@@ -335,8 +318,6 @@ def pretrain_settings(config: dict[str, Any], dataset: str, method: str) -> dict
 
 def probe_settings(config: dict[str, Any], dataset: str, probe: str) -> dict[str, Any]:
     """Everything one probe job depends on besides its input files."""
-    from sdclr.probes import PROBE_NAMES
-
     if probe not in PROBE_NAMES:
         raise ConfigError(f"unknown probe {probe!r}; known probes: {PROBE_NAMES}")
     entry = config["datasets"][dataset]
@@ -382,8 +363,6 @@ def job_settings(config: dict[str, Any], dataset: str, job: str) -> dict[str, An
     if kind == "removal" and "remove_difficult" in config["datasets"][dataset]["methods"].get(
         name, {}
     ):
-        from sdclr.methods.difficult_removal import removal_settings
-
         return removal_settings(config, dataset, name)
     raise ConfigError(f"no settings for job {job!r} of dataset {dataset!r}")
 
@@ -402,10 +381,10 @@ def report_settings(config: dict[str, Any]) -> dict[str, Any]:
     """What the tables, figures and paper comparison read: the evaluation records and split
     files to aggregate, and the presentation (labels, row order, group rules, which rows are
     the paper's). Changing a label changes this file alone, so no training or probe reruns."""
-    from sdclr.pipeline import paths
-
     return {
         "evals": {probe: paths.eval_files(config, probe) for probe in paths.probes(config)},
+        "tables": {p: paths.TABLE.format(probe=p, ext="json") for p in paths.probes(config)},
+        "train_logs": [paths.TRAIN_LOG.format(**run) for run in paths.runs(config)],
         "analyses": paths.analyses(config),
         "analysis_files": paths.analysis_files(config),
         "runs": paths.runs(config),

@@ -10,6 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sdclr.training.run_files import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME
+
+__all__ = ["CHECKPOINT_NAME", "LOG_NAME", "MODEL_NAME"]  # and the templates below
+
 # Each job's resolved settings (``sdclr.pipeline.resolve``), written by the settings rule:
 # ``job`` is dataset, split, analysis, pretrain/<method>, probe/<probe> or removal/<method>;
 # each report stage's (its inputs' list, labels, row order) in REPORT_SETTINGS.
@@ -20,11 +24,6 @@ DATASET = "results/data/{dataset}/dataset.pt"
 DATASET_SUMMARY = "results/data/{dataset}/summary.json"
 SPLIT = "results/splits/{dataset}/split{split}.json"
 RUN_DIR = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}"
-# The files of a run directory (sdclr.training.loop): checkpoint, final model, logs.
-CHECKPOINT_NAME = "resume.pt"
-MODEL_NAME = "model.pt"
-LOG_NAME = "train_log.csv"
-TIMING_NAME = "timing.csv"
 MODEL = f"{RUN_DIR}/{MODEL_NAME}"
 TRAIN_LOG = f"{RUN_DIR}/{LOG_NAME}"
 # A removal run's record of the difficult examples it removes from D_i

@@ -26,6 +26,7 @@ from typing import Any
 
 from sdclr.analyses.run import AnalysisConfig
 from sdclr.data.augment import AugmentConfig
+from sdclr.data.sources import get_source
 from sdclr.data.splits import LongTailConfig
 from sdclr.errors import USER_ERRORS
 from sdclr.io import write_json
@@ -98,7 +99,15 @@ def _resolve_analysis(settings: dict[str, Any]) -> list[str]:
     return [type(PROBES[probe]).__module__]
 
 
+def _resolve_dataset(settings: dict[str, Any]) -> list[str]:
+    source = get_source(settings["source"]["name"])
+    values = dataclasses.asdict(source.settings(settings["source"]))
+    settings["source"] = {"name": source.name, **values}
+    return [type(source).__module__]
+
+
 _RESOLVERS = {
+    "dataset": _resolve_dataset,
     "pretrain": _resolve_pretrain,
     "split": _resolve_split,
     "probe": _resolve_probe,

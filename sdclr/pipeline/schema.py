@@ -16,6 +16,18 @@ from typing import Any
 
 import yaml
 
+from sdclr.analyses.run import ANALYSES, DEFAULT_ANALYSES, AnalysisConfig
+from sdclr.data.augment import AugmentConfig
+from sdclr.data.sources import SOURCES
+from sdclr.data.splits import LongTailConfig
+from sdclr.methods import EXTENSIONS
+from sdclr.methods.difficult_removal import RemovalSettings
+from sdclr.models import ModelConfig
+from sdclr.pipeline.resources import RULE_DEFAULTS, JobResources
+from sdclr.probes import DEFAULT_PROBES, PROBE_NAMES, PROBES
+from sdclr.settings import json_schema
+from sdclr.training.loop import PretrainConfig
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 NAME_PATTERN = {"pattern": "^[A-Za-z0-9_.-]+$"}
 HEADER = (
@@ -68,11 +80,6 @@ _METHOD = {
 
 
 def _sections() -> dict[str, type]:
-    from sdclr.data.augment import AugmentConfig
-    from sdclr.data.splits import LongTailConfig
-    from sdclr.models import ModelConfig
-    from sdclr.training.loop import PretrainConfig
-
     return {
         "longtail": LongTailConfig,
         "model": ModelConfig,
@@ -201,64 +208,53 @@ def _structural_defs() -> dict[str, Any]:
                 "analysis": _analysis_settings(),
             },
         },
-        "source": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["name"],
-            "properties": {
-                "name": {"enum": ["fashion_mnist", "cifar10", "cifar100", "image_list"]},
-                "image_root": string,
-                "train_list": {
-                    "description": "One list file, or several whose union is the train pool.",
-                    "oneOf": [string, {"type": "array", "items": string, "minItems": 1}],
-                },
-                "test_list": string,
-                "image_size": {"type": "integer", "minimum": 8},
-            },
-        },
+        "source": _source_def(),
         "reference_splits": _REFERENCE_SPLITS,
         "groups": _GROUPS,
         "method": _METHOD,
     }
 
 
-def _probe_names() -> tuple[str, ...]:
-    from sdclr.probes import PROBE_NAMES
+def _source_def() -> dict[str, Any]:
+    """A dataset's ``source``: one of the registered sources (``sdclr.data.sources``), each
+    with its own keys."""
+    cases = []
+    for name, source in SOURCES.items():
+        settings = copy.deepcopy(json_schema(source.Settings))
+        settings["properties"] = {"name": {"const": name}, **settings.get("properties", {})}
+        settings["description"] = (type(source).__doc__ or name).split("\n\n")[0].strip()
+        cases.append({"if": {"properties": {"name": {"const": name}}}, "then": settings})
+    return {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"enum": list(SOURCES)}},
+        "allOf": cases,
+    }
 
+
+def _probe_names() -> tuple[str, ...]:
     return PROBE_NAMES
 
 
 def _default_probes() -> tuple[str, ...]:
-    from sdclr.probes import DEFAULT_PROBES
-
     return DEFAULT_PROBES
 
 
 def _analysis_names() -> tuple[str, ...]:
-    from sdclr.analyses.run import ANALYSES
-
     return ANALYSES
 
 
 def _default_analyses() -> tuple[str, ...]:
-    from sdclr.analyses.run import DEFAULT_ANALYSES
-
     return DEFAULT_ANALYSES
 
 
 def _analysis_settings() -> dict[str, Any]:
-    from sdclr.analyses.run import AnalysisConfig
-    from sdclr.settings import json_schema
-
     return copy.deepcopy(json_schema(AnalysisConfig))
 
 
 def _probe_settings() -> dict[str, Any]:
     """``<probe>_probe``: the settings of each registered probe that has some (a probe the
     config lists needs its key only when its settings have a required field)."""
-    from sdclr.probes import PROBES
-    from sdclr.settings import json_schema
-
     return {
         f"{name}_probe": copy.deepcopy(json_schema(probe.Settings))
         for name, probe in PROBES.items()
@@ -269,9 +265,6 @@ def _probe_settings() -> dict[str, Any]:
 def _method_def(pretrain: dict[str, Any]) -> dict[str, Any]:
     """A method entry: its fixed keys, a ``pretrain`` override, and one key per registered
     extension (``sdclr.methods.EXTENSIONS``) with that extension's settings."""
-    from sdclr.methods import EXTENSIONS
-    from sdclr.settings import json_schema
-
     method = copy.deepcopy(_METHOD)
     override = {k: v for k, v in copy.deepcopy(pretrain).items() if k != "required"}
     override["description"] = "This method's own pretrain settings over the dataset's."
@@ -283,9 +276,6 @@ def _method_def(pretrain: dict[str, Any]) -> dict[str, Any]:
 
 def _removal_method_def(method: dict[str, Any]) -> dict[str, Any]:
     """A removal run: a method entry plus its name, its selector and its ``remove`` rule."""
-    from sdclr.methods.difficult_removal import RemovalSettings
-    from sdclr.settings import json_schema
-
     entry = copy.deepcopy(method)
     entry["required"] = ["name", "selector"]
     entry["properties"] = {
@@ -306,9 +296,6 @@ def _removal_method_def(method: dict[str, Any]) -> dict[str, Any]:
 
 def _resources_def() -> dict[str, Any]:
     """``resources``: per rule, what its jobs ask a scheduler for, with that rule's defaults."""
-    from sdclr.pipeline.resources import RULE_DEFAULTS, JobResources
-    from sdclr.settings import json_schema
-
     properties = {}
     for rule, defaults in RULE_DEFAULTS.items():
         job = copy.deepcopy(json_schema(JobResources))
@@ -330,8 +317,6 @@ def _resources_def() -> dict[str, Any]:
 
 @cache
 def _schema() -> dict[str, Any]:
-    from sdclr.settings import json_schema
-
     schema = _top_level()
     defs = _structural_defs()
     for name, cls in _sections().items():

@@ -10,14 +10,13 @@ import pandas as pd
 import yaml
 
 from sdclr.io import write_text
-from sdclr.pipeline import paths
 from sdclr.reporting.tables import COLUMNS, PROBE_TITLES, _cell
 
 #: Keys of a reported dataset entry that are not method rows.
 ENTRY_KEYS = ("splits", "source")
 
 
-def load_reported(path: str | Path = paths.REPORTED) -> dict[str, Any]:
+def load_reported(path: str | Path) -> dict[str, Any]:
     """The paper's numbers: ``{probe: {table: {method: {column: [mean, std|None]}}}}``.
 
     A table may say ``splits: [1]`` (its numbers are of those splits only: they are compared

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from sdclr.io import read_json, write_json, write_text
-from sdclr.pipeline import paths
 from sdclr.provenance import describe, provenance
 
 HEADLINE = ("All", "Few")
@@ -90,10 +89,10 @@ def write_summary(report: dict[str, Any], outputs: dict[str, str | Path]) -> Non
     """Write ``outputs["metrics"]``, ``outputs["loss"]`` and ``outputs["groups"]`` from the
     report settings (which list the probes' tables and every run's train log)."""
     probes = list(report["evals"])
-    files = {p: read_json(paths.TABLE.format(probe=p, ext="json")) for p in probes}
+    files = {p: read_json(report["tables"][p]) for p in probes}
     tables = {p: table["table"] for p, table in files.items()}
     write_json(outputs["metrics"], {**headline_metrics(tables), "provenance": _provenance(files)})
-    logs = [(run, paths.TRAIN_LOG.format(**run)) for run in report["runs"]]
+    logs = list(zip(report["runs"], report["train_logs"], strict=True))
     write_text(outputs["loss"], _csv_text(loss_rows(logs), ("run", "epoch", "loss")))
     bars = group_rows(tables[probes[0]], report["labels"])
     write_text(outputs["groups"], _csv_text(bars, ("bar", "group", "accuracy")))

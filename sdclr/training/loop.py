@@ -35,12 +35,19 @@ from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.device import describe_device
 from sdclr.methods import Method, create_method
 from sdclr.models import ModelConfig, convert_sync_batchnorm
-from sdclr.pipeline.paths import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, TIMING_NAME
 from sdclr.provenance import provenance
 from sdclr.settings import load, setting
 from sdclr.torch_files import torch_load, torch_save
 from sdclr.training.batches import check_batch, rank_share, step_sizes
-from sdclr.training.run_files import append_timing, set_aside, write_train_log
+from sdclr.training.run_files import (
+    CHECKPOINT_NAME,
+    LOG_NAME,
+    MODEL_NAME,
+    TIMING_NAME,
+    append_timing,
+    set_aside,
+    write_train_log,
+)
 from sdclr.training.step import Runtime, TrainStep, resolve_runtime
 
 log = logging.getLogger(__name__)

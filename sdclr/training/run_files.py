@@ -1,5 +1,6 @@
-"""The files of a pretraining run directory besides the checkpoints: the per-epoch log, the
-wall-clock timing log, and keeping a checkpoint that cannot be resumed."""
+"""The files of a pretraining run directory: their names, the per-epoch log, the wall-clock
+timing log, and keeping a checkpoint that cannot be resumed. No torch: the workflow's path
+templates (``sdclr.pipeline.paths``) take the names from here."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import io
 from pathlib import Path
 
 from sdclr.io import write_text
+
+CHECKPOINT_NAME = "resume.pt"  # the last checkpoint, resumed by a restarted job
+MODEL_NAME = "model.pt"  # the final encoder and what rebuilds it
+LOG_NAME = "train_log.csv"  # one row per finished epoch
+TIMING_NAME = "timing.csv"  # wall-clock seconds of every epoch run (a log, not an output)
 
 
 def write_train_log(path: Path, history: list[dict[str, float]]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from sdclr.data.datasets import ImageDataset, load_saved_dataset
+from sdclr.data.image_dataset import ImageDataset, load_saved_dataset
 from sdclr.data.splits import load_split
 from sdclr.device import pick_device
 

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sdclr.data.datasets import load_saved_dataset
+from sdclr.data.image_dataset import load_saved_dataset
 from sdclr.data.reference_splits import import_reference_split
 from sdclr.data.splits import LongTailConfig, check_split, make_longtail_split, save_split
 from sdclr.settings import load

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sdclr.data.datasets import dataset_summary, load_dataset, save_dataset
+from sdclr.data.image_dataset import dataset_summary, save_dataset
+from sdclr.data.sources import load_dataset
 from sdclr.io import write_json
 
 log = logging.getLogger(__name__)

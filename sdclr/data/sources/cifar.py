@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torchvision.datasets as tvd
 
-from sdclr.data.datasets import ImageDataset
+from sdclr.data.image_dataset import ImageDataset
+from sdclr.data.sources.base import Source, register_source
 from sdclr.errors import InputError
 
 CIFAR10_FOLDER = "cifar-10-batches-py"
@@ -78,8 +80,6 @@ def load_cifar(name: str, root: Path, download: bool) -> ImageDataset:
 
 def _download_cifar(name: str, root: Path, folder: str) -> None:
     """Let torchvision download and verify into a scratch folder, then move ``folder`` in."""
-    import torchvision.datasets as tvd
-
     root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
     try:
@@ -136,3 +136,22 @@ def _read_cifar_batch(path: Path, label_key: str) -> tuple[torch.Tensor, torch.T
         raise ValueError(f"{path}: {data.shape[0]} images but {labels.size} labels")
     images = torch.from_numpy(np.ascontiguousarray(data.reshape(-1, 3, 32, 32)))
     return images, torch.from_numpy(labels)
+
+
+@register_source
+class Cifar10(Source):
+    """CIFAR-10: 10 classes, 5,000 training images each (32 x 32)."""
+
+    name = "cifar10"
+    geometry = (10, 5000)
+
+    def load(self, settings: Source.Settings, root: Path, download: bool) -> ImageDataset:
+        return load_cifar(self.name, root, download)
+
+
+@register_source
+class Cifar100(Cifar10):
+    """CIFAR-100: 100 classes, 500 training images each (32 x 32)."""
+
+    name = "cifar100"
+    geometry = (100, 500)

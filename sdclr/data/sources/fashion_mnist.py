@@ -9,7 +9,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sdclr.data.datasets import ImageDataset
+import torchvision.datasets as tvd
+
+from sdclr.data.image_dataset import ImageDataset
+from sdclr.data.sources.base import Source, register_source
 from sdclr.io import atomic_path
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the gzipped IDX files.
@@ -31,8 +34,6 @@ def fashion_mnist_system_dir() -> Path:
 
 
 def load_fashion_mnist(root: Path, download: bool) -> ImageDataset:
-    import torchvision.datasets as tvd
-
     raw = root / "FashionMNIST" / "raw"
     missing = [n for n in FASHION_MNIST_FILES if not (raw / n).is_file()]
     if missing:
@@ -90,3 +91,14 @@ def _download_fashion_mnist(raw: Path) -> None:
             os.replace(scratch / "FashionMNIST" / "raw" / n, raw / n)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@register_source
+class FashionMnist(Source):
+    """Fashion-MNIST: 10 classes, 6,000 training images each (28 x 28, one channel)."""
+
+    name = "fashion_mnist"
+    geometry = (10, 6000)
+
+    def load(self, settings: Source.Settings, root: Path, download: bool) -> ImageDataset:
+        return load_fashion_mnist(root, download)

@@ -1,9 +1,10 @@
 """ImageNet-style list files (``relative/path.JPEG label`` per line) resolved against an image
 root: every image is resized (shorter side) and center-cropped to a square, decoded in
-parallel threads, into an :class:`~sdclr.data.datasets.ImageDataset`."""
+parallel threads, into an :class:`~sdclr.data.image_dataset.ImageDataset`."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+from tqdm import tqdm
 
-from sdclr.data.datasets import DEFAULT_IMAGE_SIZE, ImageDataset
+from sdclr.data.image_dataset import ImageDataset
+from sdclr.data.sources.base import Source, register_source
+from sdclr.settings import setting
+
+DEFAULT_IMAGE_SIZE = 256
 
 
 def read_image_list(path: str | os.PathLike) -> tuple[list[str], torch.Tensor]:
@@ -140,8 +147,6 @@ def _default_workers() -> int:
 def load_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
     """Decode ``path`` as RGB, resize its shorter side to ``image_size`` (bilinear, antialiased)
     and center-crop to ``image_size`` square. Returns uint8 ``[image_size, image_size, 3]``."""
-    from PIL import Image
-
     with Image.open(path) as img:
         img = img.convert("RGB")
     width, height = img.size
@@ -168,8 +173,6 @@ def load_images(
 
     Every path is checked before any decoding, so a missing file fails fast.
     """
-    from tqdm import tqdm
-
     paths = [Path(p) for p in paths]
     missing = [p for p in paths if not p.is_file()]
     if missing:
@@ -227,3 +230,28 @@ def full_train_list(
             if image.suffix.lower() in IMAGE_SUFFIXES and rel not in excluded:
                 lines.append(f"{rel} {label}\n")
     return "".join(lines)
+
+
+@register_source
+class ImageList(Source):
+    """ImageNet-style list files resolved against an image folder (ImageNet-100-LT)."""
+
+    name = "image_list"
+
+    @dataclasses.dataclass(frozen=True)
+    class Settings:
+        """An image-list dataset (``source: {name: image_list, ...}``)."""
+
+        image_root: str = setting(doc="The folder the list files' paths are relative to.")
+        train_list: str | tuple[str, ...] = setting(
+            doc="One list file, or several whose union is the train pool."
+        )
+        test_list: str = setting(doc="The test list file.")
+        image_size: int = setting(
+            DEFAULT_IMAGE_SIZE,
+            doc="Images are resized (shorter side) and center-cropped to this size.",
+            minimum=8,
+        )
+
+    def load(self, settings: Settings, root: Path, download: bool) -> ImageDataset:
+        return load_image_list_source(dataclasses.asdict(settings))

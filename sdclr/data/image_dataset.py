@@ -1,44 +1,19 @@
-"""Raw datasets on disk -> uint8 image tensors and int64 labels.
-
-Every source ends up as an :class:`ImageDataset`: ``uint8`` images ``[N, C, H, W]`` and
-``int64`` labels ``[N]`` for a train and a test split, plus class names. Sources:
-
-``fashion_mnist``
-    Read from Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``,
-    overridable with ``$SDCLR_FASHION_MNIST_DIR``) when present, else downloaded by torchvision.
-``cifar10`` / ``cifar100``
-    torchvision's on-disk pickles, read here directly (torchvision's own class checks md5 sums).
-    The train order is torchvision's (``data_batch_1..5`` concatenated), which the external
-    long-tailed split index files index into.
-``image_list``
-    ImageNet-style list files (``relative/path.JPEG label`` per line) resolved against
-    ``image_root``; every image is resized (shorter side) and center-cropped to a square.
-
-Every file this module writes is written atomically (see :mod:`sdclr.io`).
+"""The in-memory form of every dataset: uint8 image tensors ``[N, C, H, W]``, int64 labels and
+class names for a train and a test split (:class:`ImageDataset`), and its one file on disk
+(:func:`save_dataset`, :func:`load_saved_dataset`), written atomically and read without
+running code. The readers of raw datasets are in ``sdclr.data.sources``.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from sdclr.torch_files import torch_load, torch_save
 
-SOURCES = ("fashion_mnist", "cifar10", "cifar100", "image_list")
-#: (classes, training images per class) of the sources whose geometry is known before loading.
-SOURCE_GEOMETRY = {"fashion_mnist": (10, 6000), "cifar10": (10, 5000), "cifar100": (100, 500)}
-
-DEFAULT_IMAGE_SIZE = 256
-_SOURCE_KEYS = {
-    "fashion_mnist": {"name"},
-    "cifar10": {"name"},
-    "cifar100": {"name"},
-    "image_list": {"name", "image_root", "train_list", "test_list", "image_size"},
-}
 _SAVED_FORMAT = "sdclr.ImageDataset"
 _SAVED_VERSION = 1
 _SAVED_KEYS = (
@@ -123,47 +98,6 @@ class ImageDataset:
     def image_size(self) -> int:
         """Image height (all sources produce square images)."""
         return int(self.train_images.shape[2])
-
-
-# --------------------------------------------------------------------------------------
-# Public entry points
-# --------------------------------------------------------------------------------------
-
-
-def load_dataset(source: dict, root: str | os.PathLike, download: bool = True) -> ImageDataset:
-    """Load the dataset described by ``source``; raw files live (or are fetched) under ``root``.
-
-    ``source["name"]`` is one of :data:`SOURCES`. ``image_list`` additionally needs
-    ``image_root``, ``train_list`` and ``test_list`` and takes an optional ``image_size``
-    (default 256); it ignores ``root`` and ``download`` (ImageNet cannot be fetched).
-    Raises ``ValueError`` for a bad ``source`` and ``FileNotFoundError`` (naming the path
-    expected and how to obtain it) when the data is absent and cannot be downloaded.
-    """
-    if not isinstance(source, dict) or "name" not in source:
-        raise ValueError(
-            f"dataset source must be a dict with a 'name' (one of {SOURCES}), got {source!r}"
-        )
-    name = source["name"]
-    if name not in SOURCES:
-        raise ValueError(f"unknown dataset source {name!r}; known sources: {', '.join(SOURCES)}")
-    unknown = sorted(set(source) - _SOURCE_KEYS[name])
-    if unknown:
-        raise ValueError(
-            f"dataset source {name!r} got unknown key(s) {unknown}; "
-            f"allowed keys: {sorted(_SOURCE_KEYS[name])}"
-        )
-    root = Path(root).expanduser()
-    if name == "fashion_mnist":
-        from sdclr.data.fashion_mnist import load_fashion_mnist
-
-        return load_fashion_mnist(root, download)
-    if name in ("cifar10", "cifar100"):
-        from sdclr.data.cifar import load_cifar
-
-        return load_cifar(name, root, download)
-    from sdclr.data.image_lists import load_image_list_source
-
-    return load_image_list_source(source)
 
 
 def save_dataset(ds: ImageDataset, path: str | os.PathLike) -> None:
