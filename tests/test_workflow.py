@@ -65,7 +65,17 @@ def test_tiny_pipeline_produces_tables_and_figures(finished_run):
     ) == ["sdclr/split1", "sdclr/split2", "simclr/split1", "simclr/split2"]
     linear = json.loads((finished_run / "results" / "tables" / "linear.json").read_text())
     for method in ("simclr", "sdclr"):  # real training and probes: well above 10 % chance
-        assert linear["fmnist_lt"][method]["All"]["mean"] > 25, linear
+        assert linear["table"]["fmnist_lt"][method]["All"]["mean"] > 25, linear
+    # What made them: every record and the table job, each from this code, on the CPU
+    made = linear["provenance"]
+    assert [r["device"] for r in made["records"]] == ["cpu"] and made["table"]["commit"]
+    assert (
+        (finished_run / "results" / "tables" / "linear.md")
+        .read_text()
+        .rstrip()
+        .splitlines()[-1]
+        .startswith("Provenance: records by commit ")
+    )
     _check_analyses(finished_run)
     log = (checkpoints / "sdclr" / "split1" / "seed0" / "train_log.csv").read_text().splitlines()
     assert len(log) == 3 and log[0].startswith("epoch,loss")
