@@ -134,8 +134,8 @@ def test_analysis_record_prunes_at_the_methods_ratio(
     settings = {
         "dataset": "toy",
         "analyses": ["pie", "geometry"],
-        "analysis_config": {"prune_ratio": 0.7},
-        "knn_config": {},
+        "pie_analysis": {"prune_ratio": 0.7},
+        "knn_probe": {},
         "groups": {"kind": "thirds"},
         "crop_size": 12,
     }
@@ -170,13 +170,14 @@ def test_analyses_are_config_with_both_on_by_default():
     assert "results/figures/pie.png" in analysis_report_files(default)
     settings = job_settings(default, "fmnist_lt", "analysis")
     assert settings["analyses"] == ["pie", "geometry"]
-    assert settings["analysis_config"] == {"probe": "mean", "prune_ratio": 0.9}
+    assert settings["pie_analysis"] == {"probe": "mean", "prune_ratio": 0.9}
+    assert settings["knn_probe"] == {}  # PIE's kNN option reads the kNN probe's settings
     off = normalize_config({**config, "analyses": []})
     assert analysis_files(off) == [] and analysis_report_files(off) == []
     with pytest.raises(ConfigError, match=r"analyses\.0: 'pies' is not one of"):
         normalize_config({**config, "analyses": ["pies"]})
-    config["datasets"]["fmnist_lt"]["analysis"] = {"probe": "linear"}
-    with pytest.raises(ConfigError, match="analysis.probe"):
+    config["datasets"]["fmnist_lt"]["pie_analysis"] = {"probe": "linear"}
+    with pytest.raises(ConfigError, match="pie_analysis.probe"):
         normalize_config(config)
 
 
@@ -223,7 +224,7 @@ def test_bn_statistics_are_re_estimated_on_the_set_a_run_trained_on():
     """A single-BN network's statistics come from its pretraining set (D_i, or D_b for the
     balanced control); a removal run, whose pretraining set is D_i less its difficult examples,
     uses D_i (the demo's removal run once failed here on its descriptive set name)."""
-    from sdclr.analyses.run import _bn_subset
+    from sdclr.analyses.pie import _bn_subset
 
     assert _bn_subset({"pretrain_set": "D_b"}) == "D_b"
     assert _bn_subset({}) == "D_i"

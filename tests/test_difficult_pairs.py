@@ -111,7 +111,7 @@ def test_the_analysis_of_a_difficult_pairs_run_and_its_report(tmp_path):
     settings = difficult_settings(epochs=1)
     settings["model"]["stem"] = "cifar"
     pretrain(settings, dataset.train_images[d_i], tmp_path, 0, progress=False, sample_ids=d_i)
-    analysis = {"dataset": "toy", "analyses": ["geometry", "difficult_pairs"], "knn_config": {},
+    analysis = {"dataset": "toy", "analyses": ["geometry", "difficult_pairs"],
                 "groups": {"kind": "thirds"}, "crop_size": 12}  # fmt: skip
     record = run_analysis(tmp_path / MODEL_NAME, dataset, split, analysis, 0, torch.device("cpu"))
     part = record["difficult_pairs"]

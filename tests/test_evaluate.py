@@ -80,7 +80,7 @@ def test_probe_record_has_groups_per_class_and_best_epoch(tmp_path, probe, augme
         "probe": probe,
         "groups": {"kind": "thirds"},
         "crop_size": 12,
-        "probe_config": {
+        f"{probe}_probe": {
             "epochs": 40,
             "lr": 1.0,
             "milestones": [30],
@@ -139,7 +139,7 @@ def test_probe_is_reproducible(tmp_path):
         "probe": "linear",
         "groups": {"kind": "thirds"},
         "crop_size": 12,
-        "probe_config": {"epochs": 3, "lr": 1.0, "augment": False},
+        "linear_probe": {"epochs": 3, "lr": 1.0, "augment": False},
     }
     first = run_probe(
         tmp_path / "model.pt",

@@ -9,8 +9,8 @@ from torchvision.transforms.v2 import functional as TF
 
 from sdclr.data.augment import random_resized_crop_flip, sample_crop_boxes
 from sdclr.data.augment._common import _bernoulli
-from sdclr.data.sources import load_dataset
 from sdclr.data.reference_splits import import_reference_split
+from sdclr.data.sources import load_dataset
 from sdclr.probes import run_probe
 from sdclr.probes._probe_data import ImageRows, per_class_topk_accuracy
 from sdclr.reporting.tables import write_tables
@@ -82,7 +82,7 @@ def _probe(tmp_path, dataset, split, **config):
         "probe": "linear",
         "groups": {"kind": "thresholds", "many_above": 5, "few_below": 2},
         "crop_size": 20,
-        "probe_config": {"epochs": 4, "batch_size": 512, "lr": 1.0, **config},
+        "linear_probe": {"epochs": 4, "batch_size": 512, "lr": 1.0, **config},
     }
     return run_probe(
         tmp_path / "model.pt", dataset, split, settings, seed=0,

@@ -14,8 +14,8 @@ import torch
 import yaml
 
 from sdclr.data.image_dataset import ImageDataset
-from sdclr.data.sources.image_list import read_image_list
 from sdclr.data.reference_splits import import_reference_split
+from sdclr.data.sources.image_list import read_image_list
 from sdclr.data.splits import (
     LongTailConfig,
     make_longtail_split,

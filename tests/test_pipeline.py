@@ -215,17 +215,15 @@ def test_a_note_or_a_test_reruns_nothing(bookkept):
 
 
 def test_changing_the_figures_reruns_the_figures_only(bookkept):
-    """sdclr/reporting/figures.py is the code of the report stages that draw; no training reruns."""
+    """sdclr/reporting/figures.py is the code of the report stages that draw the probes'
+    figures; no training reruns (the analyses draw their own: sdclr/analyses/)."""
     with _edited(bookkept, "sdclr/reporting/figures.py", lambda t: t + "\n# a comment\n"):
         jobs = planned_jobs(bookkept)
     assert jobs == {
         "report_settings:stage=make_figures",
         "report_settings:stage=compare_with_paper",
-        "report_settings:stage=make_analysis_report",
         "make_figures",
         "compare_with_paper",
-        "make_analysis_report:analysis=pie",
-        "make_analysis_report:analysis=geometry",
         "all",
     }
 

@@ -76,7 +76,7 @@ def test_every_probe_runs_on_a_pretrained_model_and_fills_a_record(tmp_path, pro
     settings = {
         "dataset": "toy",
         "probe": probe,
-        "probe_config": {"epochs": 3, "subsets": 2, "lr": 1.0} if probe == "kshot_100" else {},
+        f"{probe}_probe": {"epochs": 3, "subsets": 2, "lr": 1.0} if probe == "kshot_100" else {},
         "groups": {"kind": "thirds"},
         "crop_size": 12,
         "device": "cpu",

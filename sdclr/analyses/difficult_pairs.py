@@ -22,13 +22,18 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 
+from sdclr.analyses.base import Analysis, AnalysisContext, by_dataset_method, register
 from sdclr.analyses.geometry import frequency_order
-from sdclr.errors import InputError
+from sdclr.errors import ConfigError, InputError
 from sdclr.groups import GROUPS
+from sdclr.io import save_figure
+from sdclr.plots import label_of, plot_class_rank_bars
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +114,81 @@ def difficult_pairs_analysis(
         "summary": summary,
         "per_class": per_class,
     }
+
+
+@register
+class DifficultPairsAnalysis(Analysis):
+    """Where a run's difficult pairs fell, by D_i frequency (this module's docstring)."""
+
+    name = "difficult_pairs"
+    title = (
+        "Where the difficult pairs fall: each group's share of the margin and temperature, "
+        "relative to the run's"
+    )
+    columns = SUMMARY_COLUMNS
+    info = {"difficult": ("Difficult (%)", "difficult_percent", "{:.1f}")}
+    note = (
+        "Runs that tune difficult pairs only. Rate: the group's fraction of its pairs flagged "
+        "difficult (given the margin and the smaller temperature) over the whole run, divided "
+        "by the run's fraction (1: a fair share; above 1: the group's images are re-weighted "
+        f"more). Top {TOP_FRACTION:.0%}: the % of the group's images among the "
+        f"{TOP_FRACTION:.0%} of the pretraining set with the largest fraction "
+        f"({100 * TOP_FRACTION:g} is a fair share). Difficult: the run's % of pairs flagged."
+    )
+    empty = (
+        "no analysis record holds difficult-pair counts: every run with difficult_examples "
+        "was trained before they were kept; delete those runs' folders in "
+        "results/checkpoints/ (resume.pt too) and run again"
+    )
+
+    def check(self, config: dict[str, Any]) -> None:
+        runs = [*config["methods"].values(), *(config.get("removal_methods") or [])]
+        if not any("difficult_examples" in run for run in runs):
+            raise ConfigError(
+                "analyses: difficult_pairs reads the counts of runs that tune difficult pairs, "
+                "and no method has difficult_examples; drop it from analyses or add such a "
+                "method"
+            )
+
+    def compute(self, context: AnalysisContext) -> dict[str, Any] | None:
+        counts = sample_counts(context.meta, context.model_path)
+        if counts is None:  # only runs that tune difficult pairs have them
+            return None
+        labels = context.inputs.dataset.train_labels.numpy()
+        d_i = context.inputs.split["counts"]["D_i"]
+        return difficult_pairs_analysis(counts, labels, d_i, context.groups)
+
+    def plot(
+        self, records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None
+    ) -> None:
+        _plot_difficult_pairs_by_class(records, path, labels)
+
+
+def _plot_difficult_pairs_by_class(
+    records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None = None
+) -> None:
+    """One row per run that tunes difficult pairs (every dataset), two panels per row: per
+    class rank in D_i, the class's rate of difficult pairs relative to the run's (1: a fair
+    share) and the % of the class among the most re-weighted images; bars the mean over
+    splits and seeds, dots each."""
+    grouped = by_dataset_method(records, "difficult_pairs")
+    rows = [(d, m, runs) for d, methods in grouped.items() for m, runs in methods.items()]
+    classes = max(len(runs[0]["difficult_pairs"]["per_class"]) for _, _, runs in rows)
+    width = max(5.5, 0.1 * classes + 3.5)
+    fig, axes = plt.subplots(len(rows), 2, figsize=(2 * width, 4.0 * len(rows)), squeeze=False)
+    fair = 100 * TOP_FRACTION
+    panels = (  # key, label, fair share, colour, the bars' baseline (a rate's: 1)
+        ("rate", "difficult-pair rate / the run's", 1.0, "tab:purple", 1.0),
+        ("top_tenth", f"% of the class in the top {TOP_FRACTION:.0%}", fair, "tab:red", 0.0),
+    )
+    for (dataset, method, runs), pair in zip(rows, axes, strict=True):
+        per_class = [r["difficult_pairs"]["per_class"] for r in runs]
+        name = f"{label_of(labels, 'datasets', dataset)}: {label_of(labels, 'methods', method)}"
+        for ax, (key, ylabel, level, colour, base) in zip(pair, panels, strict=True):
+            plot_class_rank_bars(ax, per_class, key, colour, "mean over splits and seeds", base)
+            ax.axhline(level, color="black", lw=1, ls="--")
+            ax.set_ylabel(ylabel)
+            ax.set_title(name, fontsize=9, pad=16)
+    fig.tight_layout()
+    save_figure(path, fig)
+    plt.close(fig)

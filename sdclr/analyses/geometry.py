@@ -19,11 +19,18 @@ Few-Few cosine.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sdclr.analyses.base import Analysis, AnalysisContext, by_dataset_method, register
+from sdclr.io import save_figure
+from sdclr.plots import label_of
+from sdclr.probes.base import ProbeInputs
 from sdclr.probes.mean_classifier import class_means
 
 
@@ -71,3 +78,84 @@ def geometry_summary(
         "All-pairs cosine": mean_pairwise_cosine(cosines, every),
         "Within-class spread": spread,
     }
+
+
+def geometry_record(test: torch.Tensor, inputs: ProbeInputs, split: dict, groups: dict) -> dict:
+    cosines, spread = class_mean_cosines(
+        test, inputs.test_labels.to(test.device), inputs.num_classes
+    )
+    order = frequency_order(split["counts"]["D_i"])
+    ordered = cosines[order][:, order]
+    return {
+        "class_order": order,
+        "cosine_matrix": [[round(float(v), 6) for v in row] for row in ordered],
+        "summary": geometry_summary(cosines, spread, groups),
+    }
+
+
+@register
+class GeometryAnalysis(Analysis):
+    """The class-mean geometry of the dense test features (this module's docstring)."""
+
+    name = "geometry"
+    title = "Class-mean geometry of the normalised test features"
+    columns = (
+        "Few-Few cosine",
+        "Medium-Medium cosine",
+        "Many-Many cosine",
+        "All-pairs cosine",
+        "Within-class spread",
+    )
+    note = (
+        "Cosines between the class means of the L2-normalised dense test features, averaged "
+        "over the pairs of distinct classes of a group; within-class spread: mean over classes "
+        "of the mean (1 - cosine) of a class's features to its mean direction."
+    )
+    number_format = "{:.3f}"
+    default = True
+
+    def compute(self, context: AnalysisContext) -> dict[str, Any]:
+        split = context.inputs.split
+        return geometry_record(context.test_features, context.inputs, split, context.groups)
+
+    def plot(
+        self, records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None
+    ) -> None:
+        _plot_class_mean_cosines(records, path, labels)
+
+
+def _plot_class_mean_cosines(
+    records: Sequence[dict[str, Any]], path: str | Path, labels: dict | None = None
+) -> None:
+    """Heatmaps of the class-mean cosine matrix, one per method side by side (a row per
+    dataset), classes ordered by D_i count (most frequent first). Each cell is the mean over
+    the splits (and seeds) of the cosine between the classes at those frequency ranks: which
+    class holds a rank differs between splits, its D_i count does not."""
+    grouped = by_dataset_method(records, "geometry")
+    ncols = max(len(m) for m in grouped.values())
+    fig, axes = plt.subplots(
+        len(grouped), ncols, figsize=(4.4 * ncols, 4.2 * len(grouped)), squeeze=False
+    )
+    image = None
+    for i, (dataset, methods) in enumerate(grouped.items()):
+        for j in range(len(methods), ncols):
+            axes[i][j].set_visible(False)
+        for j, (method, runs) in enumerate(methods.items()):
+            ax = axes[i][j]
+            matrix = np.nanmean([np.asarray(r["geometry"]["cosine_matrix"]) for r in runs], axis=0)
+            image = ax.imshow(matrix, cmap="viridis", vmin=min(0.0, np.nanmin(matrix)), vmax=1.0)
+            counts = sorted(runs[0]["train_counts"], reverse=True)
+            if len(counts) <= 20:
+                ax.set_xticks(range(len(counts)), counts, rotation=90, fontsize=7)
+                ax.set_yticks(range(len(counts)), counts, fontsize=7)
+            few_few = np.nanmean([r["geometry"]["summary"]["Few-Few cosine"] for r in runs])
+            ax.set_title(
+                f"{label_of(labels, 'datasets', dataset)}: {label_of(labels, 'methods', method)}\n"
+                f"Few-Few cosine {few_few:.3f}",
+                fontsize=9,
+            )
+            ax.set_xlabel("class (D_i count, most frequent first)", fontsize=8)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="cosine of class means (mean over splits)")
+    save_figure(path, fig)
+    plt.close(fig)

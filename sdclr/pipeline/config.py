@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from sdclr.analyses.run import ANALYSES, DEFAULT_ANALYSES, AnalysisConfig
+from sdclr.analyses import ANALYSES, DEFAULT_ANALYSES, get_analysis
 from sdclr.data.sources import get_source
 from sdclr.data.splits import LongTailConfig, planned_sizes
 from sdclr.errors import ConfigError
@@ -190,7 +190,10 @@ def _check_semantics(config: dict[str, Any]) -> None:
             if PROBES[probe].Settings is not None:
                 key = f"{probe}_probe"
                 load(PROBES[probe].Settings, dataset.get(key), f"datasets.{name}.{key}")
-        load(AnalysisConfig, dataset.get("analysis"), f"datasets.{name}.analysis")
+        for analysis in map(get_analysis, config.get("analyses", DEFAULT_ANALYSES)):
+            if analysis.Settings is not None:  # each analysis's settings, if any
+                key = analysis.config_key
+                load(analysis.Settings, dataset.get(key), f"datasets.{name}.{key}")
         source = dataset["source"]
         get_source(source["name"]).settings(source, f"datasets.{name}.source")
         rule = dataset.get("groups", {})
@@ -199,14 +202,8 @@ def _check_semantics(config: dict[str, Any]) -> None:
     for name, dataset in config["datasets"].items():
         _check_batch_fits(name, dataset, config["methods"])
     _check_resources(config)
-    runs = [*config["methods"].values(), *(config.get("removal_methods") or [])]
-    if "difficult_pairs" in config.get("analyses", []) and not any(
-        "difficult_examples" in run for run in runs
-    ):
-        raise ConfigError(
-            "analyses: difficult_pairs reads the counts of runs that tune difficult pairs, and "
-            "no method has difficult_examples; drop it from analyses or add such a method"
-        )
+    for analysis in map(get_analysis, config.get("analyses", DEFAULT_ANALYSES)):
+        analysis.check(config)  # what it composes with
     for run, method in config["methods"].items():
         where = f"methods.{run}"
         algorithm = method.get("algorithm", run)
@@ -324,7 +321,7 @@ def probe_settings(config: dict[str, Any], dataset: str, probe: str) -> dict[str
     return {
         "dataset": dataset,
         "probe": probe,
-        "probe_config": dict(entry.get(f"{probe}_probe") or {}),
+        f"{probe}_probe": dict(entry.get(f"{probe}_probe") or {}),
         "groups": dict(entry.get("groups") or {"kind": "thirds"}),
         "crop_size": entry["augmentation"]["crop_size"],
         "device": entry["device"],
@@ -332,13 +329,16 @@ def probe_settings(config: dict[str, Any], dataset: str, probe: str) -> dict[str
 
 
 def analysis_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
-    """Everything one analysis job (PIE, class-mean geometry) depends on besides its inputs."""
+    """Everything one analysis job depends on besides its inputs: the analyses it runs, and
+    the config sections they read under their config keys (``<name>_analysis``, and others an
+    analysis names in ``reads``, e.g. PIE's ``knn_probe``)."""
     entry = config["datasets"][dataset]
+    analyses = [get_analysis(name) for name in entry["analyses"]]
+    keys = [k for a in analyses for k in ([a.config_key] if a.Settings else []) + list(a.reads)]
     return {
         "dataset": dataset,
         "analyses": list(entry["analyses"]),
-        "analysis_config": dict(entry.get("analysis") or {}),
-        "knn_config": dict(entry.get("knn_probe") or {}),
+        **{key: dict(entry.get(key) or {}) for key in dict.fromkeys(keys)},
         "groups": dict(entry.get("groups") or {"kind": "thirds"}),
         "crop_size": entry["augmentation"]["crop_size"],
         "device": entry["device"],

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sdclr.analyses.run import AnalysisConfig
+from sdclr.analyses import get_analysis
 from sdclr.data.augment import AugmentConfig
 from sdclr.data.sources import get_source
 from sdclr.data.splits import LongTailConfig
@@ -37,7 +37,6 @@ from sdclr.pipeline.code import ROOT, SourceTree
 from sdclr.pipeline.config import job_settings, normalize_config, report_settings
 from sdclr.pipeline.dag import REPORT_STAGES, SETTINGS_SCRIPTS, STAGES_BY_NAME, stage_needed
 from sdclr.probes import PROBES
-from sdclr.probes.knn import KnnConfig
 from sdclr.settings import load
 from sdclr.training.loop import PretrainConfig
 
@@ -82,21 +81,25 @@ def _resolve_split(settings: dict[str, Any]) -> list[str]:
     return []
 
 
-def _resolve_probe(settings: dict[str, Any]) -> list[str]:
-    probe = PROBES[settings["probe"]]
-    if probe.Settings is not None:
-        settings["probe_config"] = _resolved(
-            probe.Settings, settings["probe_config"], probe.config_key
-        )
-    return [type(probe).__module__]
+def _section_class(key: str) -> tuple[type | None, str]:
+    """The settings class of a probe's (``<name>_probe``) or an analysis's
+    (``<name>_analysis``) config section, and the module that declares it."""
+    name, _, kind = key.rpartition("_")
+    part = PROBES[name] if kind == "probe" else get_analysis(name)
+    return part.Settings, type(part).__module__
 
 
-def _resolve_analysis(settings: dict[str, Any]) -> list[str]:
-    analysis = _resolved(AnalysisConfig, settings["analysis_config"], "analysis")
-    settings["analysis_config"] = analysis
-    settings["knn_config"] = _resolved(KnnConfig, settings["knn_config"], "knn_probe")
-    probe = {"mean": "mean", "knn": "knn"}[analysis["probe"]]
-    return [type(PROBES[probe]).__module__]
+def _resolve_sections(settings: dict[str, Any]) -> list[str]:
+    """Fill in every probe's and analysis's section of a job's settings; return the modules of
+    those probes and analyses (and of the job's probe)."""
+    modules = [type(PROBES[settings["probe"]]).__module__] if "probe" in settings else []
+    modules += [type(get_analysis(name)).__module__ for name in settings.get("analyses", [])]
+    for key in [k for k in settings if k.endswith(("_probe", "_analysis"))]:
+        cls, module = _section_class(key)
+        modules.append(module)
+        if cls is not None:
+            settings[key] = _resolved(cls, settings[key], key)
+    return list(dict.fromkeys(modules))
 
 
 def _resolve_dataset(settings: dict[str, Any]) -> list[str]:
@@ -110,8 +113,8 @@ _RESOLVERS = {
     "dataset": _resolve_dataset,
     "pretrain": _resolve_pretrain,
     "split": _resolve_split,
-    "probe": _resolve_probe,
-    "analysis": _resolve_analysis,
+    "probe": _resolve_sections,
+    "analysis": _resolve_sections,
 }
 
 
@@ -144,10 +147,15 @@ def resolve_job(config: dict[str, Any], dataset: str, job: str, tree: SourceTree
 
 
 def resolve_report(config: dict[str, Any], stage: str, tree: SourceTree) -> dict[str, Any]:
-    """A report stage's settings file: what it aggregates, the presentation, its code."""
+    """A report stage's settings file: what it aggregates, the presentation, its code: its
+    script's, and the modules of the config's probes and analyses, whose titles, columns and
+    figures it draws (the registries import them dynamically)."""
     report = report_settings(config)
     script = ROOT / "scripts" / REPORT_STAGES[stage]
-    return {"format": SETTINGS_FORMAT, **_plain(report), "code": tree.code_map([script])}
+    parts = [type(PROBES[p]).__module__ for p in paths.probes(config)]
+    parts += [type(get_analysis(a)).__module__ for a in paths.analyses(config)]
+    code = tree.code_map([script, *parts])
+    return {"format": SETTINGS_FORMAT, **_plain(report), "code": code}
 
 
 def resolve(raw_config: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from sdclr.analyses.run import ANALYSES, DEFAULT_ANALYSES, AnalysisConfig
+from sdclr.analyses import ANALYSES, DEFAULT_ANALYSES
 from sdclr.data.augment import AugmentConfig
 from sdclr.data.sources import SOURCES
 from sdclr.data.splits import LongTailConfig
@@ -205,7 +205,7 @@ def _structural_defs() -> dict[str, Any]:
                 "groups": {"$ref": "#/$defs/groups"},
                 **{name: {"$ref": f"#/$defs/{name}"} for name in _sections() if name != "probe"},
                 **_probe_settings(),
-                "analysis": _analysis_settings(),
+                **_analysis_settings(),
             },
         },
         "source": _source_def(),
@@ -249,7 +249,12 @@ def _default_analyses() -> tuple[str, ...]:
 
 
 def _analysis_settings() -> dict[str, Any]:
-    return copy.deepcopy(json_schema(AnalysisConfig))
+    """``<name>_analysis``: the settings of each registered analysis that has some."""
+    return {
+        analysis.config_key: copy.deepcopy(json_schema(analysis.Settings))
+        for analysis in ANALYSES.values()
+        if analysis.Settings is not None
+    }
 
 
 def _probe_settings() -> dict[str, Any]:

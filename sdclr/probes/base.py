@@ -77,7 +77,7 @@ class Probe:
         """Its settings object from a probe job's settings (validated, naming the key)."""
         if self.Settings is None:
             return None
-        return load(self.Settings, settings.get("probe_config"), self.config_key)
+        return load(self.Settings, settings.get(self.config_key), self.config_key)
 
     def evaluate(self, inputs: ProbeInputs, settings: dict[str, Any]) -> dict[str, Any]:
         """Return at least ``per_class_accuracy`` (percent, one per class)."""
