@@ -532,7 +532,8 @@ def test_output_is_pixel_identical_to_the_all_ops_implementation(num_ops, m_min,
     pixels of the all-ops implementation it replaced, applied to the parameters drawn from
     that seed, and leaves the generator where drawing those parameters leaves it: weights 0,
     1 and mixed (so some op groups hold one image), with and without BCL's magnitude
-    jitter, each with its own seed."""
+    jitter, each with its own seed; and so does the all-ops schedule (kept for devices).
+    """
     n = 320
     x = _uint8_batch(n, channels, *size, seed=23)
     config = RandAugmentConfig(num_ops=num_ops, min_magnitude=m_min)
@@ -549,3 +550,35 @@ def test_output_is_pixel_identical_to_the_all_ops_implementation(num_ops, m_min,
         out = rand_augment(x, weights, config, g, strength)
         assert torch.equal(out, expected), (seed, weights[:4], strength is None)
         assert torch.equal(g.get_state(), drawn.get_state())
+        assert torch.equal(apply_randaugment(x, params, grouped=False), expected)
+
+
+def test_grouped_schedule_runs_each_kernel_only_on_the_samples_that_drew_its_ops(monkeypatch):
+    """On a CPU each op family's kernel runs once per slot, on exactly the samples that apply
+    one of its ops in that slot; samples that apply no op are not touched by any kernel."""
+    from sdclr.data.augment import _randaugment_ops as ops_module
+
+    n, k = 200, 2
+    family = torch.tensor(ops_module._KERNEL_OF_OP)
+    calls = []
+
+    def recording(index, kernel):
+        def run(x, op, on, *rest):
+            calls.append((index, op.clone(), on.clone(), x.shape[0]))
+            return kernel(x, op, on, *rest)
+
+        return run
+
+    kernels = tuple(recording(i, kernel) for i, kernel in enumerate(ops_module.KERNELS))
+    monkeypatch.setattr(ops_module, "KERNELS", kernels)
+    weights = torch.rand(n, generator=_gen(26))
+    config = RandAugmentConfig(num_ops=k, min_magnitude=5)
+    params = sample_randaugment_params(n, k, weights, config, _gen(27))
+    apply_randaugment(_images(n, 3, seed=28), params)
+    expected = []  # (kernel, group size) in call order: slot by slot, kernel by kernel
+    for j in range(k):
+        counts = torch.bincount(family.take(params.ops[params.apply[:, j], j]), minlength=6)
+        expected += [(i, c) for i, c in enumerate(counts.tolist()) if c]
+    assert [(index, size) for index, _, _, size in calls] == expected
+    for index, op, on, size in calls:
+        assert on.all() and op.numel() == size and (family.take(op) == index).all()
