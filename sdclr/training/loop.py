@@ -257,7 +257,7 @@ def _setup(
     if world.size > 1:
         augment_generator = torch.Generator(device=device)
         augment_generator.manual_seed(seed + 1_000_003 * (world.rank + 1))
-    method.setup(shape[0], device)
+    method.setup(shape[0], device, model)
     step = TrainStep(method, model, optimizer, augment, runtime)
     return Training(
         settings, seed, world, device, method, model, optimizer, runtime, config, model_config,
