@@ -2,6 +2,7 @@
 
 import argparse
 
+from sdclr.distributed import relaunch_with_torchrun
 from sdclr.pipeline.cli import (
     add_model_job_arguments,
     read_settings,
@@ -10,7 +11,6 @@ from sdclr.pipeline.cli import (
     show_progress,
 )
 from sdclr.pipeline.stages.pretrain import pretrain_stage
-from sdclr.training.distributed import relaunch_with_torchrun
 
 
 def main() -> None:

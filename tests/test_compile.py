@@ -18,10 +18,10 @@ import torch._dynamo
 from test_train import tiny_settings, toy_images
 from torch._dynamo.testing import CompileCounter
 
-from sdclr import train_step
 from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig
+from sdclr.training import step as train_step
 from sdclr.training.loop import pretrain
 from sdclr.training.step import Runtime, TrainStep
 

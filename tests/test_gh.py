@@ -16,9 +16,8 @@ import torch
 import torch._dynamo
 from torch._dynamo.testing import CompileCounter
 
-from sdclr import train_step
 from sdclr.errors import ConfigError
-from sdclr.io import torch_load, write_json
+from sdclr.io import write_json
 from sdclr.methods import create_method, nt_xent
 from sdclr.methods.geometric_harmonization import (
     cluster_scores,
@@ -31,7 +30,9 @@ from sdclr.methods.geometric_harmonization import (
     swapped_prediction_loss,
 )
 from sdclr.models import ModelConfig
-from sdclr.train import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
+from sdclr.torch_files import torch_load
+from sdclr.training import step as train_step
+from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
 from tests.test_train import tiny_settings, toy_images
 
 GH = "geometric_harmonization"

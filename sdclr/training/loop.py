@@ -93,7 +93,7 @@ class PretrainConfig:
     gpus: int = setting(
         1,
         doc="GPUs (processes) of one job; more than 1 runs under torchrun with the global "
-        "batch split between them (sdclr/training/distributed.py).",
+        "batch split between them (sdclr/distributed.py).",
         minimum=1,
     )
 
