@@ -58,7 +58,8 @@ from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.device import pick_device, set_fp32_arithmetic
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig, masked_convs, set_branch
-from sdclr.training.loop import PretrainConfig, TrainStep, resolve_runtime
+from sdclr.training.config import PretrainConfig
+from sdclr.training.step import TrainStep, resolve_runtime
 
 CIFAR10_LT_IMAGES = 11_165  # |D_i| of CIFAR-10-LT (imbalance ratio 100)
 PAPER_EPOCHS = 2000

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.distributed.nn.functional import all_gather
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,6 @@ def gather(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate ``tensor`` from every rank, in rank order, keeping the gradient path."""
     if not active():
         return tensor
-    from torch.distributed.nn.functional import all_gather
-
     return torch.cat(all_gather(tensor))
 
 

@@ -26,6 +26,8 @@ import typing
 from functools import cache
 from typing import Any, Literal, TypeVar, Union
 
+import jsonschema
+
 from sdclr.errors import ConfigError
 
 T = TypeVar("T")
@@ -135,8 +137,6 @@ def load(cls: type[T], values: dict[str, Any] | None, section: str) -> T:
 
     Errors raise :class:`ConfigError` naming ``section.key``; lists become tuples.
     """
-    import jsonschema
-
     values = dict(values or {})
     validator = jsonschema.Draft202012Validator(json_schema(cls))
     errors = sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path))

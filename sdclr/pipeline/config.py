@@ -30,7 +30,7 @@ from sdclr.pipeline.resources import check_gpus, load_resources
 from sdclr.pipeline.schema import _sections, config_schema
 from sdclr.probes import DEFAULT_PROBES, PAPER_PROBES, PROBE_NAMES, PROBES
 from sdclr.settings import load
-from sdclr.training.loop import PretrainConfig
+from sdclr.training.config import PretrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

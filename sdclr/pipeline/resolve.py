@@ -38,7 +38,7 @@ from sdclr.pipeline.config import job_settings, normalize_config, report_setting
 from sdclr.pipeline.dag import REPORT_STAGES, SETTINGS_SCRIPTS, STAGES_BY_NAME, stage_needed
 from sdclr.probes import PROBES
 from sdclr.settings import load
-from sdclr.training.loop import PretrainConfig
+from sdclr.training.config import PretrainConfig
 
 #: The settings files' format: raised when their layout changes, which reruns every job.
 SETTINGS_FORMAT = 2

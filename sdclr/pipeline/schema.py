@@ -26,7 +26,7 @@ from sdclr.models import ModelConfig
 from sdclr.pipeline.resources import RULE_DEFAULTS, JobResources
 from sdclr.probes import DEFAULT_PROBES, PROBE_NAMES, PROBES
 from sdclr.settings import json_schema
-from sdclr.training.loop import PretrainConfig
+from sdclr.training.config import PretrainConfig
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 NAME_PATTERN = {"pattern": "^[A-Za-z0-9_.-]+$"}
@@ -117,20 +117,7 @@ def _top_level() -> dict[str, Any]:
                 "default": True,
             },
             "device": {"enum": ["auto", "cpu", "cuda"], "default": "auto"},
-            "seeds": {
-                "type": "array",
-                "description": "Training seeds: each (dataset, method, split) once per seed.",
-                "items": {"type": "integer", "minimum": 0},
-                "minItems": 1,
-                "uniqueItems": True,
-            },
-            "splits": {
-                "type": "array",
-                "description": "Long-tail split ids (the {split} wildcard), each a class order.",
-                "items": {"type": "integer", "minimum": 1},
-                "minItems": 1,
-                "uniqueItems": True,
-            },
+            **_grid_lists(),
             **_evaluation_lists(),
             "removal_methods": {
                 "type": "array",
@@ -158,6 +145,26 @@ def _top_level() -> dict[str, Any]:
                 "propertyNames": NAME_PATTERN,
                 "additionalProperties": {"$ref": "#/$defs/dataset"},
             },
+        },
+    }
+
+
+def _grid_lists() -> dict[str, Any]:
+    """The top-level lists the grid iterates besides methods and datasets: seeds, splits."""
+    return {
+        "seeds": {
+            "type": "array",
+            "description": "Training seeds: each (dataset, method, split) once per seed.",
+            "items": {"type": "integer", "minimum": 0},
+            "minItems": 1,
+            "uniqueItems": True,
+        },
+        "splits": {
+            "type": "array",
+            "description": "Long-tail split ids (the {split} wildcard), each a class order.",
+            "items": {"type": "integer", "minimum": 1},
+            "minItems": 1,
+            "uniqueItems": True,
         },
     }
 

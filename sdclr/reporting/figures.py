@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
 
 from sdclr.groups import GROUPS, class_groups  # noqa: E402
 from sdclr.io import save_figure  # noqa: E402
@@ -151,8 +152,6 @@ def _shade_groups(ax: Any, counts: np.ndarray, rule: dict) -> None:
 
 def _plot_class_order(ax: Any, splits: Sequence[dict[str, Any]], rule: dict) -> None:
     """One row per split: the class at each D_i rank, coloured Many / Medium / Few."""
-    from matplotlib.colors import ListedColormap
-
     cmap = ListedColormap([GROUP_COLOURS[g] for g in GROUPS])
     rows, names = [], []
     for s in splits:

@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 
 from sdclr.io import write_text
-from sdclr.reporting.tables import COLUMNS, PROBE_TITLES, _cell
+from sdclr.reporting.tables import COLUMNS, PROBE_TITLES, _cell, aggregate, records_frame
 
 #: Keys of a reported dataset entry that are not method rows.
 ENTRY_KEYS = ("splits", "source")
@@ -49,8 +49,6 @@ def compare_with_paper(
     dataset, method, reported_as, splits, column, ours_mean, ours_std, paper_mean, paper_std,
     difference (ours_mean - paper_mean, in percentage points).
     """
-    from sdclr.reporting.tables import aggregate, records_frame
-
     rows = []
     for dataset, names in paper_names.items():
         for table_name in names["names"]:

@@ -81,8 +81,6 @@ def _gunzip(src: Path, dst: Path) -> None:
 
 def _download_fashion_mnist(raw: Path) -> None:
     """Let torchvision download into a scratch folder, then move the raw files into ``raw``."""
-    import torchvision.datasets as tvd
-
     raw.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".download-", dir=raw.parent))
     try:
