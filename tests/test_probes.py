@@ -147,10 +147,15 @@ def test_per_split_tables_and_headers_name_probe_train_set_and_pretraining_set()
         ["simclr_balanced", 1, 81.0],
         ["simclr_balanced", 2, 82.0],
     ]
-    md = per_split_markdown(splits, "knn")
+    md = per_split_markdown(splits, "knn", titles=["Weighted kNN (k = 50)"])  # the records'
     assert md.startswith(
-        "## Weighted kNN (k = 200), trained on D_b pool (memory bank) (%, per split)"
+        "## Weighted kNN (k = 50), trained on D_b pool (memory bank) (%, per split)"
     )
+    assert per_split_markdown(splits, "knn").startswith("## Weighted kNN, trained on D_b pool")
+    from sdclr.probes import get_probe
+    from sdclr.probes.knn import KnnConfig
+
+    assert get_probe("knn").title_of(KnnConfig(k=7)) == "Weighted kNN (k = 7)"  # from settings
     assert "| toy | simclr_balanced | D_b | 2 | 82.00 | 80.00 | 70.00 | 5.00 | 80.00 |" in md
     from sdclr.reporting.tables import aggregate
 

@@ -72,6 +72,11 @@ class Extension:
     def check(self, method: Method, section: str) -> None:
         """Raise ``ConfigError`` (naming ``section``) when it cannot compose with ``method``."""
 
+    @classmethod
+    def check_entry(cls, entry: dict[str, Any], where: str) -> None:
+        """Raise ``ConfigError`` (naming ``where``) when a method's config entry, as the user
+        wrote it, conflicts with it (a setting it overrides, say); the config calls it."""
+
     def setup(self, num_samples: int, device: torch.device) -> None:
         """Allocate per-sample state for a pretraining set of ``num_samples`` images."""
 

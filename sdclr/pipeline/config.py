@@ -217,13 +217,8 @@ def _check_semantics(config: dict[str, Any]) -> None:
         create_method(
             algorithm, method.get("hyperparameters"), f"{where}.hyperparameters", extensions
         )
-        if "temperature_schedule" in method and "temperature" in (
-            method.get("hyperparameters") or {}
-        ):
-            raise ConfigError(
-                f"{where}: temperature_schedule sets the temperature of every epoch; remove "
-                "hyperparameters.temperature (or the schedule)"
-            )
+        for name in extensions:  # each extension's rules about the entry that names it
+            EXTENSIONS[name].check_entry(method, where)
         for dataset in config["datasets"].values():
             load(PretrainConfig, method_pretrain(dataset, method), f"{where}.pretrain")
 

@@ -79,6 +79,10 @@ class Probe:
             return None
         return load(self.Settings, settings.get(self.config_key), self.config_key)
 
+    def title_of(self, settings: Any) -> str:
+        """How tables and figures name it, given its settings object (``self.settings``)."""
+        return self.title
+
     def evaluate(self, inputs: ProbeInputs, settings: dict[str, Any]) -> dict[str, Any]:
         """Return at least ``per_class_accuracy`` (percent, one per class)."""
         raise NotImplementedError

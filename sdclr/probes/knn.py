@@ -60,10 +60,13 @@ class KnnProbe(Probe):
     """Weighted kNN with the balanced train pool as the memory bank."""
 
     name = "knn"
-    title = "Weighted kNN (k = 200)"
+    title = "Weighted kNN"
     train_subset = "train"
     train_set = "D_b pool (memory bank)"
     Settings = KnnConfig
+
+    def title_of(self, settings: KnnConfig) -> str:
+        return f"Weighted kNN (k = {settings.k})"
 
     def evaluate(self, inputs: ProbeInputs, settings: dict[str, Any]) -> dict[str, Any]:
         config = self.settings(settings)

@@ -57,6 +57,7 @@ def run_probe(
         "split": split["split"],
         "seed": seed,
         "probe": probe.name,
+        "title": probe.title_of(probe.settings(settings)),
         "probe_train_size": len(split["indices"][probe.train_subset]),
         **_pool_note(split, probe.train_subset),
         **result,

@@ -113,12 +113,19 @@ def _display(table: pd.DataFrame, labels: dict[str, dict[str, str]] | None) -> p
     )
 
 
-def table_title(probe: str, table: pd.DataFrame | None = None, labels: dict | None = None) -> str:
-    """What a table holds: the probe and the set it is trained on (pretraining sets are a
-    column), so no two tables' rows can be mixed up; a dataset whose probe pool is a list
-    file (ImageNet-100-LT) names that pool after a semicolon."""
+def table_title(
+    probe: str,
+    table: pd.DataFrame | None = None,
+    labels: dict | None = None,
+    titles: Sequence[str] = (),
+) -> str:
+    """What a table holds: the probe (as its records name it, from their settings, e.g. kNN's
+    k; else the probe's title) and the set it is trained on (pretraining sets are a column), so
+    no two tables' rows can be mixed up; a dataset whose probe pool is a list file
+    (ImageNet-100-LT) names that pool after a semicolon."""
     known = PROBES.get(probe)
-    title = probe if known is None else f"{known.title}, trained on {known.train_set}"
+    name = " / ".join(titles) if titles else (known.title if known else probe)
+    title = probe if known is None else f"{name}, trained on {known.train_set}"
     if table is None or "probe_note" not in table:
         return title
     names = (labels or {}).get("datasets", {})
@@ -144,11 +151,13 @@ def per_split_table(frame: pd.DataFrame, order: Sequence[tuple[str, str]] | None
     return table.reset_index(drop=True)
 
 
-def per_split_markdown(table: pd.DataFrame, probe: str, labels: dict | None = None) -> str:
+def per_split_markdown(
+    table: pd.DataFrame, probe: str, labels: dict | None = None, titles: Sequence[str] = ()
+) -> str:
     """The per-split table in Markdown."""
     labels = labels or {"datasets": {}, "methods": {}}
     lines = [
-        f"## {table_title(probe, table, labels)} (%, per split)",
+        f"## {table_title(probe, table, labels, titles)} (%, per split)",
         "",
         "| Dataset | Method | Pretrained on | Split | " + " | ".join(COLUMNS) + " |",
         "|---|---|---|---|" + "---|" * len(COLUMNS),
@@ -163,13 +172,15 @@ def per_split_markdown(table: pd.DataFrame, probe: str, labels: dict | None = No
     return "\n".join([*lines, ""])
 
 
-def to_markdown(table: pd.DataFrame, probe: str, labels: dict | None = None) -> str:
+def to_markdown(
+    table: pd.DataFrame, probe: str, labels: dict | None = None, titles: Sequence[str] = ()
+) -> str:
     """A Markdown table: one row per dataset x method, columns as mean ± std (%)."""
     shown = _display(table, labels)
     header = "| " + " | ".join(shown.columns) + " |"
     rule = "|" + "|".join("---" for _ in shown.columns) + "|"
     body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    title = f"## {table_title(probe, table, labels)} (%, mean ± std over splits)"
+    title = f"## {table_title(probe, table, labels, titles)} (%, mean ± std over splits)"
     note = (
         "Many/Medium/Few: mean per-class test accuracy of the classes in each third by D_i "
         "frequency; Std: population std of the three; All: mean per-class accuracy."
@@ -177,11 +188,14 @@ def to_markdown(table: pd.DataFrame, probe: str, labels: dict | None = None) -> 
     return "\n".join([title, "", header, rule, *body, "", note, ""])
 
 
-def to_latex(table: pd.DataFrame, probe: str, labels: dict | None = None) -> str:
+def to_latex(
+    table: pd.DataFrame, probe: str, labels: dict | None = None, titles: Sequence[str] = ()
+) -> str:
     """A LaTeX tabular (booktabs) with ``mean $\\pm$ std`` cells."""
     shown = _display(table, labels).drop(columns="Splits")
     lines = [
-        f"% {table_title(probe, table, labels)}: mean $\\pm$ population std over splits (%)",
+        f"% {table_title(probe, table, labels, titles)}: mean $\\pm$ population std over "
+        "splits (%)",
         "\\begin{tabular}{lll" + "c" * len(COLUMNS) + "}",
         "\\toprule",
         " & ".join(shown.columns) + " \\\\",
@@ -242,12 +256,15 @@ def write_tables(
     table = aggregate(frame, order)
     splits = per_split_table(frame, order)
     made = table_provenance(chosen)
+    titles = list(dict.fromkeys(r["title"] for r in chosen if r.get("title")))
     footer = f"\nProvenance: {made['summary']}\n"
     writers = {
-        "md": lambda: to_markdown(table, probe, labels) + footer,
+        "md": lambda: to_markdown(table, probe, labels, titles) + footer,
         "csv": lambda: table.to_csv(index=False, float_format="%.4f"),
-        "tex": lambda: to_latex(table, probe, labels) + f"% Provenance: {made['summary']}\n",
-        "splits_md": lambda: per_split_markdown(splits, probe, labels) + footer,
+        "tex": lambda: (
+            to_latex(table, probe, labels, titles) + f"% Provenance: {made['summary']}\n"
+        ),
+        "splits_md": lambda: per_split_markdown(splits, probe, labels, titles) + footer,
         "splits_csv": lambda: splits.to_csv(index=False, float_format="%.4f"),
     }
     for fmt, path in outputs.items():
