@@ -4,7 +4,7 @@ settings rules write the same files, one per job, from the same plan)."""
 import argparse
 
 from sdclr.pipeline.cli import run, setup_logging
-from sdclr.pipeline.config import load_raw_config
+from sdclr.pipeline.config_files import load_raw_config
 from sdclr.pipeline.resolve import resolve, write_settings_files
 
 

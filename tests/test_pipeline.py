@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sdclr.pipeline.config import load_raw_config
+from sdclr.pipeline.config_files import load_raw_config
 from sdclr.pipeline.dvc import generate
 from sdclr.pipeline.resolve import SETTINGS_FORMAT, resolve
 from sdclr.training.loop import PretrainConfig

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from sdclr.analyses import ANALYSES, DEFAULT_ANALYSES, get_analysis
 from sdclr.data.sources import get_source
@@ -26,54 +25,34 @@ from sdclr.errors import ConfigError
 from sdclr.methods import EXTENSIONS, METHODS, create_method
 from sdclr.methods.difficult_removal import merge_removal_methods, removal_settings
 from sdclr.pipeline import paths
+from sdclr.pipeline.config_files import (
+    blame,
+    deep_merge,
+    expand_extends,
+    find_config,
+    read_yaml,
+)
 from sdclr.pipeline.resources import check_gpus, load_resources
 from sdclr.pipeline.schema import _sections, config_schema
 from sdclr.probes import DEFAULT_PROBES, PAPER_PROBES, PROBE_NAMES, PROBES
 from sdclr.settings import load
 from sdclr.training.config import PretrainConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``override`` into a copy of ``base`` the way Snakemake merges config files."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    loaded = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    return loaded
-
-
-def _find_config(name: str) -> Path:
-    """A config path relative to the working directory if it exists there, else to the repo."""
-    return Path(name) if Path(name).exists() else REPO_ROOT / name
-
-
-def load_raw_config(*paths: str | Path) -> dict[str, Any]:
-    """Read and merge YAML config files (later files override earlier ones, as Snakemake's
-    ``--configfile``): the user config, not yet validated."""
-    config: dict[str, Any] = {}
-    for path in paths:
-        config = deep_merge(config, read_yaml(path))
-    return config
-
 
 def load_config(*paths: str | Path) -> dict[str, Any]:
-    """Read and merge YAML config files (:func:`load_raw_config`), validate them, and return
-    the normalised config (``normalize_config``)."""
-    return normalize_config(load_raw_config(*paths))
+    """Read and merge YAML config files (each with what it ``extends``; later files override
+    earlier ones, as Snakemake's ``--configfile``), validate them, and return the normalised
+    config (``normalize_config``); an error names the file that set the key."""
+    config: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for path in paths:
+        expanded, found = expand_extends(read_yaml(path), str(path))
+        config = deep_merge(config, expanded)
+        origins.update(found)
+    try:
+        return normalize_config(config)
+    except ConfigError as err:
+        raise ConfigError(blame(str(err), origins, str(paths[-1]) if paths else "")) from None
 
 
 def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +71,11 @@ def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
             "the config must be a mapping of keys to values at the top level, not a "
             f"{type(config).__name__}"
         )
-    return {**_normalize_grids(config), "registry": _registry()}
+    config, origins = expand_extends(config, "the config")
+    try:
+        return {**_normalize_grids(config), "registry": _registry()}
+    except ConfigError as err:
+        raise ConfigError(blame(str(err), origins, "the config")) from None
 
 
 def _registry() -> dict[str, list[str]]:
@@ -116,14 +99,13 @@ def _normalize_grids(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("experiments: must be a non-empty list of experiment config files")
     datasets: dict[str, Any] = {}
     for name in config["experiments"]:
-        path = _find_config(name)
-        experiment = read_yaml(path)
+        experiment, origins = expand_extends(read_yaml(find_config(name)), name)
         if "experiments" in experiment:
             raise ConfigError(f"experiments: {name} is itself a list of experiments")
         try:
             validate_config(experiment)
         except ConfigError as err:
-            raise ConfigError(f"in {name}: {err}") from None
+            raise ConfigError(f"in {name}: {blame(str(err), origins, name)}") from None
         normalized = _normalize_experiment(_merged(experiment))
         for dataset, entry in normalized["datasets"].items():
             if dataset in datasets:

@@ -22,6 +22,7 @@ import argparse
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import yaml
 from sdclr.errors import ConfigError
 from sdclr.pipeline import dag, paths
 from sdclr.pipeline.code import ROOT
-from sdclr.pipeline.config import read_yaml
+from sdclr.pipeline.config_files import expand_extends, read_yaml
 from sdclr.pipeline.resolve import resolve
 from sdclr.pipeline.resources import load_resources, threads
 
@@ -75,26 +76,42 @@ def experiment_dir(config_file: str) -> str:
     return f"experiments/{Path(config_file).stem}"
 
 
+@dataclass(frozen=True)
+class Raw:
+    """A user config as its file has it (``own``), with what it extends merged (``merged``),
+    and the files it extends (``bases``, relative to the repository)."""
+
+    own: dict[str, Any]
+    merged: dict[str, Any]
+    bases: list[str]
+
+
 class _Renderer:
     """Turns the stage table's templates into DVC's ``${item.*}`` for one stage variant."""
 
-    def __init__(self, stage: dag.Stage, removal: bool, raw: dict[str, Any], to_root: str):
+    def __init__(self, stage: dag.Stage, removal: bool, raw: Raw, to_root: str):
         self.stage, self.removal, self.raw, self.to_root = stage, removal, raw, to_root
 
+    def _list(self, key: str, value: Any) -> Any:
+        """``${key}`` where the config file itself has the key (`dvc exp run -S` can change
+        it), else its value as the file and what it extends give it (``value``)."""
+        return f"${{{key}}}" if key in self.raw.own else value
+
     def matrix(self, config: dict[str, Any]) -> dict[str, Any]:
+        merged = self.raw.merged
         lists = {
-            "dataset": "${datasets}",
-            "split": "${splits}",
-            "seed": "${seeds}",
-            "probe": "${probes}" if "probes" in self.raw else paths.probes(config),
-            "analysis": "${analyses}" if "analyses" in self.raw else paths.analyses(config),
+            "dataset": self._list("datasets", list(merged["datasets"])),
+            "split": self._list("splits", merged["splits"]),
+            "seed": self._list("seeds", merged["seeds"]),
+            "probe": self._list("probes", paths.probes(config)),
+            "analysis": self._list("analyses", paths.analyses(config)),
         }
         matrix: dict[str, Any] = {}
         for wildcard in self.stage.wildcards:
-            if wildcard == "method":
-                matrix["run" if self.removal else "method"] = (
-                    "${removal_methods}" if self.removal else "${methods}"
-                )
+            if wildcard == "method" and self.removal:
+                matrix["run"] = self._list("removal_methods", merged.get("removal_methods"))
+            elif wildcard == "method":
+                matrix["method"] = self._list("methods", list(merged["methods"]))
             else:
                 matrix[wildcard] = lists[wildcard]
         return matrix
@@ -159,26 +176,28 @@ def _stage(r: _Renderer, config: dict[str, Any], config_file: str) -> dict[str, 
     return body
 
 
-def _settings_stage(raw: dict[str, Any], config_file: str, to_root: str) -> dict[str, Any]:
-    config = f"{to_root}{config_file}" if to_root else config_file
+def _settings_stage(raw: Raw, config_file: str, to_root: str) -> dict[str, Any]:
+    config = f"{to_root}{config_file}"
+    bases = [f"{to_root}{base}" for base in raw.bases]
     return {
         "cmd": (
             f"python {to_root}scripts/write_settings.py --config {config} "
             f"--out {paths.SETTINGS_DIR}"
         ),
-        "deps": [config, f"{to_root}sdclr", f"{to_root}scripts"],
-        "params": [{config: [key for key in PARAM_KEYS if key in raw]}],
+        "deps": [config, *bases, f"{to_root}sdclr", f"{to_root}scripts"],
+        "params": [{config: [key for key in PARAM_KEYS if key in raw.own]}],
         "outs": [paths.SETTINGS_DIR],
     }
 
 
-def dvc_pipeline(config_file: str, raw: dict[str, Any], config: dict[str, Any]) -> str:
+def dvc_pipeline(config_file: str, raw: Raw, config: dict[str, Any]) -> str:
     """The text of the dvc.yaml of ``config_file`` (relative to the repository root), whose
-    user config is ``raw`` and normalised config (with its registry) is ``config``."""
+    user config is ``raw`` (its own keys, what it extends) and normalised config (with its
+    registry) is ``config``."""
     directory = experiment_dir(config_file)
     to_root = "" if directory == "." else os.path.relpath(".", directory) + "/"
     stages: dict[str, Any] = {"settings": _settings_stage(raw, config_file, to_root)}
-    has_removal = "removal_methods" in raw
+    has_removal = "removal_methods" in raw.merged
     for stage in dag.STAGES:
         if stage.name in ("analyse", "make_analysis_report") and not dag.stage_needed(
             stage, config
@@ -193,10 +212,7 @@ def dvc_pipeline(config_file: str, raw: dict[str, Any], config: dict[str, Any]) 
         for name, removal in variants:
             stages[name] = _stage(_Renderer(stage, removal, raw, to_root), config, config_file)
     document: dict[str, Any] = {}
-    if directory == ".":
-        document["vars"] = [config_file]
-    else:
-        document["vars"] = [f"{to_root}{config_file}"]
+    document["vars"] = [f"{to_root}{config_file}"]
     document["stages"] = stages
     document["plots"] = [
         {name: {**spec, "template": f"{to_root}{spec['template']}"}}
@@ -211,12 +227,15 @@ def dvc_pipeline(config_file: str, raw: dict[str, Any], config: dict[str, Any]) 
 
 def generate(config_file: str = DEFAULT_CONFIG) -> tuple[Path, str]:
     """(path, text) of the dvc.yaml of ``config_file`` (a path relative to the repository)."""
-    raw = read_yaml(ROOT / config_file)
-    if "experiments" in raw:
+    own = read_yaml(ROOT / config_file)
+    if "experiments" in own:
         raise ConfigError(
             f"{config_file} is a list of experiments; make the dvc.yaml of each of its files"
         )
-    config = resolve(raw)["config"]
+    merged, origins = expand_extends(own, config_file)
+    bases = sorted({f for f in origins.values() if f != config_file})
+    raw = Raw(own, merged, bases)
+    config = resolve(merged)["config"]
     return ROOT / experiment_dir(config_file) / "dvc.yaml", dvc_pipeline(config_file, raw, config)
 
 
