@@ -54,8 +54,8 @@ def hook():
 def run_example(code: str, filename: str) -> None:
     """Execute a documented Python example; it may register methods, extensions or probes,
     which are unregistered afterwards so that other tests see the registries as they were."""
-    from sdclr.evaluation import PROBES
     from sdclr.methods import EXTENSIONS, METHODS
+    from sdclr.probes import PROBES
 
     registries = (METHODS, EXTENSIONS, PROBES)
     before = [set(r) for r in registries]
@@ -156,7 +156,7 @@ def test_the_docs_method_and_extension_example_trains(tmp_path):
     """The example module of docs/extending.md defines a method and an extension that use
     every hook; a run of them trains and logs the extension's per-epoch setting."""
     from sdclr.methods import EXTENSIONS, METHODS
-    from sdclr.train import LOG_NAME, pretrain
+    from sdclr.training.loop import LOG_NAME, pretrain
     from tests.test_train import tiny_settings, toy_images
 
     page = EXAMPLE_PAGE.read_text()
@@ -221,7 +221,7 @@ def test_every_yaml_block_parses_and_its_keys_pass_the_schema():
 
 def test_the_code_paths_the_pages_name_exist():
     """Inline code naming a file or folder of the code (`sdclr/...`, `scripts/...`, ...) or a
-    module (`sdclr.pipeline.resolve`, `sdclr.config.job_settings`) names one that exists: a
+    module (`sdclr.pipeline.resolve`, `sdclr.pipeline.config.job_settings`) names one that exists: a
     file moved without its docs fails here, with the page and the path."""
     missing = []
     for path in [*pages(), ROOT / "config" / "README.md", ROOT / "results" / "README.md"]:
