@@ -43,6 +43,7 @@ import json
 import math
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,7 +59,8 @@ from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.device import pick_device, set_fp32_arithmetic
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig, masked_convs, set_branch
-from sdclr.training.config import PretrainConfig
+from sdclr.training.config import PretrainConfig, PretrainJob
+from sdclr.training.loop import pretrain
 from sdclr.training.step import TrainStep, resolve_runtime
 
 CIFAR10_LT_IMAGES = 11_165  # |D_i| of CIFAR-10-LT (imbalance ratio 100)
@@ -342,10 +344,6 @@ def bench_loop(cfg: BenchConfig, method_name: str, device: torch.device) -> dict
 
     The first ``loop_warmup_epochs`` epochs (compilation, cuDNN's kernel search) are timed
     apart; the projection is ``warm-up epochs + (epochs - warm-up) x steady epoch``."""
-    import tempfile
-
-    from sdclr.training.loop import pretrain
-
     epochs = cfg.loop_warmup_epochs + cfg.loop_epochs
     settings = loop_settings(cfg, method_name, epochs)
     images = synthetic_images(cfg.dataset_size, cfg.image_size, cfg.seed)
@@ -353,7 +351,7 @@ def bench_loop(cfg: BenchConfig, method_name: str, device: torch.device) -> dict
     _reset_peak(device)
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as run_dir:
         pretrain(
-            settings,
+            PretrainJob.from_settings(settings),
             images,
             run_dir,
             cfg.seed,

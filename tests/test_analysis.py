@@ -26,8 +26,8 @@ from sdclr.pipeline.config import job_settings, normalize_config
 from sdclr.pipeline.paths import analysis_files, analysis_report_files
 from sdclr.reporting.analyses import aggregate_analysis, analysis_frame, analysis_markdown
 from sdclr.torch_files import torch_save
+from tests.helpers import toy_dataset, toy_split
 from tests.test_config import ROOT
-from tests.test_evaluate import toy_dataset, toy_split
 
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 R2 = 1 / math.sqrt(2)

@@ -22,8 +22,8 @@ from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig
 from sdclr.training import step as train_step
-from sdclr.training.loop import pretrain
 from sdclr.training.step import Runtime, TrainStep
+from tests.helpers import pretrain
 
 
 @pytest.fixture

@@ -16,11 +16,9 @@ from sdclr.methods.difficult_examples import difficult_band
 from sdclr.pipeline.config import normalize_config
 from sdclr.reporting.analyses import write_analysis_report
 from sdclr.torch_files import torch_load
-from sdclr.training.loop import CHECKPOINT_NAME, MODEL_NAME, pretrain
+from sdclr.training.loop import CHECKPOINT_NAME, MODEL_NAME
+from tests.helpers import difficult_settings, pretrain, toy_dataset, toy_images, toy_split
 from tests.test_analysis import TINY
-from tests.test_evaluate import toy_dataset, toy_split
-from tests.test_extensions import difficult_settings
-from tests.test_train import toy_images
 
 
 def test_each_sample_counts_the_difficult_pairs_of_its_two_view_rows():
@@ -67,7 +65,7 @@ def test_a_run_leaves_its_counts_in_model_pt_with_the_training_set_indices(tmp_p
 
 
 def test_a_plain_run_keeps_no_sample_statistics(tmp_path):
-    from tests.test_train import tiny_settings
+    from tests.helpers import tiny_settings
 
     pretrain(tiny_settings("simclr", epochs=1), toy_images(32), tmp_path, 0, progress=False)
     saved = torch_load(tmp_path / MODEL_NAME)

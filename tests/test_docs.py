@@ -156,8 +156,8 @@ def test_the_docs_method_and_extension_example_trains(tmp_path):
     """The example module of docs/extending.md defines a method and an extension that use
     every hook; a run of them trains and logs the extension's per-epoch setting."""
     from sdclr.methods import EXTENSIONS, METHODS
-    from sdclr.training.loop import LOG_NAME, pretrain
-    from tests.test_train import tiny_settings, toy_images
+    from sdclr.training.loop import LOG_NAME
+    from tests.helpers import pretrain, tiny_settings, toy_images
 
     page = EXAMPLE_PAGE.read_text()
     code = page[page.index(EXAMPLE_START) :]

@@ -32,8 +32,8 @@ from sdclr.methods.geometric_harmonization import (
 from sdclr.models import ModelConfig
 from sdclr.torch_files import torch_load
 from sdclr.training import step as train_step
-from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
-from tests.test_train import tiny_settings, toy_images
+from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME
+from tests.helpers import pretrain, tiny_settings, toy_images
 
 GH = "geometric_harmonization"
 
@@ -304,7 +304,7 @@ def test_an_interrupted_gh_run_resumes_bit_identically(tmp_path):
 def test_a_gh_run_survives_a_kill_bit_identically(tmp_path):
     """The same run SIGKILLed after its second epoch (a separate process, as a scheduler kills
     a job) and run again ends with the bytes of an uninterrupted run."""
-    from tests.test_extensions import _run
+    from tests.helpers import _run
 
     settings_path = tmp_path / "settings.json"
     write_json(settings_path, gh_settings("sdclr", 4, bcl={"num_ops": 2, "min_magnitude": 5}))

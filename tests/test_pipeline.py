@@ -198,9 +198,9 @@ def test_changing_a_default_reruns_exactly_the_jobs_that_use_it(bookkept):
     settings file, so every pretraining and what follows reruns; the data, the splits and the
     probes' and analyses' settings do not change."""
     old = "drop_last: bool = setting(\n        False,"
-    assert old in (bookkept / "sdclr" / "training" / "loop.py").read_text()
+    assert old in (bookkept / "sdclr" / "training" / "config.py").read_text()
     with _edited(
-        bookkept, "sdclr/training/loop.py", lambda t: t.replace(old, old.replace("False", "True"))
+        bookkept, "sdclr/training/config.py", lambda t: t.replace(old, old.replace("False", "True"))
     ):
         jobs = planned_jobs(bookkept)
     expected = set().union(*(_runs_of(m) for m in ("simclr", "sdclr", "bcl_d"))) | AGGREGATION

@@ -15,8 +15,8 @@ from sdclr.probes.knn import knn_predict
 from sdclr.probes.kshot import balanced_subset
 from sdclr.probes.mean_classifier import class_means, mean_classifier_predict
 from sdclr.reporting.tables import per_split_markdown, per_split_table, records_frame, to_markdown
+from tests.helpers import saved_model, toy_dataset, toy_split
 from tests.test_config import ROOT
-from tests.test_evaluate import saved_model, toy_dataset, toy_split
 
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 

@@ -164,8 +164,8 @@ def test_an_epoch_keeps_its_last_partial_batch_as_the_reference_dataloader():
 
 def _recorded_steps(monkeypatch, settings, images, out_dir):
     """(batch size, lr) of every training step of a real pretraining run."""
-    from sdclr.training.loop import pretrain
     from sdclr.training.step import TrainStep
+    from tests.helpers import pretrain
 
     steps = []
     original = TrainStep.__call__
@@ -185,7 +185,7 @@ def test_pretraining_steps_and_cosine_count_the_partial_batch(tmp_path, monkeypa
     ``drop_last``), and the per-iteration warm-up cosine runs over all 9 (6) steps with one
     epoch of warm-up = 3 (2) steps, ending at ``final_lr``'s side of the cosine."""
     from sdclr.training.loop import warmup_cosine_lr
-    from tests.test_train import tiny_settings, toy_images
+    from tests.helpers import tiny_settings, toy_images
 
     settings = tiny_settings("simclr", epochs=3)
     settings["pretrain"]["drop_last"] = drop_last
@@ -202,9 +202,8 @@ def test_per_sample_state_sees_every_image_once_an_epoch_with_the_partial_batch(
     epoch every image has been seen, the 8 of the partial batch included; dropping the
     partial batch leaves 8 unseen."""
     from sdclr.torch_files import torch_load
-    from sdclr.training.loop import CHECKPOINT_NAME, pretrain
-    from tests.test_extensions import bcl_settings
-    from tests.test_train import toy_images
+    from sdclr.training.loop import CHECKPOINT_NAME
+    from tests.helpers import bcl_settings, pretrain, toy_images
 
     for drop_last, seen in [(False, 40), (True, 32)]:
         settings = bcl_settings(epochs=1)
@@ -261,7 +260,7 @@ def test_cpu_runs_are_float32_and_probes_are_ieee(tmp_path, restore_fp32_flags):
     from sdclr.probes import run_probe
     from sdclr.training.loop import PretrainConfig
     from sdclr.training.step import resolve_runtime
-    from tests.test_evaluate import saved_model, toy_dataset, toy_split
+    from tests.helpers import saved_model, toy_dataset, toy_split
 
     assert resolve_runtime(PretrainConfig(epochs=1), "cpu").precision == "fp32"
     set_fp32_arithmetic(conv_tf32=True, matmul_tf32=True)

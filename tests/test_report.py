@@ -7,6 +7,7 @@ import pytest
 
 from sdclr.groups import class_groups, group_summary
 from sdclr.reporting.tables import aggregate, records_frame, write_tables
+from tests.helpers import record
 
 COUNTS = [4500, 2697, 1617, 969, 581, 348, 208, 125, 75, 45]
 
@@ -40,24 +41,6 @@ def test_group_summary_arithmetic():
     assert summary["Few"] == pytest.approx(10.0)
     assert summary["All"] == pytest.approx(45.0)
     assert summary["Std"] == pytest.approx(np.std([75.0, 40.0, 10.0]))  # ddof=0: 26.5623
-
-
-def record(method, split, seed, many, medium, few, probe="linear", dataset="toy"):
-    summary = {
-        "Many": many,
-        "Medium": medium,
-        "Few": few,
-        "Std": float(np.std([many, medium, few])),
-        "All": (many + medium + few) / 3,
-    }
-    return {
-        "dataset": dataset,
-        "method": method,
-        "split": split,
-        "seed": seed,
-        "probe": probe,
-        "summary": summary,
-    }
 
 
 def test_mean_and_population_std_over_splits():

@@ -28,9 +28,9 @@ from sdclr.pipeline import config as sdclr_config
 from sdclr.probes import load_backbone
 from sdclr.signals import Terminated, exit_on_sigterm
 from sdclr.torch_files import torch_load, torch_save
-from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
+from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME
 from sdclr.training.runlock import run_directory_lock
-from tests.test_train import tiny_settings, toy_images
+from tests.helpers import pretrain, tiny_settings, toy_images
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"

@@ -9,7 +9,7 @@ import json
 from sdclr.pipeline import paths
 from sdclr.reporting.summary import write_summary
 from sdclr.reporting.tables import write_tables
-from tests.test_report import record
+from tests.helpers import record
 
 
 def test_metrics_file_is_all_and_few_per_probe_dataset_and_method(tmp_path, monkeypatch):

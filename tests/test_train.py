@@ -6,35 +6,8 @@ import math
 import pytest
 import torch
 
-from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain, warmup_cosine_lr
-
-
-def tiny_settings(method="sdclr", epochs=4):
-    return {
-        "dataset": "toy",
-        "method": {
-            "name": method,
-            "algorithm": method,
-            "pretrain_set": "D_i",
-            "hyperparameters": {"temperature": 0.2},
-        },
-        "model": {"arch": "resnet18", "stem": "cifar", "width": 0.0625, "projection_dim": 16},
-        "augmentation": {"crop_size": 12},
-        "pretrain": {
-            "epochs": epochs,
-            "batch_size": 16,
-            "lr": 0.1,
-            "warmup_epochs": 1,
-            "checkpoint_every": 1,
-        },
-        "device": "cpu",
-    }
-
-
-def toy_images(n=48):
-    return torch.randint(
-        0, 256, (n, 3, 14, 14), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
-    )
+from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, warmup_cosine_lr
+from tests.helpers import pretrain, tiny_settings, toy_images
 
 
 def test_warmup_then_cosine_to_final_lr():

@@ -12,20 +12,21 @@ from sdclr.io import read_json
 
 
 def pretraining_indices(
-    split: dict[str, Any], settings: dict[str, Any], removal: str | Path | None
+    split: dict[str, Any], method: Any, removal: str | Path | None
 ) -> list[int]:
-    """The training-set indices a run pretrains on: its subset, or what its removal keeps."""
-    method = settings["method"]
-    if "remove_difficult" not in method:
+    """The training-set indices a run of ``method`` (a ``MethodSpec``: ``name``,
+    ``pretrain_set``, ``remove_difficult``) pretrains on: its subset, or what its removal
+    record keeps."""
+    if method.remove_difficult is None:
         if removal is not None:
-            raise InputError(f"method {method['name']!r} removes no examples; drop --removal")
-        return split["indices"][method["pretrain_set"]]
+            raise InputError(f"method {method.name!r} removes no examples; drop --removal")
+        return split["indices"][method.pretrain_set]
     if removal is None:
         raise InputError(
-            f"method {method['name']!r} removes difficult examples: pass its removal record "
+            f"method {method.name!r} removes difficult examples: pass its removal record "
             "(--removal, written by the select_difficult rule)"
         )
-    return kept_indices(removal, split, method["name"])
+    return kept_indices(removal, split, method.name)
 
 
 def kept_indices(record_path: str | Path, split: dict[str, Any], method: str) -> list[int]:

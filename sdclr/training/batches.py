@@ -16,8 +16,6 @@ syncs. They are the last places of a fresh random order, so no image is left out
 
 from __future__ import annotations
 
-from typing import Any
-
 from sdclr.errors import ConfigError
 
 
@@ -39,13 +37,12 @@ def rank_share(step_start: int, step_size: int, rank: int, processes: int) -> tu
     return start, start + share
 
 
-def check_batch(settings: dict[str, Any], batch_size: int, n: int, processes: int) -> None:
+def check_batch(dataset: str, pretrain_set: str, batch_size: int, n: int, processes: int) -> None:
     """A batch must fit the pretraining set and split evenly over the processes."""
     if batch_size > n:
         raise ConfigError(
-            f"datasets.{settings['dataset']}.pretrain.batch_size: {batch_size} is larger than "
-            f"the {n} pretraining images of {settings['method']['pretrain_set']}; set it to at "
-            f"most {n}"
+            f"datasets.{dataset}.pretrain.batch_size: {batch_size} is larger than "
+            f"the {n} pretraining images of {pretrain_set}; set it to at most {n}"
         )
     if batch_size % processes:
         raise ConfigError(

@@ -1,12 +1,14 @@
-"""The pretraining loop's settings (config key ``pretrain``): declared once, with the paper's
-defaults. No torch: the config's validation and the settings files read them."""
+"""The pretraining loop's settings (config key ``pretrain``), declared once with the paper's
+defaults, and the typed job the loop runs (:class:`PretrainJob`, from a settings file)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from sdclr.settings import setting
+from sdclr.data.augment.config import AugmentConfig
+from sdclr.models import ModelConfig
+from sdclr.settings import load, setting
 
 
 @dataclass(frozen=True)
@@ -52,3 +54,58 @@ class PretrainConfig:
         "batch split between them (sdclr/distributed.py).",
         minimum=1,
     )
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """The method a run trains: its run name, registered algorithm, pretraining set, and its
+    hyperparameters and extensions' settings as the config gives them (the method's registry
+    types them: ``sdclr.methods.create_method``)."""
+
+    name: str
+    algorithm: str
+    pretrain_set: str
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    extensions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    remove_difficult: dict[str, Any] | None = None
+
+    @classmethod
+    def from_settings(cls, spec: dict[str, Any]) -> MethodSpec:
+        return cls(
+            name=spec["name"],
+            algorithm=spec["algorithm"],
+            pretrain_set=spec.get("pretrain_set", "D_i"),
+            hyperparameters=dict(spec.get("hyperparameters") or {}),
+            extensions={k: dict(v or {}) for k, v in (spec.get("extensions") or {}).items()},
+            remove_difficult=spec.get("remove_difficult"),
+        )
+
+
+@dataclass(frozen=True)
+class PretrainJob:
+    """One pretraining job, typed from its settings file (``sdclr.pipeline.resolve``): what the
+    loop reads. ``identity`` is the settings file itself, every setting and the hash of each
+    source file the job runs: a checkpoint is resumed only under the same identity."""
+
+    dataset: str
+    method: MethodSpec
+    model: ModelConfig
+    augmentation: AugmentConfig
+    pretrain: PretrainConfig
+    device: str
+    identity: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> PretrainJob:
+        """The job of a settings file (validated: errors name the config key)."""
+        spec = MethodSpec.from_settings(settings["method"])
+        where = f"methods.{spec.name}"
+        return cls(
+            dataset=settings.get("dataset", ""),
+            method=spec,
+            model=load(ModelConfig, settings.get("model"), f"{where}.model"),
+            augmentation=load(AugmentConfig, settings.get("augmentation"), "augmentation"),
+            pretrain=load(PretrainConfig, settings.get("pretrain"), f"{where}.pretrain"),
+            device=settings.get("device", "auto"),
+            identity=settings,
+        )

@@ -30,16 +30,15 @@ import torch
 from tqdm import tqdm
 
 from sdclr import distributed
-from sdclr.data.augment import AugmentConfig, BatchAugment
+from sdclr.data.augment import BatchAugment
 from sdclr.device import describe_device
 from sdclr.methods import create_method
-from sdclr.models import ModelConfig, convert_sync_batchnorm
+from sdclr.models import convert_sync_batchnorm
 from sdclr.provenance import provenance
-from sdclr.settings import load
 from sdclr.torch_files import torch_save
 from sdclr.training.batches import check_batch, rank_share
 from sdclr.training.checkpoint import plain_state_dict, resume, save_checkpoint
-from sdclr.training.config import PretrainConfig
+from sdclr.training.config import PretrainConfig, PretrainJob
 from sdclr.training.run_files import (
     CHECKPOINT_NAME,
     LOG_NAME,
@@ -55,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 def pretrain(
-    settings: dict[str, Any],
+    job: PretrainJob,
     images: torch.Tensor,
     out_dir: str | Path,
     seed: int,
@@ -64,21 +63,21 @@ def pretrain(
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     sample_ids: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Pretrain ``settings["method"]`` on ``images`` (uint8 [N, C, H, W]); return a summary.
+    """Pretrain ``job.method`` on ``images`` (uint8 [N, C, H, W]); return a summary.
 
     Resumes from ``out_dir/resume.pt`` when it exists. ``on_epoch_end(epoch, metrics)`` is
     called after each finished (and, when due, checkpointed) epoch. ``sample_ids`` (the
     images' training-set indices) go into model.pt with the method's per-sample statistics.
     """
     out_dir = Path(out_dir)
-    run = _setup(settings, images.shape, seed, device)
+    run = _setup(job, images.shape, seed, device)
     resume(run, out_dir / CHECKPOINT_NAME)
     images = images.to(run.device)
     _log_start(run)
     bar = tqdm(
         total=run.config.epochs,
         initial=run.start_epoch,
-        desc=f"pretrain {settings['method']['name']}",
+        desc=f"pretrain {job.method.name}",
         unit="epoch",
         disable=not progress or not run.world.is_main,
         mininterval=2.0,
@@ -109,29 +108,26 @@ def pretrain(
     return _save_model(run, out_dir, sample_ids)
 
 
-def _setup(
-    settings: dict[str, Any], shape: torch.Size, seed: int, device: torch.device | str
-) -> Training:
+def _setup(job: PretrainJob, shape: torch.Size, seed: int, device: torch.device | str) -> Training:
     """Build the method, model, optimiser, augmentation and generators of a fresh run."""
     world = distributed.setup()
     device = torch.device(device)
     if device.type == "cuda" and world.size > 1:
         device = torch.device("cuda", world.local_rank)
-    spec = settings["method"]
+    spec = job.method
     method = create_method(
-        spec["algorithm"],
-        spec["hyperparameters"],
-        f"methods.{spec['name']}.hyperparameters",
-        spec.get("extensions"),
+        spec.algorithm,
+        spec.hyperparameters,
+        f"methods.{spec.name}.hyperparameters",
+        spec.extensions or None,
     )
-    model_config = load(ModelConfig, settings.get("model"), "model")
-    config = load(PretrainConfig, settings["pretrain"], "pretrain")
-    augment = BatchAugment(load(AugmentConfig, settings["augmentation"], "augmentation"))
+    model_config, config = job.model, job.pretrain
+    augment = BatchAugment(job.augmentation)
     runtime = resolve_runtime(config, device, world.size)
     runtime.set_arithmetic()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels
-    check_batch(settings, config.batch_size, shape[0], world.size)
+    check_batch(job.dataset, spec.pretrain_set, config.batch_size, shape[0], world.size)
 
     torch.manual_seed(seed)
     model = method.build_model(model_config, shape[1])
@@ -154,7 +150,7 @@ def _setup(
     method.setup(shape[0], device, model)
     step = TrainStep(method, model, optimizer, augment, runtime)
     return Training(
-        settings, seed, world, device, method, model, optimizer, runtime, config, model_config,
+        job.identity, seed, world, device, method, model, optimizer, runtime, config, model_config,
         generator, augment_generator, step, num_images=shape[0], in_channels=shape[1],
     )  # fmt: skip
 

@@ -37,7 +37,7 @@ def warmup_cosine_lr(
 class Training:
     """Everything one pretraining run holds, built once by :func:`_setup`."""
 
-    settings: dict[str, Any]
+    settings: dict[str, Any]  # the job's settings file: its identity (the checkpoint's)
     seed: int
     world: distributed.World
     device: torch.device

@@ -15,6 +15,7 @@ from sdclr.data.pretraining_set import pretraining_indices
 from sdclr.io import remove_stale_temporaries
 from sdclr.pipeline.stages.common import job_inputs
 from sdclr.signals import Terminated, exit_on_sigterm
+from sdclr.training.config import PretrainJob
 from sdclr.training.loop import pretrain
 from sdclr.training.runlock import run_directory_lock
 
@@ -46,10 +47,11 @@ def pretrain_stage(
     with exit_on_sigterm(), _main_process_lock(out_dir):
         try:
             remove_stale_temporaries(out_dir)  # under the lock: no other job writes here
+            job = PretrainJob.from_settings(settings)  # typed here, at the stage's door
             dataset, split, device = job_inputs(data, split_path, settings, threads)
-            indices = torch.as_tensor(pretraining_indices(split, settings, removal))
+            indices = torch.as_tensor(pretraining_indices(split, job.method, removal))
             images = dataset.train_images[indices]
-            return pretrain(settings, images, out_dir, seed, device, progress, sample_ids=indices)
+            return pretrain(job, images, out_dir, seed, device, progress, sample_ids=indices)
         except Terminated as stop:
             log.warning(
                 "%s received: stopped; a rerun resumes from the last checkpoint in %s",
