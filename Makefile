@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup demo test test-fast lint report clean schema slurm-profile slurm-packages lock
+.PHONY: setup demo test test-fast lint report clean schema dvc docs slurm-profile slurm-packages lock
 
 setup: $(VENV)/.installed fashion-mnist slurm-profile
 
@@ -76,7 +76,20 @@ test-fast: setup
 
 # The config schema is generated from the settings dataclasses (sdclr/settings.py).
 schema: setup
-	python -m sdclr.config_schema
+	python -m sdclr.pipeline.schema
+
+# dvc.yaml is generated from the stage table (sdclr/pipeline/dag.py): `make dvc` for
+# config/config.yaml (the repository's dvc.yaml), `make dvc CONFIG=config/paper/cifar10_lt.yaml`
+# for experiments/cifar10_lt/dvc.yaml (`dvc repro experiments/cifar10_lt/dvc.yaml`).
+CONFIG ?= config/config.yaml
+dvc: setup
+	python -m sdclr.pipeline.dvc --config $(CONFIG)
+
+# The documentation site (mkdocs.yml, docs/) into site/, warnings as errors; the configuration
+# reference is rendered from workflow/schemas/config.schema.yaml as it builds. `mkdocs serve`
+# serves it while editing. NO_MKDOCS_2_WARNING: mkdocs-material's notice about its successor.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 mkdocs build --strict
 
 lint: setup
 	ruff check . && ruff format --check . && snakefmt --check Snakefile workflow/rules \

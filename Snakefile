@@ -1,4 +1,5 @@
 # The SDCLR pipeline: long-tail splits -> pretraining -> linear / few-shot probes -> tables.
+# The stages are declared once, in sdclr/pipeline/dag.py; dvc.yaml is made from the same table.
 # `snakemake` runs config/config.yaml (the embedded Fashion-MNIST-LT demo);
 # `--configfile config/paper/<experiment>.yaml` runs that experiment instead (it replaces the
 # default rather than being merged into it; several --configfile's are merged with each other).
@@ -26,13 +27,8 @@ rule all:
 
 
 include: "workflow/rules/settings.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/splits.smk"
-include: "workflow/rules/pretrain.smk"
-include: "workflow/rules/removal.smk"
-include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/analysis.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/stages.smk"
+include: "workflow/rules/targets.smk"
 
 
 onsuccess:

@@ -3,8 +3,8 @@ one job, one record."""
 
 import argparse
 
-from sdclr.cli import add_model_job_arguments, read_settings, run, setup_logging
-from sdclr.stages import analysis_stage
+from sdclr.pipeline.cli import add_model_job_arguments, read_settings, run, setup_logging
+from sdclr.pipeline.stages.analyse import analysis_stage
 
 
 def main() -> None:

@@ -3,10 +3,10 @@ pipeline, and what one step dispatches.
 
 What is timed (CUDA is synchronised before each clock reading):
 
-* **loop**: :func:`sdclr.train.pretrain` itself, the loop every ``pretrain`` job runs, for
+* **loop**: :func:`sdclr.training.loop.pretrain` itself, the loop every ``pretrain`` job runs, for
   ``loop_warmup_epochs + loop_epochs`` whole epochs on synthetic images in a temporary run
   directory: the method's per-epoch work (SDCLR's mask, ranked on the device), every step of
-  :class:`sdclr.train_step.TrainStep` (the images as one uint8 tensor on the device, both
+  :class:`sdclr.training.step.TrainStep` (the images as one uint8 tensor on the device, both
   views from one batched augmentation call, bf16 autocast, channels-last and compilation
   where the runtime resolves to them), the epoch's loss read-back and the checkpoint writes.
   The warm-up epochs (compilation, cuDNN's kernel search) are timed apart and counted in the
@@ -26,6 +26,9 @@ What is timed (CUDA is synchronised before each clock reading):
   SGD, compiled where ``compile`` resolves to on), and on CUDA the kernels launched.
 * **augmentation alone**: :class:`BatchAugment` on the device (when it is CUDA) and on the
   CPU against the per-image PIL pipeline in one process, images per second.
+* **RandAugment alone**: BCL's RandAugment (k = 1 and 2 ops, every op applied) on the device
+  in its grouped and all-ops schedules against torchvision's per-image PIL ``RandAugment``,
+  images per second (``scripts/bench_randaugment.py`` runs only this part).
 
 Images are synthetic uint8 of the paper's shape (32 x 32 RGB); ``steps_per_epoch =
 ceil(dataset_size / batch_size)``, the last partial step kept as training keeps it
@@ -35,10 +38,12 @@ ceil(dataset_size / batch_size)``, the last partial step kept as training keeps 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +59,9 @@ from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.device import pick_device, set_fp32_arithmetic
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig, masked_convs, set_branch
-from sdclr.train import PretrainConfig, TrainStep, resolve_runtime
+from sdclr.training.config import PretrainConfig, PretrainJob
+from sdclr.training.loop import pretrain
+from sdclr.training.step import TrainStep, resolve_runtime
 
 CIFAR10_LT_IMAGES = 11_165  # |D_i| of CIFAR-10-LT (imbalance ratio 100)
 PAPER_EPOCHS = 2000
@@ -330,16 +337,13 @@ def loop_settings(cfg: BenchConfig, method_name: str, epochs: int) -> dict[str, 
 
 
 def bench_loop(cfg: BenchConfig, method_name: str, device: torch.device) -> dict[str, Any]:
-    """Whole epochs of :func:`sdclr.train.pretrain`, the loop the pipeline runs: the method's
+    """Whole epochs of :func:`sdclr.training.loop.pretrain`, the loop the pipeline runs: the
+    method's
     per-epoch work (SDCLR's mask), every step, the epoch's loss read-back and the
     checkpoint writes, on synthetic images in a temporary run directory.
 
     The first ``loop_warmup_epochs`` epochs (compilation, cuDNN's kernel search) are timed
     apart; the projection is ``warm-up epochs + (epochs - warm-up) x steady epoch``."""
-    import tempfile
-
-    from sdclr.train import pretrain
-
     epochs = cfg.loop_warmup_epochs + cfg.loop_epochs
     settings = loop_settings(cfg, method_name, epochs)
     images = synthetic_images(cfg.dataset_size, cfg.image_size, cfg.seed)
@@ -347,7 +351,7 @@ def bench_loop(cfg: BenchConfig, method_name: str, device: torch.device) -> dict
     _reset_peak(device)
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as run_dir:
         pretrain(
-            settings,
+            PretrainJob.from_settings(settings),
             images,
             run_dir,
             cfg.seed,
@@ -552,40 +556,56 @@ def bench_augmentation(cfg: BenchConfig, device: torch.device) -> dict[str, floa
     return best
 
 
-def bench_randaugment(cfg: BenchConfig, device: torch.device) -> dict[str, float]:
-    """Images per second of BCL-D's RandAugment (2 ops, every op applied, w = 1): batched on the
-    device (``sdclr.data.augment.randaugment``) against torchvision's per-image PIL
-    ``RandAugment(num_ops=2)``; best of ``augment_rounds`` interleaved rounds each."""
+def bench_randaugment(cfg: BenchConfig, device: torch.device) -> dict[str, Any]:
+    """Images per second of BCL's RandAugment alone with k = 1 (BCL-I) and k = 2 (BCL-D) ops,
+    every op applied (w = 1), in both schedules on the device -- ``grouped`` (each op family
+    only on the samples that drew it; the CPU default) and ``all_ops`` (every op on the whole
+    batch, masked; the default on other devices) -- against torchvision's per-image PIL
+    ``RandAugment(num_ops=k)``; best of ``augment_rounds`` interleaved rounds each. The
+    top-level ``batched_*`` figures are k = 2 in the device's default schedule."""
     from PIL import Image
     from torchvision import transforms
 
     from sdclr.data.augment.randaugment import RandAugmentConfig, rand_augment
 
-    config = RandAugmentConfig(num_ops=2, min_magnitude=5)
     images = synthetic_images(cfg.augment_batch_size, cfg.image_size, cfg.seed)
     views = images.to(device).float().div_(255)
     weights = torch.ones(views.shape[0], device=device)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    pil = transforms.RandAugment(num_ops=2, magnitude=9)
     hwc = images.permute(0, 2, 3, 1).numpy()
     pils = [Image.fromarray(hwc[i % len(hwc)]) for i in range(cfg.pil_images)]
-    rand_augment(views, weights, config, generator)  # warm-up
-    best = {"batched_images_per_second": 0.0, "pil_per_image_images_per_second": 0.0}
-    for _ in range(cfg.augment_rounds):
-        seconds = _timed(
-            lambda: rand_augment(views, weights, config, generator), cfg.augment_batches, device
-        )
-        rate = views.shape[0] / seconds
-        best["batched_images_per_second"] = max(best["batched_images_per_second"], rate)
-        started = time.perf_counter()
-        for image in pils:
-            pil(image)
-        rate = cfg.pil_images / (time.perf_counter() - started)
-        best["pil_per_image_images_per_second"] = max(best["pil_per_image_images_per_second"], rate)
-    best["batched_vs_pil"] = (
-        best["batched_images_per_second"] / best["pil_per_image_images_per_second"]
-    )
-    return best
+    result: dict[str, Any] = {}
+    for k, min_magnitude in ((1, 10.0), (2, 5.0)):
+        config = RandAugmentConfig(num_ops=k, min_magnitude=min_magnitude)
+        pil = transforms.RandAugment(num_ops=k, magnitude=9)
+        schedules = {
+            name: functools.partial(rand_augment, views, weights, config, generator, None, grouped)
+            for name, grouped in (("all_ops", False), ("grouped", True))
+        }
+        for run in schedules.values():  # warm-up
+            run()
+        best = dict.fromkeys(("pil", *schedules), 0.0)
+        for _ in range(cfg.augment_rounds):
+            started = time.perf_counter()
+            for image in pils:
+                pil(image)
+            best["pil"] = max(best["pil"], cfg.pil_images / (time.perf_counter() - started))
+            for name, run in schedules.items():
+                seconds = _timed(run, cfg.augment_batches, device)
+                best[name] = max(best[name], views.shape[0] / seconds)
+        entry = {f"{name}_images_per_second": rate for name, rate in best.items()}
+        for name in schedules:
+            entry[f"{name}_vs_pil"] = best[name] / best["pil"]
+        result[f"k{k}"] = entry
+    default = "grouped" if device.type == "cpu" else "all_ops"
+    k2 = result["k2"]
+    return {
+        "batched_images_per_second": k2[f"{default}_images_per_second"],
+        "pil_per_image_images_per_second": k2["pil_images_per_second"],
+        "batched_vs_pil": k2[f"{default}_vs_pil"],
+        "default_schedule": default,
+        **result,
+    }
 
 
 def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
@@ -662,6 +682,29 @@ def _reference_lines(name: str, r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def randaugment_lines(ra: dict[str, Any], s: dict[str, Any]) -> list[str]:
+    """The table of :func:`bench_randaugment`'s results (settings ``s``)."""
+    lines = [
+        f"BCL's RandAugment alone (every drawn op applied; batch {s['augment_batch_size']}, "
+        f"{s['image_size']} px), images/s:",
+        f"  {'ops':<6}{'per-image PIL':>15}{'all-ops batched':>24}{'grouped batched':>24}",
+    ]
+    for k in (1, 2):
+        r = ra[f"k{k}"]
+        cells = [
+            f"{r[f'{name}_images_per_second']:,.0f} ({r[f'{name}_vs_pil']:.1f}x PIL)"
+            for name in ("all_ops", "grouped")
+        ]
+        lines.append(
+            f"  {f'k = {k}':<6}{r['pil_images_per_second']:>15,.0f}{cells[0]:>24}{cells[1]:>24}"
+        )
+    lines.append(
+        f"  (torchvision RandAugment(num_ops=k) per image for PIL; {ra['default_schedule']} is "
+        f"this device's default; best of {s['augment_rounds']} interleaved rounds each)"
+    )
+    return lines
+
+
 def format_results(results: dict[str, Any]) -> str:
     """Human-readable lines of :func:`run_benchmark`'s results."""
     s = results["settings"]
@@ -685,13 +728,7 @@ def format_results(results: dict[str, Any]) -> str:
     lines.append(f"  per-image PIL    {pil:12,.0f}   (one process)")
     lines.append(f"  (best of {s['augment_rounds']} interleaved rounds each)")
     if "randaugment" in results:
-        ra = results["randaugment"]
-        lines.append("BCL's RandAugment alone (2 ops, all applied), images/s:")
-        lines.append(
-            f"  batched          {ra['batched_images_per_second']:12,.0f}   "
-            f"({ra['batched_vs_pil']:.1f}x PIL)"
-        )
-        lines.append(f"  per-image PIL    {ra['pil_per_image_images_per_second']:12,.0f}")
+        lines += randaugment_lines(results["randaugment"], s)
     lines += ["", "pretraining (views/s = 2 x batch / step time):"]
     for name, entry in results["pretrain"].items():
         lines += _loop_lines(name, entry["loop"], s)

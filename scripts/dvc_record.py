@@ -2,8 +2,8 @@
 
 import argparse
 
-from sdclr.cli import run, setup_logging
-from sdclr.versioning import record_outputs
+from sdclr.pipeline.cli import run, setup_logging
+from sdclr.pipeline.versioning import record_outputs
 
 
 def main() -> None:

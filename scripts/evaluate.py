@@ -2,8 +2,14 @@
 
 import argparse
 
-from sdclr.cli import add_model_job_arguments, read_settings, run, setup_logging, show_progress
-from sdclr.stages import probe_stage
+from sdclr.pipeline.cli import (
+    add_model_job_arguments,
+    read_settings,
+    run,
+    setup_logging,
+    show_progress,
+)
+from sdclr.pipeline.stages.probe import probe_stage
 
 
 def main() -> None:

@@ -3,9 +3,9 @@ accuracy against class frequency)."""
 
 import argparse
 
-from sdclr import paths
-from sdclr.cli import add_settings_argument, read_settings, run, setup_logging
-from sdclr.stages import figures_stage
+from sdclr.pipeline import paths
+from sdclr.pipeline.cli import add_settings_argument, read_settings, run, setup_logging
+from sdclr.pipeline.stages.make_figures import figures_stage
 
 
 def main() -> None:

@@ -4,9 +4,9 @@ except the validation list's."""
 
 import argparse
 
-from sdclr.cli import run, setup_logging
-from sdclr.data.image_lists import full_train_list
+from sdclr.data.sources.image_list import full_train_list
 from sdclr.io import write_text
+from sdclr.pipeline.cli import run, setup_logging
 
 
 def main() -> None:

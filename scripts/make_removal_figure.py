@@ -3,8 +3,8 @@ frequency."""
 
 import argparse
 
-from sdclr.cli import add_settings_argument, read_settings, run, setup_logging
-from sdclr.stages import removal_figure_stage
+from sdclr.pipeline.cli import add_settings_argument, read_settings, run, setup_logging
+from sdclr.pipeline.stages.make_removal_figure import removal_figure_stage
 
 
 def main() -> None:

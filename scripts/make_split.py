@@ -2,8 +2,8 @@
 
 import argparse
 
-from sdclr.cli import add_settings_argument, read_settings, run, setup_logging
-from sdclr.stages import make_split_stage
+from sdclr.pipeline.cli import add_settings_argument, read_settings, run, setup_logging
+from sdclr.pipeline.stages.make_split import make_split_stage
 
 
 def main() -> None:

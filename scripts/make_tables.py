@@ -2,15 +2,15 @@
 
 import argparse
 
-from sdclr import paths
-from sdclr.cli import add_settings_argument, read_settings, run, setup_logging
-from sdclr.stages import tables_stage
+from sdclr.pipeline import paths
+from sdclr.pipeline.cli import add_settings_argument, read_settings, run, setup_logging
+from sdclr.pipeline.stages.make_tables import tables_stage
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_settings_argument(parser)
-    parser.add_argument("--probe", required=True, choices=paths.PROBE_NAMES)
+    parser.add_argument("--probe", required=True, help="the probe (linear, fewshot, ...)")
     for fmt in paths.TABLE_FORMATS:
         parser.add_argument(f"--{fmt}", required=True, help=f"output {fmt} table")
     for fmt in paths.SPLIT_TABLE_FORMATS:

@@ -2,8 +2,8 @@
 
 import argparse
 
-from sdclr.cli import add_settings_argument, read_settings, run, setup_logging
-from sdclr.stages import prepare_dataset_stage
+from sdclr.pipeline.cli import add_settings_argument, read_settings, run, setup_logging
+from sdclr.pipeline.stages.prepare_dataset import prepare_dataset_stage
 
 
 def main() -> None:

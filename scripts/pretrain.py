@@ -2,9 +2,15 @@
 
 import argparse
 
-from sdclr.cli import add_model_job_arguments, read_settings, run, setup_logging, show_progress
 from sdclr.distributed import relaunch_with_torchrun
-from sdclr.stages import pretrain_stage
+from sdclr.pipeline.cli import (
+    add_model_job_arguments,
+    read_settings,
+    run,
+    setup_logging,
+    show_progress,
+)
+from sdclr.pipeline.stages.pretrain import pretrain_stage
 
 
 def main() -> None:

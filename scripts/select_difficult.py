@@ -2,8 +2,8 @@
 
 import argparse
 
-from sdclr.cli import add_model_job_arguments, read_settings, run, setup_logging
-from sdclr.stages import select_difficult_stage
+from sdclr.pipeline.cli import add_model_job_arguments, read_settings, run, setup_logging
+from sdclr.pipeline.stages.select_difficult import select_difficult_stage
 
 
 def main() -> None:

@@ -3,9 +3,9 @@
 
 import argparse
 
-from sdclr import paths
-from sdclr.cli import add_settings_argument, read_settings, run, setup_logging
-from sdclr.summary import write_summary
+from sdclr.pipeline import paths
+from sdclr.pipeline.cli import add_settings_argument, read_settings, run, setup_logging
+from sdclr.reporting.summary import write_summary
 
 
 def main() -> None:

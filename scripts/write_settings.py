@@ -1,29 +1,20 @@
-"""Write one job's settings file from the config (dvc.yaml's settings stages; the Snakefile's
-settings rules call the same sdclr.config functions in-process)."""
+"""Write every job's settings file of a config (dvc.yaml's settings stage; the Snakefile's
+settings rules write the same files, one per job, from the same plan)."""
 
 import argparse
 
-from sdclr.cli import run, setup_logging
-from sdclr.config import job_settings, load_config, report_settings
-from sdclr.io import write_json
+from sdclr.pipeline.cli import run, setup_logging
+from sdclr.pipeline.config_files import load_raw_config
+from sdclr.pipeline.resolve import resolve, write_settings_files
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", nargs="+", required=True, help="config file(s), in order")
-    parser.add_argument("--dataset", help="dataset key (with --job)")
-    parser.add_argument("--job", help="dataset, split, pretrain/<method> or probe/<probe>")
-    parser.add_argument("--report", action="store_true", help="the report's settings instead")
-    parser.add_argument("--out", required=True, help="output settings .json")
+    parser.add_argument("--out", required=True, help="the settings folder (results/settings)")
     args = parser.parse_args()
     setup_logging()
-    config = load_config(*args.config)
-    if args.report:
-        write_json(args.out, report_settings(config))
-    elif args.dataset and args.job:
-        write_json(args.out, job_settings(config, args.dataset, args.job))
-    else:
-        parser.error("give --dataset and --job, or --report")
+    write_settings_files(resolve(load_raw_config(*args.config)), args.out)
 
 
 run(main)

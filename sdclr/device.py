@@ -31,3 +31,24 @@ def set_fp32_arithmetic(conv_tf32: bool, matmul_tf32: bool) -> None:
     else:
         cudnn.allow_tf32 = conv_tf32
         torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
+
+
+def describe_device(device: torch.device | str) -> str:
+    """``cpu``, or ``cuda (<GPU name>)``: the device an output records (its provenance)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+def float32_arithmetic(device: torch.device | str) -> str:
+    """How float32 convolutions and matmuls compute on ``device`` now: ``fp32`` (IEEE) or
+    ``tf32`` (convolutions or matmuls on TF32 tensor cores); CPUs always compute IEEE."""
+    if torch.device(device).type != "cuda":
+        return "fp32"
+    cudnn = torch.backends.cudnn
+    if hasattr(cudnn, "conv") and hasattr(cudnn.conv, "fp32_precision"):
+        tf32 = "tf32" in (cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+    else:
+        tf32 = cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32
+    return "tf32" if tf32 else "fp32"

@@ -4,7 +4,7 @@ Design (no DDP wrapper, so SDCLR's two forwards per step need no special care):
 
 * every rank holds the split's images and draws the same batch order; rank ``r`` trains on
   the ``r``-th of equal slices of each global batch, with its own augmentation generator
-  (``sdclr/batches.py``: a last partial batch not divisible by the world size loses its
+  (``sdclr/training/batches.py``: a last partial batch not divisible by the world size loses its
   remainder, at most ``size - 1`` images, since ``all_gather`` needs equal shapes);
 * NT-Xent gathers the projections of all ranks (``all_gather`` that carries gradients), so each
   rank computes the loss of the whole global batch, as one process would;
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.distributed.nn.functional import all_gather
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,6 @@ def gather(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate ``tensor`` from every rank, in rank order, keeping the gradient path."""
     if not active():
         return tensor
-    from torch.distributed.nn.functional import all_gather
-
     return torch.cat(all_gather(tensor))
 
 

@@ -1,7 +1,8 @@
 """The errors a user can fix: a bad input file or config value, a full disk, a busy run.
 
 Each carries a one-line message that names the file or config key and the fix. The scripts
-print these messages without a traceback (``sdclr.cli.main``); every other exception is a bug
+print these messages without a traceback (``sdclr.pipeline.cli.main``); every other exception is a
+bug
 and keeps its traceback.
 """
 

@@ -10,7 +10,7 @@ sentence of documentation, and both the config's JSON schema and its validation 
 
 :func:`json_schema` turns such a class into the JSON schema of its config section (the
 Snakefile's schema file, ``workflow/schemas/config.schema.yaml``, is generated from these by
-``sdclr.config_schema``); :func:`load` validates a config section against that schema and
+``sdclr.pipeline.schema``); :func:`load` validates a config section against that schema and
 builds the object, with errors that name the key. Adding a setting is one line plus its doc.
 
 Types map as: ``int`` -> integer, ``float`` -> number, ``bool`` -> boolean, ``str`` -> string,
@@ -25,6 +25,8 @@ import types
 import typing
 from functools import cache
 from typing import Any, Literal, TypeVar, Union
+
+import jsonschema
 
 from sdclr.errors import ConfigError
 
@@ -135,8 +137,6 @@ def load(cls: type[T], values: dict[str, Any] | None, section: str) -> T:
 
     Errors raise :class:`ConfigError` naming ``section.key``; lists become tuples.
     """
-    import jsonschema
-
     values = dict(values or {})
     validator = jsonschema.Draft202012Validator(json_schema(cls))
     errors = sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path))

@@ -10,24 +10,24 @@ import torch
 import yaml
 from torch import nn
 
-from sdclr.analysis_report import aggregate_analysis, analysis_frame, analysis_markdown
-from sdclr.config import job_settings, normalize_config
-from sdclr.errors import ConfigError
-from sdclr.evaluation.analysis import run_analysis
-from sdclr.evaluation.geometry import (
+from sdclr.analyses.geometry import (
     class_mean_cosines,
     frequency_order,
     geometry_summary,
     mean_pairwise_cosine,
 )
-from sdclr.evaluation.pie import pie_rates, prune_for_analysis, reestimate_bn
-from sdclr.io import torch_save
+from sdclr.analyses.pie import pie_rates, prune_for_analysis, reestimate_bn
+from sdclr.analyses.run import run_analysis
+from sdclr.errors import ConfigError
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig, global_magnitude_prune, masked_convs
 from sdclr.models.dual_bn import PRUNED, DualBatchNorm
-from sdclr.paths import analysis_files, analysis_report_files
+from sdclr.pipeline.config import job_settings, normalize_config
+from sdclr.pipeline.paths import analysis_files, analysis_report_files
+from sdclr.reporting.analyses import aggregate_analysis, analysis_frame, analysis_markdown
+from sdclr.torch_files import torch_save
+from tests.helpers import toy_dataset, toy_split
 from tests.test_config import ROOT
-from tests.test_evaluate import toy_dataset, toy_split
 
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 R2 = 1 / math.sqrt(2)
@@ -157,8 +157,8 @@ def test_analysis_record_prunes_at_the_methods_ratio(
     settings = {
         "dataset": "toy",
         "analyses": ["pie", "geometry"],
-        "analysis_config": {"prune_ratio": 0.7},
-        "knn_config": {},
+        "pie_analysis": {"prune_ratio": 0.7},
+        "knn_probe": {},
         "groups": {"kind": "thirds"},
         "crop_size": 12,
     }
@@ -184,7 +184,7 @@ def test_analysis_record_prunes_at_the_methods_ratio(
     assert np.asarray(geometry["cosine_matrix_uncentred"]).shape == (4, 4)
     raw = run_analysis(
         model_path, dataset, split,
-        {**settings, "analyses": ["geometry"], "analysis_config": {"centre_class_means": False}},
+        {**settings, "analyses": ["geometry"], "geometry_analysis": {"centre_class_means": False}},
         0, torch.device("cpu"),
     )["geometry"]  # fmt: skip
     assert not raw["centred"] and raw["cosine_matrix"] == geometry["cosine_matrix_uncentred"]
@@ -203,13 +203,14 @@ def test_analyses_are_config_with_both_on_by_default():
     assert "results/figures/pie.png" in analysis_report_files(default)
     settings = job_settings(default, "fmnist_lt", "analysis")
     assert settings["analyses"] == ["pie", "geometry"]
-    assert settings["analysis_config"] == {"probe": "mean", "prune_ratio": 0.9}
+    assert settings["pie_analysis"] == {"probe": "mean", "prune_ratio": 0.9}
+    assert settings["knn_probe"] == {}  # PIE's kNN option reads the kNN probe's settings
     off = normalize_config({**config, "analyses": []})
     assert analysis_files(off) == [] and analysis_report_files(off) == []
     with pytest.raises(ConfigError, match=r"analyses\.0: 'pies' is not one of"):
         normalize_config({**config, "analyses": ["pies"]})
-    config["datasets"]["fmnist_lt"]["analysis"] = {"probe": "linear"}
-    with pytest.raises(ConfigError, match="analysis.probe"):
+    config["datasets"]["fmnist_lt"]["pie_analysis"] = {"probe": "linear"}
+    with pytest.raises(ConfigError, match="pie_analysis.probe"):
         normalize_config(config)
 
 
@@ -256,7 +257,7 @@ def test_bn_statistics_are_re_estimated_on_the_set_a_run_trained_on():
     """A single-BN network's statistics come from its pretraining set (D_i, or D_b for the
     balanced control); a removal run, whose pretraining set is D_i less its difficult examples,
     uses D_i (the demo's removal run once failed here on its descriptive set name)."""
-    from sdclr.evaluation.analysis import _bn_subset
+    from sdclr.analyses.pie import _bn_subset
 
     assert _bn_subset({"pretrain_set": "D_b"}) == "D_b"
     assert _bn_subset({}) == "D_i"

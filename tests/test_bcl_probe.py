@@ -9,9 +9,9 @@ import torch
 
 from sdclr.data.reference_splits import kshot_indices_from_file
 from sdclr.errors import ConfigError, InputError
-from sdclr.evaluation import run_probe
-from sdclr.evaluation.bcl_probe import BclProbeConfig, bcl_gamma, train_bcl_linear
-from sdclr.evaluation.kshot import balanced_subset, subset_seed
+from sdclr.probes import run_probe
+from sdclr.probes.bcl_probe import BclProbeConfig, bcl_gamma, train_bcl_linear
+from sdclr.probes.kshot import balanced_subset, subset_seed
 from tests.test_evaluate import saved_model, toy_dataset, toy_split
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference-splits"
@@ -147,7 +147,7 @@ def test_bcl_kshot_files_have_their_sizes_inside_the_train_list():
 )
 def test_bcl_kshot_files_import_with_k_per_class():
     """With CIFAR-100's labels every file imports: k images of each of the 100 classes."""
-    from sdclr.data.cifar import load_cifar
+    from sdclr.data.sources.cifar import load_cifar
 
     dataset = load_cifar("cifar100", CIFAR100.parent, download=False)
     labels = dataset.train_labels.numpy()
@@ -171,7 +171,7 @@ def _probe_settings(probe, probe_config):
     return {
         "dataset": "toy",
         "probe": probe,
-        "probe_config": probe_config,
+        f"{probe}_probe": probe_config,
         "groups": {"kind": "thirds"},
         "crop_size": 12,
         "device": "cpu",
@@ -227,7 +227,7 @@ def test_bcl_probes_fill_records_from_the_train_list_and_the_index_files(tmp_pat
 def test_our_kshot_subsets_are_seeded_by_subset_seed(monkeypatch):
     """kshot_100's subset s of a model of seed q is balanced_subset(...) with a generator
     seeded by subset_seed(q, 100, s), the documented seed."""
-    from sdclr.evaluation import kshot
+    from sdclr.probes import kshot
 
     picks = []
 
@@ -238,10 +238,10 @@ def test_our_kshot_subsets_are_seeded_by_subset_seed(monkeypatch):
     monkeypatch.setattr(kshot, "fit_and_test", record)
     dataset = toy_dataset(per_class=130)
     split = toy_split(dataset)
-    from sdclr.evaluation.base import ProbeInputs
+    from sdclr.probes.base import ProbeInputs
 
     inputs = ProbeInputs(None, dataset, split, 12, 3, torch.device("cpu"), progress=False)
-    kshot.HundredShotProbe().evaluate(inputs, {"probe_config": {"epochs": 1, "subsets": 2}})
+    kshot.HundredShotProbe().evaluate(inputs, {"kshot_100_probe": {"epochs": 1, "subsets": 2}})
     images, labels = inputs.subset("train")
     for s in range(2):
         generator = torch.Generator().manual_seed(subset_seed(3, 100, s))

@@ -89,27 +89,30 @@ def test_bench_config_refuses_impossible_settings():
 
 
 def test_the_benchmarked_loop_is_the_pretrain_loop(monkeypatch):
-    """bench_loop times sdclr.train.pretrain itself (the function every pretrain job runs), for
-    the warm-up plus the timed epochs, and its views/s follow from those epochs' seconds."""
+    """bench_loop times sdclr.training.loop.pretrain itself (the function every pretrain job
+    runs), for the warm-up plus the timed epochs, and its views/s follow from those epochs'
+    seconds."""
+    import benchmark
     import torch
     from benchmark import bench_loop
 
-    import sdclr.train
+    import sdclr.training.loop
 
     calls = []
-    real = sdclr.train.pretrain
+    real = sdclr.training.loop.pretrain
+    assert benchmark.pretrain is real
 
-    def recording(settings, images, out_dir, seed, device, progress, on_epoch_end):
-        calls.append(settings)
-        return real(settings, images, out_dir, seed, device, progress, on_epoch_end)
+    def recording(job, images, out_dir, seed, device, progress, on_epoch_end):
+        calls.append(job)
+        return real(job, images, out_dir, seed, device, progress, on_epoch_end)
 
-    monkeypatch.setattr(sdclr.train, "pretrain", recording)
+    monkeypatch.setattr(benchmark, "pretrain", recording)
     cfg = BenchConfig(
         width=0.0625, batch_size=16, dataset_size=48, image_size=12, loop_epochs=2,
         loop_warmup_epochs=1, methods=("sdclr",),
     )  # fmt: skip
     result = bench_loop(cfg, "sdclr", torch.device("cpu"))
-    assert len(calls) == 1 and calls[0]["pretrain"]["epochs"] == 3
-    assert calls[0]["method"]["hyperparameters"]["prune_ratio"] == cfg.prune_ratio
+    assert len(calls) == 1 and calls[0].pretrain.epochs == 3
+    assert calls[0].method.hyperparameters["prune_ratio"] == cfg.prune_ratio
     assert len(result["warmup_epoch_seconds"]) == 1
     assert result["views_per_second"] == pytest.approx(2 * 48 / result["epoch_seconds"])

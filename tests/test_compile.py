@@ -18,12 +18,12 @@ import torch._dynamo
 from test_train import tiny_settings, toy_images
 from torch._dynamo.testing import CompileCounter
 
-from sdclr import train_step
 from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig
-from sdclr.train import pretrain
-from sdclr.train_step import Runtime, TrainStep
+from sdclr.training import step as train_step
+from sdclr.training.step import Runtime, TrainStep
+from tests.helpers import pretrain
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_difficult_pairs_compile_in_the_graph_and_count_as_eager(tmp_path, count
     """SDCLR + difficult pairs: the selection, the tuned logits and the per-row counts the
     extension keeps are in the one compiled graph (no graph break, no recompile), and the
     per-sample counts and the loss equal an eager run's."""
-    from sdclr.io import torch_load
+    from sdclr.torch_files import torch_load
 
     settings = tiny_settings("sdclr", epochs=2)
     settings["method"]["hyperparameters"] = {"prune_ratio": 0.9}

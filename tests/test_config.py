@@ -1,12 +1,13 @@
 """Config validation: the schema and the code's own checks stop a bad config with its key."""
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from sdclr.config import (
+from sdclr.pipeline.config import (
     ConfigError,
     job_settings,
     load_config,
@@ -16,6 +17,7 @@ from sdclr.config import (
     report_settings,
     validate_config,
 )
+from sdclr.pipeline.config_files import expand_extends, load_raw_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,14 +196,14 @@ def test_missing_config_file(tmp_path):
 def test_the_schema_file_is_the_one_generated_from_the_settings():
     """workflow/schemas/config.schema.yaml is config_schema() written out: a setting added to
     a settings dataclass appears there (run `make schema`), and nothing is declared twice."""
-    from sdclr.config_schema import SCHEMA_PATH, schema_text
+    from sdclr.pipeline.schema import SCHEMA_PATH, schema_text
 
     assert SCHEMA_PATH.read_text() == schema_text(), "stale schema file: run `make schema`"
 
 
 def test_every_setting_has_a_type_and_a_sentence():
     """Each field of each settings section carries its documentation into the schema."""
-    from sdclr.config_schema import config_schema
+    from sdclr.pipeline.schema import config_schema
 
     defs = config_schema()["$defs"]
     sections = {name: defs[name] for name in ("longtail", "model", "augmentation", "pretrain")}
@@ -219,9 +221,44 @@ def test_every_setting_has_a_type_and_a_sentence():
 def test_settings_errors_name_the_key_and_the_bound():
     """A value outside a setting's declared bounds names the full key path and the bound."""
     from sdclr.settings import load
-    from sdclr.train import PretrainConfig
+    from sdclr.training.loop import PretrainConfig
 
     with pytest.raises(ConfigError, match=r"datasets\.x\.pretrain\.lr: 0 is less than or equal"):
         load(PretrainConfig, {"epochs": 1, "lr": 0}, "datasets.x.pretrain")
     with pytest.raises(ConfigError, match=r"datasets\.x\.pretrain: 'epochs' is a required"):
         load(PretrainConfig, {}, "datasets.x.pretrain")
+
+
+def test_a_config_extends_others_and_errors_name_the_file_that_set_the_key(tmp_path):
+    """`extends:` merges the named files first (mappings key by key, anything else replaced),
+    then the file's own keys; the merged config is validated as one, and an error names the
+    file that set the key; a file that extends itself back is refused."""
+    tiny = yaml.safe_load((Path(__file__).parent / "configs" / "tiny.yaml").read_text())
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(tiny))
+    child = tmp_path / "child.yaml"
+    child.write_text(
+        yaml.safe_dump(
+            {
+                "extends": [str(base)],
+                "splits": [1],
+                "methods": {"sdclr": {"label": "SDCLR (child)"}},
+            }
+        )
+    )
+    merged = load_raw_config(child)
+    assert merged["splits"] == [1] and "extends" not in merged
+    assert merged["methods"]["sdclr"] == {**tiny["methods"]["sdclr"], "label": "SDCLR (child)"}
+    assert set(merged["methods"]) == {"simclr", "sdclr"}
+    assert load_config(child)["datasets"]["fmnist_lt"]["splits"] == [1]
+    _, origins = expand_extends(yaml.safe_load(child.read_text()), str(child))
+    assert origins["splits"] == str(child) and origins["datasets.fmnist_lt.source.name"] == str(
+        base
+    )
+    tiny["datasets"]["fmnist_lt"]["pretrain"]["lr"] = -1.0  # a bad value in the base file
+    base.write_text(yaml.safe_dump(tiny))
+    with pytest.raises(ConfigError, match=rf"pretrain\.lr: .* \(set in {re.escape(str(base))}\)"):
+        load_config(child)
+    base.write_text(yaml.safe_dump({**tiny, "extends": [str(child)]}))
+    with pytest.raises(ConfigError, match="extends it back"):
+        load_config(child)

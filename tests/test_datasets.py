@@ -1,4 +1,4 @@
-"""Tests for sdclr.data.datasets: raw on-disk datasets -> uint8 tensors + labels."""
+"""Tests for sdclr.data.image_dataset: raw on-disk datasets -> uint8 tensors + labels."""
 
 from __future__ import annotations
 
@@ -18,17 +18,11 @@ from fakes import (
 )
 from PIL import Image
 
-from sdclr.data import fashion_mnist as D
-from sdclr.data.datasets import (
-    SOURCES,
-    ImageDataset,
-    dataset_summary,
-    load_dataset,
-    load_saved_dataset,
-    save_dataset,
-)
-from sdclr.data.image_lists import read_image_list
-from sdclr.io import torch_save
+from sdclr.data.image_dataset import ImageDataset, dataset_summary, load_saved_dataset, save_dataset
+from sdclr.data.sources import SOURCES, load_dataset
+from sdclr.data.sources import fashion_mnist as D
+from sdclr.data.sources.image_list import read_image_list
+from sdclr.torch_files import torch_save
 
 REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 

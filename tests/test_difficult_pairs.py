@@ -8,19 +8,17 @@ import pytest
 import torch
 import yaml
 
-from sdclr.analysis_report import write_analysis_report
-from sdclr.config import normalize_config
+from sdclr.analyses.difficult_pairs import difficult_pairs_analysis, sample_counts
+from sdclr.analyses.run import run_analysis
 from sdclr.errors import ConfigError, InputError
-from sdclr.evaluation.analysis import run_analysis
-from sdclr.evaluation.difficult_pairs import difficult_pairs_analysis, sample_counts
-from sdclr.io import torch_load
 from sdclr.methods import create_method
 from sdclr.methods.difficult_examples import difficult_band
-from sdclr.train import CHECKPOINT_NAME, MODEL_NAME, pretrain
+from sdclr.pipeline.config import normalize_config
+from sdclr.reporting.analyses import write_analysis_report
+from sdclr.torch_files import torch_load
+from sdclr.training.loop import CHECKPOINT_NAME, MODEL_NAME
+from tests.helpers import difficult_settings, pretrain, toy_dataset, toy_images, toy_split
 from tests.test_analysis import TINY
-from tests.test_evaluate import toy_dataset, toy_split
-from tests.test_extensions import difficult_settings
-from tests.test_train import toy_images
 
 
 def test_each_sample_counts_the_difficult_pairs_of_its_two_view_rows():
@@ -67,7 +65,7 @@ def test_a_run_leaves_its_counts_in_model_pt_with_the_training_set_indices(tmp_p
 
 
 def test_a_plain_run_keeps_no_sample_statistics(tmp_path):
-    from tests.test_train import tiny_settings
+    from tests.helpers import tiny_settings
 
     pretrain(tiny_settings("simclr", epochs=1), toy_images(32), tmp_path, 0, progress=False)
     saved = torch_load(tmp_path / MODEL_NAME)
@@ -111,7 +109,7 @@ def test_the_analysis_of_a_difficult_pairs_run_and_its_report(tmp_path):
     settings = difficult_settings(epochs=1)
     settings["model"]["stem"] = "cifar"
     pretrain(settings, dataset.train_images[d_i], tmp_path, 0, progress=False, sample_ids=d_i)
-    analysis = {"dataset": "toy", "analyses": ["geometry", "difficult_pairs"], "knn_config": {},
+    analysis = {"dataset": "toy", "analyses": ["geometry", "difficult_pairs"],
                 "groups": {"kind": "thirds"}, "crop_size": 12}  # fmt: skip
     record = run_analysis(tmp_path / MODEL_NAME, dataset, split, analysis, 0, torch.device("cpu"))
     part = record["difficult_pairs"]
@@ -175,7 +173,7 @@ def test_counts_of_fewer_epochs_than_the_run_warn(caplog):
             },
         },
     }  # fmt: skip
-    with caplog.at_level("WARNING", logger="sdclr.evaluation.difficult_pairs"):
+    with caplog.at_level("WARNING", logger="sdclr.analyses.difficult_pairs"):
         counts = sample_counts(meta, "run/model.pt")
     assert counts is not None and counts["difficult_pairs"].tolist() == [3, 4]
     assert "run/model.pt: its difficult pairs were counted over the last 2 of 5 epochs" in (

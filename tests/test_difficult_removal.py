@@ -10,15 +10,11 @@ import pytest
 import torch
 import yaml
 
-from sdclr.config import job_settings, load_config, pretrain_settings
-from sdclr.difficult_removal import (
-    difficulty_scores,
-    kept_indices,
-    removal_record,
-    select_difficult,
-)
+from sdclr.data.pretraining_set import kept_indices
 from sdclr.errors import ConfigError, InputError
 from sdclr.io import write_json
+from sdclr.methods.difficult_removal import difficulty_scores, removal_record, select_difficult
+from sdclr.pipeline.config import job_settings, load_config, pretrain_settings
 
 TINY = "tests/configs/tiny.yaml"
 

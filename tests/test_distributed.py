@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from sdclr.data.datasets import ImageDataset, save_dataset
+from sdclr.data.image_dataset import ImageDataset, save_dataset
 from sdclr.data.splits import LongTailConfig, make_longtail_split, save_split
 
 ROOT = Path(__file__).resolve().parents[1]

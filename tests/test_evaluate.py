@@ -4,12 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from sdclr.data.datasets import ImageDataset
-from sdclr.data.splits import LongTailConfig, make_longtail_split
-from sdclr.evaluation import load_backbone, per_class_accuracy, run_probe
-from sdclr.io import torch_save
-from sdclr.methods import create_method
-from sdclr.models import ModelConfig
+from sdclr.probes import load_backbone, per_class_accuracy, run_probe
+from tests.helpers import saved_model, toy_dataset, toy_split
 
 
 def test_per_class_accuracy_in_percent():
@@ -17,55 +13,6 @@ def test_per_class_accuracy_in_percent():
     labels = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2])
     preds = torch.tensor([0, 0, 0, 1, 1, 0, 2, 2])
     assert per_class_accuracy(preds, labels, 3).tolist() == [75.0, 50.0, 100.0]
-
-
-def toy_dataset(per_class=60, test_per_class=20, num_classes=4, size=12):
-    """Class c has mean brightness 40 + 60c plus noise: separable by pooled features of any
-    backbone, and unchanged by crops and flips."""
-    gen = torch.Generator().manual_seed(0)
-
-    def make(n):
-        labels = torch.arange(num_classes).repeat_interleave(n)
-        noise = torch.randint(0, 30, (len(labels), 1, size, size), generator=gen)
-        images = (40 + 60 * labels.view(-1, 1, 1, 1) + noise).to(torch.uint8)
-        return images, labels
-
-    train, test = make(per_class), make(test_per_class)
-    return ImageDataset(
-        "toy", train[0], train[1], test[0], test[1], [f"c{i}" for i in range(num_classes)]
-    )
-
-
-def toy_split(dataset):
-    """Split 1 of the toy dataset: 10 validation images per class, D_i from 50 down, S_b 3."""
-    config = LongTailConfig(
-        validation_per_class=10, n_max=50, imbalance_ratio=10, fewshot_per_class=3
-    )
-    return make_longtail_split(dataset.train_labels.numpy(), 4, config, "toy", 1)
-
-
-def saved_model(path, algorithm="sdclr"):
-    torch.manual_seed(0)
-    method = create_method(algorithm, {})
-    config = ModelConfig(width=0.0625, projection_dim=8)
-    model = method.build_model(config, in_channels=1)
-    spec = {
-        "name": algorithm,
-        "algorithm": algorithm,
-        "pretrain_set": "D_i",
-        "hyperparameters": {},
-    }
-    torch_save(
-        path,
-        {
-            "state_dict": model.state_dict(),
-            "algorithm": algorithm,
-            "method": spec,
-            "model_config": vars(config),
-            "in_channels": 1,
-        },
-    )
-    return model
 
 
 @pytest.mark.parametrize(("probe", "augment"), [("linear", False), ("fewshot", True)])
@@ -80,7 +27,7 @@ def test_probe_record_has_groups_per_class_and_best_epoch(tmp_path, probe, augme
         "probe": probe,
         "groups": {"kind": "thirds"},
         "crop_size": 12,
-        "probe_config": {
+        f"{probe}_probe": {
             "epochs": 40,
             "lr": 1.0,
             "milestones": [30],
@@ -139,7 +86,7 @@ def test_probe_is_reproducible(tmp_path):
         "probe": "linear",
         "groups": {"kind": "thirds"},
         "crop_size": 12,
-        "probe_config": {"epochs": 3, "lr": 1.0, "augment": False},
+        "linear_probe": {"epochs": 3, "lr": 1.0, "augment": False},
     }
     first = run_probe(
         tmp_path / "model.pt",

@@ -4,10 +4,7 @@ how they compose with SimCLR and SDCLR by configuration."""
 import copy
 import csv
 import math
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,15 +12,16 @@ import pytest
 import torch
 import yaml
 
-from sdclr.config import normalize_config, pretrain_settings
 from sdclr.data.augment.randaugment import sample_randaugment_params
 from sdclr.errors import ConfigError
-from sdclr.io import torch_load, write_json
+from sdclr.io import write_json
 from sdclr.methods import bcl, create_method
 from sdclr.methods.bcl import BoostedMemorization, boost_weights, momentum_update
 from sdclr.methods.temperature_schedule import scheduled_temperature
-from sdclr.train import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
-from tests.test_train import tiny_settings, toy_images
+from sdclr.pipeline.config import normalize_config, pretrain_settings
+from sdclr.torch_files import torch_load
+from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME
+from tests.helpers import _run, bcl_settings, difficult_settings, pretrain, toy_images
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -192,15 +190,6 @@ def test_bcl_d_is_sdclr_plus_bcl_with_its_own_weight_decay():
     assert "extensions" not in pretrain_settings(config, "fmnist_lt", "sdclr")["method"]
 
 
-def bcl_settings(epochs=4):
-    settings = tiny_settings("sdclr", epochs=epochs)
-    settings["method"]["extensions"] = {
-        "bcl": {"num_ops": 2, "min_magnitude": 5},
-        "temperature_schedule": {"period": 2},
-    }
-    return settings
-
-
 def test_bcl_keeps_per_sample_state_in_the_checkpoint_and_boosts_after_epoch_one(tmp_path):
     """After training, the checkpoint holds BCL's per-sample momentum loss and weights (one
     per pretraining image, weights in [0, 1], not all equal); the log has the temperature and
@@ -214,43 +203,6 @@ def test_bcl_keeps_per_sample_state_in_the_checkpoint_and_boosts_after_epoch_one
     assert {"pruned_weights", "temperature", "bcl_mean_weight"} <= set(rows[0])
     assert [float(r["temperature"]) for r in rows] == pytest.approx([0.55, 0.1, 0.55, 1.0])
     assert float(rows[0]["bcl_mean_weight"]) == 0.0 < float(rows[1]["bcl_mean_weight"])
-
-
-_KILLABLE = """
-import sys, time
-from sdclr.io import read_json
-from sdclr.train import pretrain
-from tests.test_train import toy_images
-
-def slow(epoch, metrics):
-    print(f"epoch {epoch}", flush=True)
-    time.sleep(float(sys.argv[3]))
-
-pretrain(read_json(sys.argv[1]), toy_images(48), sys.argv[2], seed=0, progress=False,
-         on_epoch_end=slow)
-"""
-
-
-def _run(settings_path, out_dir, pause="0"):
-    return subprocess.Popen(
-        [sys.executable, "-c", _KILLABLE, str(settings_path), str(out_dir), pause],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])},
-    )
-
-
-def difficult_settings(epochs=5):
-    """SDCLR + margin tuning and temperature scaling of difficult pairs (in-batch selection) +
-    a temperature schedule."""
-    settings = tiny_settings("sdclr", epochs=epochs)
-    settings["method"]["hyperparameters"] = {"prune_ratio": 0.9}
-    settings["method"]["extensions"] = {
-        "difficult_examples": {"margin": 0.1, "temperature_ratio": 0.5},
-        "temperature_schedule": {"period": 2},
-    }
-    return settings
 
 
 def test_the_difficult_band_is_logged_per_epoch(tmp_path):

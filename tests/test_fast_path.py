@@ -14,7 +14,8 @@ from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.methods import create_method, nt_xent
 from sdclr.models import ModelConfig, branch, global_magnitude_prune, masked_convs
 from sdclr.settings import load
-from sdclr.train import PretrainConfig, Runtime, TrainStep, resolve_runtime
+from sdclr.training.config import PretrainConfig
+from sdclr.training.step import Runtime, TrainStep, resolve_runtime
 
 FP32 = Runtime("cpu", "fp32", channels_last=False, compile=False)
 FP32_CHANNELS_LAST = Runtime("cpu", "fp32", channels_last=True, compile=False)

@@ -9,11 +9,11 @@ from torchvision.transforms.v2 import functional as TF
 
 from sdclr.data.augment import random_resized_crop_flip, sample_crop_boxes
 from sdclr.data.augment._common import _bernoulli
-from sdclr.data.datasets import load_dataset
 from sdclr.data.reference_splits import import_reference_split
-from sdclr.evaluation import run_probe
-from sdclr.evaluation._probe_data import ImageRows, per_class_topk_accuracy
-from sdclr.report import write_tables
+from sdclr.data.sources import load_dataset
+from sdclr.probes import run_probe
+from sdclr.probes._probe_data import ImageRows, per_class_topk_accuracy
+from sdclr.reporting.tables import write_tables
 from tests.fakes import write_fake_image_list
 
 
@@ -82,7 +82,7 @@ def _probe(tmp_path, dataset, split, **config):
         "probe": "linear",
         "groups": {"kind": "thresholds", "many_above": 5, "few_below": 2},
         "crop_size": 20,
-        "probe_config": {"epochs": 4, "batch_size": 512, "lr": 1.0, **config},
+        "linear_probe": {"epochs": 4, "batch_size": 512, "lr": 1.0, **config},
     }
     return run_probe(
         tmp_path / "model.pt", dataset, split, settings, seed=0,
@@ -137,9 +137,9 @@ def test_without_the_full_list_the_probe_trains_on_d_b_and_the_table_says_so(tmp
 
 def _rgb_model(path):
     """A tiny pretrained SimCLR model for 3-channel images."""
-    from sdclr.io import torch_save
     from sdclr.methods import create_method
     from sdclr.models import ModelConfig
+    from sdclr.torch_files import torch_save
 
     torch.manual_seed(0)
     config = ModelConfig(width=0.0625, projection_dim=8)

@@ -1,4 +1,5 @@
-"""A job's log keeps every attempt (sdclr/joblog.py): through Snakemake itself, which deletes a
+"""A job's log keeps every attempt (sdclr/pipeline/joblog.py): through Snakemake itself, which
+deletes a
 job's log before each attempt, a job that fails and is retried leaves one log with both
 attempts, each after its own attempt line."""
 
@@ -9,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from sdclr.joblog import ATTEMPT_LINE, logged
+from sdclr.pipeline.joblog import ATTEMPT_LINE, logged
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 # The job fails on its first attempt, after printing a line, and succeeds on the second.
 SNAKEFILE = """
-from sdclr.joblog import logged
+from sdclr.pipeline.joblog import logged
 
 rule flaky:
     output: "out.txt"

@@ -13,17 +13,18 @@ import pytest
 import torch
 import yaml
 
-from sdclr.config import load_config
-from sdclr.data.datasets import ImageDataset
-from sdclr.data.image_lists import read_image_list
+from sdclr.data.image_dataset import ImageDataset
 from sdclr.data.reference_splits import import_reference_split
+from sdclr.data.sources.image_list import read_image_list
 from sdclr.data.splits import (
     LongTailConfig,
     make_longtail_split,
     save_split,
 )
 from sdclr.groups import class_groups, group_summary
-from sdclr.paper import compare_with_paper, comparison_markdown, load_reported
+from sdclr.pipeline.config import load_config
+from sdclr.pipeline.paths import REPORTED
+from sdclr.reporting.paper import compare_with_paper, comparison_markdown, load_reported
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "config" / "paper"
@@ -240,7 +241,7 @@ def test_comparison_table_differences():
     names = {
         "cifar10_lt": {"names": ["CIFAR10-LT"], "methods": {"simclr": "SimCLR", "sdclr": "SDCLR"}}
     }
-    comparison = compare_with_paper(linear, load_reported(), "linear", names)
+    comparison = compare_with_paper(linear, load_reported(REPORTED), "linear", names)
     assert set(comparison["method"]) == {"simclr", "sdclr"}  # the D_b control has no paper row
     row = comparison.set_index(["method", "column"])
     assert row.at[("sdclr", "All"), "paper_mean"] == 82.00
@@ -334,7 +335,7 @@ def test_a_split_one_reported_table_is_compared_with_our_split_one_only(tmp_path
         for r in hand_made_records(dataset="cifar100_lt")
         if r["probe"] == "linear"
     ]
-    reported = load_reported()
+    reported = load_reported(REPORTED)
     split1 = "CIFAR100-LT, split 1 (BCL README)"
     assert reported["bcl_fullshot"][split1]["splits"] == [1]
     assert reported["bcl_fullshot"][split1]["BCL-D"] == {"All": [58.7, None]}
@@ -369,7 +370,7 @@ def test_only_the_bcl_protocol_runs_meet_bcls_numbers():
     runs only (BCL's weight decays, one hidden layer, BCL-D's jitter), and the SDCLR paper's
     rows from the SDCLR-protocol SimCLR and SDCLR only; a record of every run on split 1 of
     every probe meets the reported numbers of its own probe alone."""
-    from sdclr.paths import paper_names
+    from sdclr.pipeline.paths import paper_names
 
     config = load_config(PAPER / "cifar100_lt.yaml")
     entry = config["datasets"]["cifar100_lt"]
@@ -386,7 +387,7 @@ def test_only_the_bcl_protocol_runs_meet_bcls_numbers():
     assert "pretrain" not in methods["bcl_d"] and "paper" not in methods["bcl_d"]
     assert methods["simclr_t01"]["hyperparameters"]["temperature"] == 0.1
     assert entry["probes"] == ["linear", "fewshot", "bcl_fullshot", "bcl_100shot", "bcl_50shot"]
-    reported = load_reported()
+    reported = load_reported(REPORTED)
     names = paper_names(config)
     records = [
         {**r, "dataset": "cifar100_lt", "method": method, "split": 1}

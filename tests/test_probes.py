@@ -7,16 +7,16 @@ import pytest
 import torch
 import yaml
 
-from sdclr.config import normalize_config
 from sdclr.errors import ConfigError
-from sdclr.evaluation import DEFAULT_PROBES, run_probe
-from sdclr.evaluation.knn import knn_predict
-from sdclr.evaluation.kshot import balanced_subset
-from sdclr.evaluation.mean_classifier import class_means, mean_classifier_predict
-from sdclr.paths import all_eval_files, table_files
-from sdclr.report import per_split_markdown, per_split_table, records_frame, to_markdown
+from sdclr.pipeline.config import normalize_config
+from sdclr.pipeline.paths import all_eval_files, table_files
+from sdclr.probes import DEFAULT_PROBES, run_probe
+from sdclr.probes.knn import knn_predict
+from sdclr.probes.kshot import balanced_subset
+from sdclr.probes.mean_classifier import class_means, mean_classifier_predict
+from sdclr.reporting.tables import per_split_markdown, per_split_table, records_frame, to_markdown
+from tests.helpers import saved_model, toy_dataset, toy_split
 from tests.test_config import ROOT
-from tests.test_evaluate import saved_model, toy_dataset, toy_split
 
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 
@@ -76,7 +76,7 @@ def test_every_probe_runs_on_a_pretrained_model_and_fills_a_record(tmp_path, pro
     settings = {
         "dataset": "toy",
         "probe": probe,
-        "probe_config": {"epochs": 3, "subsets": 2, "lr": 1.0} if probe == "kshot_100" else {},
+        f"{probe}_probe": {"epochs": 3, "subsets": 2, "lr": 1.0} if probe == "kshot_100" else {},
         "groups": {"kind": "thirds"},
         "crop_size": 12,
         "device": "cpu",
@@ -147,12 +147,17 @@ def test_per_split_tables_and_headers_name_probe_train_set_and_pretraining_set()
         ["simclr_balanced", 1, 81.0],
         ["simclr_balanced", 2, 82.0],
     ]
-    md = per_split_markdown(splits, "knn")
+    md = per_split_markdown(splits, "knn", titles=["Weighted kNN (k = 50)"])  # the records'
     assert md.startswith(
-        "## Weighted kNN (k = 200), trained on D_b pool (memory bank) (%, per split)"
+        "## Weighted kNN (k = 50), trained on D_b pool (memory bank) (%, per split)"
     )
+    assert per_split_markdown(splits, "knn").startswith("## Weighted kNN, trained on D_b pool")
+    from sdclr.probes import get_probe
+    from sdclr.probes.knn import KnnConfig
+
+    assert get_probe("knn").title_of(KnnConfig(k=7)) == "Weighted kNN (k = 7)"  # from settings
     assert "| toy | simclr_balanced | D_b | 2 | 82.00 | 80.00 | 70.00 | 5.00 | 80.00 |" in md
-    from sdclr.report import aggregate
+    from sdclr.reporting.tables import aggregate
 
     table = to_markdown(aggregate(frame), "knn")
     assert "| Dataset | Method | Pretrained on | Many |" in table

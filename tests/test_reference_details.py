@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-import sdclr.evaluation.linear as linear_module
-from sdclr.evaluation.linear import ProbeConfig, new_linear, probe_lr, train_probe
+import sdclr.probes.linear as linear_module
+from sdclr.probes.linear import ProbeConfig, new_linear, probe_lr, train_probe
 
 
 class _MeanBackbone(nn.Module):
@@ -127,10 +127,10 @@ def test_a_model_file_from_before_the_setting_loads_without_normalisation(tmp_pa
     pixels: it is rebuilt without normalisation; a new one keeps what it was trained with."""
     from dataclasses import asdict
 
-    from sdclr.evaluation import load_backbone
-    from sdclr.io import torch_save
     from sdclr.methods import create_method
     from sdclr.models import ModelConfig
+    from sdclr.probes import load_backbone
+    from sdclr.torch_files import torch_save
 
     config = ModelConfig(width=0.0625, projection_dim=8)
     model = create_method("simclr", {}).build_model(config, 1)
@@ -150,7 +150,7 @@ def test_a_model_file_from_before_the_setting_loads_without_normalisation(tmp_pa
 def test_an_epoch_keeps_its_last_partial_batch_as_the_reference_dataloader():
     """CIFAR-10-LT's 11,165 images at batch 512: 22 steps, the last of 413 (21 with
     ``drop_last``); on 2 processes the last loses its odd image (412), on 8 five (408)."""
-    from sdclr.batches import rank_share, step_sizes
+    from sdclr.training.batches import rank_share, step_sizes
 
     kept = step_sizes(11_165, 512, drop_last=False)
     assert len(kept) == 22 and kept[:-1] == [512] * 21 and kept[-1] == 413
@@ -164,8 +164,8 @@ def test_an_epoch_keeps_its_last_partial_batch_as_the_reference_dataloader():
 
 def _recorded_steps(monkeypatch, settings, images, out_dir):
     """(batch size, lr) of every training step of a real pretraining run."""
-    from sdclr.train import pretrain
-    from sdclr.train_step import TrainStep
+    from sdclr.training.step import TrainStep
+    from tests.helpers import pretrain
 
     steps = []
     original = TrainStep.__call__
@@ -184,8 +184,8 @@ def test_pretraining_steps_and_cosine_count_the_partial_batch(tmp_path, monkeypa
     """40 images at batch 16 for 3 epochs: steps of 16, 16 and 8 each epoch (16, 16 with
     ``drop_last``), and the per-iteration warm-up cosine runs over all 9 (6) steps with one
     epoch of warm-up = 3 (2) steps, ending at ``final_lr``'s side of the cosine."""
-    from sdclr.train import warmup_cosine_lr
-    from tests.test_train import tiny_settings, toy_images
+    from sdclr.training.loop import warmup_cosine_lr
+    from tests.helpers import tiny_settings, toy_images
 
     settings = tiny_settings("simclr", epochs=3)
     settings["pretrain"]["drop_last"] = drop_last
@@ -201,10 +201,9 @@ def test_per_sample_state_sees_every_image_once_an_epoch_with_the_partial_batch(
     """BCL's per-sample state (the extension contract) with 40 images at batch 16: after one
     epoch every image has been seen, the 8 of the partial batch included; dropping the
     partial batch leaves 8 unseen."""
-    from sdclr.io import torch_load
-    from sdclr.train import CHECKPOINT_NAME, pretrain
-    from tests.test_extensions import bcl_settings
-    from tests.test_train import toy_images
+    from sdclr.torch_files import torch_load
+    from sdclr.training.loop import CHECKPOINT_NAME
+    from tests.helpers import bcl_settings, pretrain, toy_images
 
     for drop_last, seen in [(False, 40), (True, 32)]:
         settings = bcl_settings(epochs=1)
@@ -241,8 +240,8 @@ def test_precision_sets_cudas_float32_arithmetic(restore_fp32_flags, precision, 
     """``pretrain.precision: fp32`` is IEEE float32 for convolutions and matmuls on CUDA
     (PyTorch would otherwise run fp32 convs as TF32 on Ampere and later: not the reference's
     arithmetic); tf32 allows TF32 for both; bf16 autocasts and keeps PyTorch's defaults."""
-    from sdclr.train import PretrainConfig
-    from sdclr.train_step import resolve_runtime
+    from sdclr.training.loop import PretrainConfig
+    from sdclr.training.step import resolve_runtime
 
     runtime = resolve_runtime(PretrainConfig(epochs=1, precision=precision), "cuda")
     assert runtime.precision == precision
@@ -258,10 +257,10 @@ def test_cpu_runs_are_float32_and_probes_are_ieee(tmp_path, restore_fp32_flags):
     """On a CPU ``auto`` is fp32 (no autocast); a probe job switches CUDA's TF32 off too, so
     probes compute IEEE float32 features as the reference."""
     from sdclr.device import set_fp32_arithmetic
-    from sdclr.evaluation import run_probe
-    from sdclr.train import PretrainConfig
-    from sdclr.train_step import resolve_runtime
-    from tests.test_evaluate import saved_model, toy_dataset, toy_split
+    from sdclr.probes import run_probe
+    from sdclr.training.loop import PretrainConfig
+    from sdclr.training.step import resolve_runtime
+    from tests.helpers import saved_model, toy_dataset, toy_split
 
     assert resolve_runtime(PretrainConfig(epochs=1), "cpu").precision == "fp32"
     set_fp32_arithmetic(conv_tf32=True, matmul_tf32=True)

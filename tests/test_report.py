@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from sdclr.groups import class_groups, group_summary
-from sdclr.report import aggregate, records_frame, write_tables
+from sdclr.reporting.tables import aggregate, records_frame, write_tables
+from tests.helpers import record
 
 COUNTS = [4500, 2697, 1617, 969, 581, 348, 208, 125, 75, 45]
 
@@ -40,24 +41,6 @@ def test_group_summary_arithmetic():
     assert summary["Few"] == pytest.approx(10.0)
     assert summary["All"] == pytest.approx(45.0)
     assert summary["Std"] == pytest.approx(np.std([75.0, 40.0, 10.0]))  # ddof=0: 26.5623
-
-
-def record(method, split, seed, many, medium, few, probe="linear", dataset="toy"):
-    summary = {
-        "Many": many,
-        "Medium": medium,
-        "Few": few,
-        "Std": float(np.std([many, medium, few])),
-        "All": (many + medium + few) / 3,
-    }
-    return {
-        "dataset": dataset,
-        "method": method,
-        "split": split,
-        "seed": seed,
-        "probe": probe,
-        "summary": summary,
-    }
 
 
 def test_mean_and_population_std_over_splits():
@@ -103,14 +86,45 @@ def test_tables_in_every_format(tmp_path):
     assert "85.00 $\\pm$ 5.00" in outputs["tex"].read_text()
     assert "Many_mean" in outputs["csv"].read_text()
     metrics = json.loads(outputs["json"].read_text())
-    assert metrics["toy"]["simclr"]["Many"] == {"mean": 85.0, "std": 5.0}
+    assert metrics["table"]["toy"]["simclr"]["Many"] == {"mean": 85.0, "std": 5.0}
     with pytest.raises(ValueError, match="no evaluation records"):
         write_tables([], "linear", {"md": tmp_path / "x.md"})
 
 
+def test_every_table_says_what_made_its_records_and_itself(tmp_path):
+    """The md and tex tables end with a provenance line (each distinct code, device and
+    arithmetic of their records, and the table job's code); the JSON table keeps both."""
+    made = {
+        "commit": "0123456789abcdef",
+        "dirty": False,
+        "versions": {"torch": "9.9"},
+        "device": "cuda (Some GPU)",
+        "precision": "bf16",
+    }
+    records = [
+        {**record("simclr", 1, 0, 80, 70, 60), "provenance": made},
+        {**record("simclr", 2, 0, 90, 70, 50), "provenance": {**made, "dirty": True}},
+    ]
+    outputs = {fmt: tmp_path / f"linear.{fmt}" for fmt in ("md", "tex", "json")}
+    write_tables(records, "linear", outputs)
+    footer = outputs["md"].read_text().strip().splitlines()[-1]
+    assert footer.startswith("Provenance: records by commit 0123456789")
+    assert "commit 0123456789; torch 9.9; on cuda (Some GPU); bf16" in footer
+    assert "commit 0123456789 with uncommitted changes; torch 9.9" in footer
+    assert "table by " in footer and "torch " in footer.split("table by ")[1]
+    assert outputs["tex"].read_text().strip().splitlines()[-1] == f"% {footer}"
+    table = json.loads(outputs["json"].read_text())["provenance"]
+    assert sorted(r["dirty"] for r in table["records"]) == [False, True]
+    assert set(table["table"]) == {"commit", "dirty", "versions", "device", "precision"}
+
+
 def test_figures_are_written(tmp_path):
     """The three figures render from evaluation records and split records into PNG files."""
-    from sdclr.figures import plot_accuracy_vs_frequency, plot_class_profile, plot_group_accuracy
+    from sdclr.reporting.figures import (
+        plot_accuracy_vs_frequency,
+        plot_class_profile,
+        plot_group_accuracy,
+    )
 
     rng = np.random.default_rng(0)
     records, splits = [], []

@@ -1,4 +1,5 @@
-"""Per-rule resources come from the experiment config (sdclr/resources.py): defaults per rule,
+"""Per-rule resources come from the experiment config (sdclr/pipeline/resources.py): defaults per
+rule,
 unknown rules and keys refused, GPUs matching pretrain.gpus, retries with more time and
 memory, and the site's partitions and GPU model only where a rule names none."""
 
@@ -8,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sdclr.config import ConfigError, normalize_config
-from sdclr.resources import (
+from sdclr.pipeline.config import ConfigError, normalize_config
+from sdclr.pipeline.resources import (
     RULE_DEFAULTS,
     JobResources,
     combined,

@@ -14,8 +14,7 @@ import pytest
 import torch
 import yaml
 
-from sdclr import config as sdclr_config
-from sdclr.data.datasets import ImageDataset, load_saved_dataset
+from sdclr.data.image_dataset import ImageDataset, load_saved_dataset
 from sdclr.data.splits import (
     LongTailConfig,
     load_split,
@@ -24,12 +23,14 @@ from sdclr.data.splits import (
     save_split,
 )
 from sdclr.errors import ConfigError, InputError, NoSpaceError, RunDirectoryBusy
-from sdclr.evaluation import load_backbone
-from sdclr.io import torch_load, torch_save, write_text
-from sdclr.runlock import run_directory_lock
+from sdclr.io import write_text
+from sdclr.pipeline import config as sdclr_config
+from sdclr.probes import load_backbone
 from sdclr.signals import Terminated, exit_on_sigterm
-from sdclr.train import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain
-from tests.test_train import tiny_settings, toy_images
+from sdclr.torch_files import torch_load, torch_save
+from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME
+from sdclr.training.runlock import run_directory_lock
+from tests.helpers import pretrain, tiny_settings, toy_images
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -254,7 +255,7 @@ def test_a_second_job_on_a_run_directory_is_refused_and_a_killed_holder_frees_it
     holder = _python(
         f"""
         import time
-        from sdclr.runlock import run_directory_lock
+        from sdclr.training.runlock import run_directory_lock
         with run_directory_lock({str(tmp_path)!r}):
             print("locked", flush=True)
             time.sleep(120)
@@ -281,7 +282,7 @@ def test_sigterm_during_a_checkpoint_write_leaves_no_temporary(tmp_path):
         f"""
         import time
         import torch
-        import sdclr.io as sio
+        import sdclr.torch_files as sio
         from sdclr.signals import exit_on_sigterm
         save = torch.save
         def slow_save(obj, handle):
@@ -311,7 +312,7 @@ def test_a_signal_inside_a_write_is_raised_after_it(tmp_path):
     file is in place, and no temporary is left."""
     target = tmp_path / "log.csv"
     with pytest.raises(Terminated), exit_on_sigterm():
-        import sdclr.io as sio
+        import sdclr.torch_files as sio
 
         with sio.atomic_path(target) as tmp:
             tmp.write_text("complete")
@@ -328,7 +329,7 @@ def test_a_crafted_cifar_batch_is_refused_and_never_runs(tmp_path):
 
     from fakes import write_fake_cifar10
 
-    from sdclr.data.datasets import load_dataset
+    from sdclr.data.sources import load_dataset
 
     write_fake_cifar10(tmp_path / "raw")
     assert load_dataset({"name": "cifar10"}, tmp_path / "raw", download=False).num_classes == 10

@@ -18,9 +18,10 @@ import torch
 import yaml
 from slurm_cluster import SlurmCluster, snakemake_with_quick_status_checks, unavailable_reason
 
-from sdclr.config import job_settings, load_config
-from sdclr.io import torch_load, write_json
-from sdclr.joblog import ATTEMPT_LINE
+from sdclr.io import write_json
+from sdclr.pipeline.config import job_settings, load_config
+from sdclr.pipeline.joblog import ATTEMPT_LINE
+from sdclr.torch_files import torch_load
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -274,8 +275,9 @@ def test_tiny_pipeline_on_slurm_matches_the_local_run(slurm_cluster, tiny_local_
     submitted = SUBMITTED.findall(output)
     jobs = slurm_cluster.jobs()
     planned = job_stats(output)
-    # settings files: dataset, split, 2 pretraining runs, 2 probes and the analysis
-    assert planned.pop("job_settings") == 7 and planned.pop("report_settings") == 1
+    # settings files: dataset, split, 2 pretraining runs, 2 probes and the analysis; and one
+    # per report stage (tables, figures, comparison, analysis report, summary)
+    assert planned.pop("job_settings") == 7 and planned.pop("report_settings") == 5
     rules = {}
     for _, slurm_id, log in submitted:
         job = jobs[slurm_id]
@@ -359,7 +361,7 @@ def test_slurm_requeue_resumes_pretraining_from_its_checkpoint(slurm_cluster, ti
     log = (tmp_path / "results/logs/pretrain/fmnist_lt/sdclr/split1/seed0.log").read_text()
     resumed = RESUMED.search(log)
     assert resumed and int(resumed.group(1)) >= requeued["epochs"] >= 2, log
-    # The job's log keeps both runs, each after its attempt line (sdclr/joblog.py).
+    # The job's log keeps both runs, each after its attempt line (sdclr/pipeline/joblog.py).
     first, second = log.split(ATTEMPT_LINE)[1:]
     assert f"SLURM job {requeued['job']}" in first.splitlines()[0], log
     assert second.splitlines()[0].endswith(f"SLURM job {requeued['job']}, restart 1"), log
@@ -611,7 +613,7 @@ def test_the_profile_holds_site_facts_only(monkeypatch):
     """What jobs ask for is the experiment's (the config's `resources:`): the profile has no
     set-resources for a command-line --set-resources to replace, no set-threads, and its
     default-resources are the account and SLURM's append mode; it hands the partitions and
-    GPU model to the rules (sdclr/resources.py) through the environment."""
+    GPU model to the rules (sdclr/pipeline/resources.py) through the environment."""
     import yte
 
     for name in ("ACCOUNT", "PARTITION", "GPU_PARTITION", "GPU_MODEL"):

@@ -1,14 +1,15 @@
-"""The small files DVC shows (sdclr/summary.py): results/metrics.json holds All and Few per
-probe, dataset and method and nothing else; the plot data hold one loss row per (run,
+"""The small files DVC shows (sdclr/reporting/summary.py): results/metrics.json holds All and Few
+per
+probe, dataset and method and what made them; the plot data hold one loss row per (run,
 epoch) and one bar per (method, group) of the first probe."""
 
 import csv
 import json
 
-from sdclr import paths
-from sdclr.report import write_tables
-from sdclr.summary import write_summary
-from tests.test_report import record
+from sdclr.pipeline import paths
+from sdclr.reporting.summary import write_summary
+from sdclr.reporting.tables import write_tables
+from tests.helpers import record
 
 
 def test_metrics_file_is_all_and_few_per_probe_dataset_and_method(tmp_path, monkeypatch):
@@ -33,12 +34,17 @@ def test_metrics_file_is_all_and_few_per_probe_dataset_and_method(tmp_path, monk
     report = {
         "evals": {"linear": [], "fewshot": []},
         "runs": runs,
+        "tables": {p: paths.TABLE.format(probe=p, ext="json") for p in ("linear", "fewshot")},
+        "train_logs": [paths.TRAIN_LOG.format(**run) for run in runs],
         "labels": {"datasets": {"toy": "Toy"}, "methods": {"simclr": "SimCLR", "sdclr": "SDCLR"}},
     }
     outputs = {name: tmp_path / path for name, path in paths.SUMMARY.items()}
     write_summary(report, outputs)
 
     metrics = json.loads(outputs["metrics"].read_text())
+    made = metrics.pop("provenance")  # what made it: this job's code, and its records'
+    assert {"commit", "dirty", "versions", "records"} <= set(made)
+    assert made["records"] == []  # these records were made without a provenance
     assert metrics == {
         probe: {
             "toy": {

@@ -6,35 +6,8 @@ import math
 import pytest
 import torch
 
-from sdclr.train import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, pretrain, warmup_cosine_lr
-
-
-def tiny_settings(method="sdclr", epochs=4):
-    return {
-        "dataset": "toy",
-        "method": {
-            "name": method,
-            "algorithm": method,
-            "pretrain_set": "D_i",
-            "hyperparameters": {"temperature": 0.2},
-        },
-        "model": {"arch": "resnet18", "stem": "cifar", "width": 0.0625, "projection_dim": 16},
-        "augmentation": {"crop_size": 12},
-        "pretrain": {
-            "epochs": epochs,
-            "batch_size": 16,
-            "lr": 0.1,
-            "warmup_epochs": 1,
-            "checkpoint_every": 1,
-        },
-        "device": "cpu",
-    }
-
-
-def toy_images(n=48):
-    return torch.randint(
-        0, 256, (n, 3, 14, 14), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
-    )
+from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME, warmup_cosine_lr
+from tests.helpers import pretrain, tiny_settings, toy_images
 
 
 def test_warmup_then_cosine_to_final_lr():
@@ -122,6 +95,35 @@ def test_checkpoint_from_other_settings_starts_afresh_and_keeps_it(tmp_path):
     assert epochs_run == [1, 2]
     assert (tmp_path / "resume.stale-1.pt").read_bytes() == old
     assert torch.load(tmp_path / CHECKPOINT_NAME, weights_only=False)["epoch"] == 2
+
+
+def test_a_checkpoint_of_other_code_is_not_resumed_and_the_log_says_why(tmp_path, caplog):
+    """resume.pt records the settings file it ran under, the code's hashes included: resumed
+    under changed code, the run starts over (one run never mixes two codes), with one line
+    naming what changed, and the old checkpoint is kept beside it."""
+    before = {**tiny_settings(epochs=1), "code": {"sdclr/methods/sdclr.py": "a" * 64}}
+    pretrain(before, toy_images(), tmp_path, seed=0, progress=False)
+    after = {**tiny_settings(epochs=2), "code": {"sdclr/methods/sdclr.py": "b" * 64}}
+    epochs_run = []
+    with caplog.at_level("WARNING", logger="sdclr.training.loop"):
+        pretrain(
+            after, toy_images(), tmp_path, seed=0, progress=False,
+            on_epoch_end=lambda e, m: epochs_run.append(e),
+        )  # fmt: skip
+    assert epochs_run == [1, 2]
+    [line] = [r.getMessage() for r in caplog.records if "starting afresh" in r.getMessage()]
+    assert "code of sdclr/methods/sdclr.py changed" in line
+    assert "pretrain.epochs 1 -> 2" in line and "resume.stale-1.pt" in line
+
+
+def test_model_says_what_made_it(tmp_path):
+    """model.pt carries its provenance: commit, dirty flag, package versions, device and the
+    arithmetic it trained in."""
+    pretrain(tiny_settings(epochs=1), toy_images(), tmp_path, seed=0, progress=False)
+    made = torch.load(tmp_path / MODEL_NAME, weights_only=True)["provenance"]
+    assert set(made) == {"commit", "dirty", "versions", "device", "precision"}
+    assert made["device"] == "cpu" and made["precision"] == "fp32"
+    assert made["versions"]["torch"] in torch.__version__
 
 
 def test_training_reduces_the_loss(tmp_path):

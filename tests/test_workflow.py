@@ -65,7 +65,17 @@ def test_tiny_pipeline_produces_tables_and_figures(finished_run):
     ) == ["sdclr/split1", "sdclr/split2", "simclr/split1", "simclr/split2"]
     linear = json.loads((finished_run / "results" / "tables" / "linear.json").read_text())
     for method in ("simclr", "sdclr"):  # real training and probes: well above 10 % chance
-        assert linear["fmnist_lt"][method]["All"]["mean"] > 25, linear
+        assert linear["table"]["fmnist_lt"][method]["All"]["mean"] > 25, linear
+    # What made them: every record and the table job, each from this code, on the CPU
+    made = linear["provenance"]
+    assert [r["device"] for r in made["records"]] == ["cpu"] and made["table"]["commit"]
+    assert (
+        (finished_run / "results" / "tables" / "linear.md")
+        .read_text()
+        .rstrip()
+        .splitlines()[-1]
+        .startswith("Provenance: records by commit ")
+    )
     _check_analyses(finished_run)
     log = (checkpoints / "sdclr" / "split1" / "seed0" / "train_log.csv").read_text().splitlines()
     assert len(log) == 3 and log[0].startswith("epoch,loss")
@@ -153,7 +163,8 @@ def test_a_changed_label_reruns_no_training_and_shows_in_the_table(finished_run,
     counts = _dry_run_counts(work, "label.yaml")
     assert "pretrain" not in counts and "probe" not in counts and "job_settings" not in counts
     assert "analyse" not in counts and counts.get("make_analysis_report") == 2, counts
-    assert counts.get("report_settings") == 1 and counts.get("make_tables") == 2, counts
+    # each report stage's settings file (they all carry the labels), none of a training job
+    assert counts.get("report_settings") == 5 and counts.get("make_tables") == 2, counts
     snakemake(work, "--configfile", "label.yaml")
     assert "| SDCLR (p=0.9) |" in (work / "results" / "tables" / "linear.md").read_text()
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from sdclr.data.sources.image_list import read_image_list
 from sdclr.data.splits import SUBSETS, check_split, split_record
 from sdclr.errors import InputError
 
@@ -78,8 +79,6 @@ def split_from_list_files(
     ImageNet-100-LT few-shot list (12 per class) is drawn from all of ImageNet-100's train
     images, and only 111 of its 1,200 are in D_i.
     """
-    from sdclr.data.image_lists import read_image_list
-
     labels = np.asarray(labels, dtype=np.int64)
     position = {p: i for i, p in enumerate(train_paths)}
     indices = {}

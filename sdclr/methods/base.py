@@ -16,7 +16,9 @@ An extension may keep per-sample state keyed by the sample's index in the pretra
 views, change the method's settings per epoch (and log them), observe every sample's loss or
 the indices of every step's samples, and leave per-sample numbers with the final model
 (``sample_statistics``: model.pt's ``sample_statistics``, what the workflow's reports of a run
-read). The training loop calls only the hooks below (``begin_epoch``, ``augment_views``,
+read), and add a term of its own to the loss given the two views' projections
+(``loss_term``: in SDCLR the dense and the pruned branch's, so the term trains both branches).
+The training loop calls only the hooks below (``setup``, ``begin_epoch``, ``augment_views``,
 ``training_loss``, ``end_epoch``, ``state_dict``, ``sample_statistics``); it never asks which
 method it runs.
 
@@ -57,6 +59,8 @@ class Extension:
     needs_features: ClassVar[bool] = False
     #: Whether it observes the indices of every step's samples (``observe_step``).
     needs_step_indices: ClassVar[bool] = False
+    #: Whether it adds a term to the loss (``loss_term``); several may.
+    adds_loss_term: ClassVar[bool] = False
 
     @dataclasses.dataclass(frozen=True)
     class Settings:
@@ -68,8 +72,17 @@ class Extension:
     def check(self, method: Method, section: str) -> None:
         """Raise ``ConfigError`` (naming ``section``) when it cannot compose with ``method``."""
 
+    @classmethod
+    def check_entry(cls, entry: dict[str, Any], where: str) -> None:
+        """Raise ``ConfigError`` (naming ``where``) when a method's config entry, as the user
+        wrote it, conflicts with it (a setting it overrides, say); the config calls it."""
+
     def setup(self, num_samples: int, device: torch.device) -> None:
         """Allocate per-sample state for a pretraining set of ``num_samples`` images."""
+
+    def setup_model(self, model: nn.Module) -> None:
+        """After ``setup``, before a checkpoint is restored: the network the method trains,
+        for state sized by it (e.g. by the projection dimension)."""
 
     def on_epoch_start(self, method: Method, epoch: int) -> dict[str, float]:
         """Before epoch ``epoch`` (0-based); returns numbers worth logging."""
@@ -95,8 +108,18 @@ class Extension:
         ``needs_features``) in place of the method's NT-Xent (only with ``replaces_loss``)."""
         raise NotImplementedError
 
+    def loss_term(self, method: Method, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor | None:
+        """A scalar added to the contrastive loss of projections ``z1``, ``z2`` (only with
+        ``adds_loss_term``), or None for none this step. It is called inside the (compiled)
+        loss with the same projections as the contrastive loss: in SDCLR ``z1`` is the dense
+        branch's and ``z2`` the pruned branch's, so gradients through both train both branches.
+        With per-sample losses it is added to every sample's loss (their mean stays the
+        loss), while ``observe_losses`` sees the contrastive loss without it."""
+        raise NotImplementedError
+
     def observe_losses(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
-        """Every sample's loss of a step (detached), by index in the pretraining set."""
+        """Every sample's contrastive loss of a step (detached; without the terms of
+        ``loss_term``), by index in the pretraining set."""
 
     def observe_step(self, indices: torch.Tensor) -> None:
         """After a step's loss: the pretraining-set indices of the samples it covered (every
@@ -148,6 +171,9 @@ class Method:
             create_extension(name, values, section.rsplit(".", 1)[0], self)
             for name, values in (extensions or {}).items()
         ]
+        #: The step's per-sample contrastive losses when a ``loss_term`` was added to them
+        #: (set inside the loss, read by ``training_loss`` for the observers).
+        self.sample_contrastive_losses: torch.Tensor | None = None
         replacing = [e.name for e in self.extensions if e.replaces_loss]
         if len(replacing) > 1:
             raise ConfigError(
@@ -183,7 +209,28 @@ class Method:
         per_sample: bool = False,
     ) -> torch.Tensor:
         """NT-Xent of the two views' projections at this epoch's temperature, or the loss of
-        the extension that replaces it."""
+        the extension that replaces it; plus the extensions' ``loss_term`` if any."""
+        loss = self._pair_loss(z1, z2, h1, h2, per_sample)
+        added = None
+        for extension in self.extensions:
+            if extension.adds_loss_term:
+                term = extension.loss_term(self, z1, z2)
+                if term is not None:
+                    added = term if added is None else added + term
+        if added is None:
+            return loss
+        if per_sample:  # what the per-sample observers see: the contrastive loss alone
+            self.sample_contrastive_losses = loss.detach()
+        return loss + added
+
+    def _pair_loss(
+        self,
+        z1: torch.Tensor,
+        z2: torch.Tensor,
+        h1: torch.Tensor | None,
+        h2: torch.Tensor | None,
+        per_sample: bool,
+    ) -> torch.Tensor:
         for extension in self.extensions:
             if extension.replaces_loss:
                 return extension.contrastive_loss(self, z1, z2, h1, h2, per_sample)
@@ -204,9 +251,12 @@ class Method:
 
     # -- what the training loop calls ----------------------------------------------------------
 
-    def setup(self, num_samples: int, device: torch.device) -> None:
+    def setup(self, num_samples: int, device: torch.device, model: nn.Module | None = None) -> None:
+        """Every extension's ``setup``, then, given the network, its ``setup_model``."""
         for extension in self.extensions:
             extension.setup(num_samples, device)
+            if model is not None:
+                extension.setup_model(model)
 
     def begin_epoch(self, model: nn.Module, epoch: int) -> dict[str, float]:
         logs = {}
@@ -241,12 +291,15 @@ class Method:
         step_observers = [e for e in self.extensions if e.needs_step_indices]
         if observers:
             losses = loss_fn(model, view1, view2, per_sample=True)
+            observed = self.sample_contrastive_losses  # set when a loss term was added
+            self.sample_contrastive_losses = None
+            observed = losses.detach() if observed is None else observed
         else:
             loss = loss_fn(model, view1, view2)
         if observers or step_observers:
             all_indices = distributed.gather(indices)  # the loss covers every rank's samples
         for extension in observers:
-            extension.observe_losses(all_indices, losses.detach())
+            extension.observe_losses(all_indices, observed)
         for extension in step_observers:
             extension.observe_step(all_indices)
         return losses.mean() if observers else loss

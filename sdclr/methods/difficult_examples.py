@@ -3,7 +3,7 @@ Learning: A Theoretical Perspective", arXiv 2501.01317; v1 titled "Understanding
 Difficult-to-learn Examples in Contrastive Learning"): margin tuning and temperature scaling
 of the difficult pairs inside NT-Xent, as one extension of SimCLR or SDCLR (config key
 ``difficult_examples``); removing difficult examples is a workflow stage of its own
-(``sdclr.difficult_removal``, rule ``select_difficult``).
+(``sdclr.methods.difficult_removal``, rule ``select_difficult``).
 
 Difficult examples are samples in cross-class pairs of high similarity. The paper's label-free
 detector flags a pair from the cosine similarity ``s_ij`` of the two samples' features
@@ -59,7 +59,7 @@ its candidate pairs (a view of k as the anchor i, any other view j but k's own t
 (N the step's global batch), kept in the checkpoint (a resumed run counts on) and left with
 the final model (model.pt's ``sample_statistics``). ``d_k / c_k`` is the fraction of k's pairs
 that got the margin and the smaller temperature; the ``difficult_pairs`` analysis
-(``sdclr.evaluation.difficult_pairs``) turns it into per-class numbers by D_i frequency.
+(``sdclr.analyses.difficult_pairs``) turns it into per-class numbers by D_i frequency.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ def nt_xent(
     in float32 even inside an autocast region (bf16 similarities would blur the loss), and
     with no data-dependent shapes (nothing waits for the device).
 
-    In a multi-process run (``sdclr.distributed``) the views of every rank are gathered first,
+    In a multi-process run (``sdclr.distributed``) the views of every rank are gathered
+    first,
     so N is the global batch and each rank computes the loss of the whole batch.
 
     With ``per_sample`` the result is the loss of each sample instead, the mean of its two

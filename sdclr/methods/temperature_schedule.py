@@ -65,6 +65,14 @@ class TemperatureSchedule(Extension):
         if self.settings.t_min > self.settings.t_max:
             raise ConfigError(f"{section}: t_min {self.settings.t_min} exceeds t_max")
 
+    @classmethod
+    def check_entry(cls, entry: dict[str, Any], where: str) -> None:
+        if "temperature" in (entry.get("hyperparameters") or {}):
+            raise ConfigError(
+                f"{where}: temperature_schedule sets the temperature of every epoch; remove "
+                "hyperparameters.temperature (or the schedule)"
+            )
+
     def on_epoch_start(self, method: Method, epoch: int) -> dict[str, Any]:
         s = self.settings  # ``epoch`` is 0-based; the reference's e counts from 1
         method.temperature = scheduled_temperature(epoch + 1, s.t_min, s.t_max, s.period)

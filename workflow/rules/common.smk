@@ -1,55 +1,61 @@
-# Config validation, path templates, target lists and input functions shared by the rules.
+# The plan of the config (sdclr.pipeline.plan: validated, every job's settings resolved, in a
+# cached separate process, so parsing loads no torch), wildcard constraints, and the helpers
+# that turn the stage table (sdclr/pipeline/dag.py) into rules.
 
-import json
+import hashlib
 import os
-import sys
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.logging import logger
 
-from sdclr import config as sdclr_config
-from sdclr import paths
-from sdclr import resources as sdclr_resources
-from sdclr import joblog
+from sdclr.pipeline import joblog
+from sdclr.pipeline import paths
+from sdclr.pipeline import resources as sdclr_resources
+from sdclr.errors import ConfigError
 from sdclr.io import write_json
+from sdclr.pipeline import dag
+from sdclr.pipeline.plan import canonical_json, load_plan
+from sdclr.provenance import describe as describe_provenance
+from sdclr.provenance import provenance
 
-# Validate the user's config and replace it by its per-dataset form (sdclr.config).
+# Validate the user's config and replace it by its per-dataset form; keep every job's settings.
 try:
-    _normalized = sdclr_config.normalize_config(config)
-except sdclr_config.ConfigError as err:
+    PLAN = load_plan(dict(config))
+except ConfigError as err:
     _source = ", ".join(map(str, workflow.overwrite_configfiles or ["config/config.yaml"]))
     print(f"Error in the config ({_source}): {err}", file=sys.stderr)
     sys.exit(1)
 config.clear()
-config.update(_normalized)
+config.update(PLAN["config"])
+# What the HTML report says made it (workflow/report/workflow.rst); each output has its own.
+config["provenance"] = describe_provenance(provenance())
+
+_NAME = "[A-Za-z0-9_][A-Za-z0-9_.-]*"
 
 
 wildcard_constraints:
-    dataset="[A-Za-z0-9_.-]+",
-    method="[A-Za-z0-9_.-]+",
+    dataset=_NAME,
+    method=_NAME,
     split=r"\d+",
     seed=r"\d+",
-    probe="|".join(paths.PROBE_NAMES),
-    analysis="|".join(paths.ANALYSES),
-    job="dataset|split|analysis|(pretrain|removal)/[A-Za-z0-9_.-]+|probe/("
-    + "|".join(paths.PROBE_NAMES)
+    probe="|".join(paths.registry(config, "probes")),
+    analysis="|".join(paths.registry(config, "analyses")),
+    stage="|".join(dag.REPORT_STAGES),
+    job=f"dataset|split|analysis|(pretrain|removal)/{_NAME}|probe/("
+    + "|".join(paths.registry(config, "probes"))
     + ")",
 
 
-def script(name):
-    """A stage script's path, next to the Snakefile, so `--directory` can put results elsewhere."""
-    return str(Path(workflow.basedir) / "scripts" / name)
-
-
-def settings_file(job):
-    """The input function of a job's settings file; ``job`` may name wildcards, e.g.
-    ``pretrain/{method}``."""
-    return lambda w: paths.SETTINGS.format(dataset=w.dataset, job=job.format(**w))
+def repo_file(name):
+    """A file of the repository (a script, the paper's numbers), next to the Snakefile, so that
+    `--directory` can put results elsewhere."""
+    return str(Path(workflow.basedir) / name)
 
 
 def _job_resources(rule, wildcards):
-    """The config's resources of ``rule`` (sdclr.resources) for this job's dataset; a job of
+    """The config's resources of ``rule`` (sdclr.pipeline.resources) for this job's dataset; a job of
     no single dataset (tables, figures) gets the most that any dataset's jobs of it ask."""
     datasets = [wildcards.dataset] if "dataset" in wildcards.keys() else list(config["datasets"])
     jobs = [
@@ -77,69 +83,114 @@ def rule_resources(rule):
     return {key: resource(key) for key in keys}
 
 
-def logged(command):
-    """A rule's shell command after the attempt line in its log (sdclr/joblog.py)."""
-    return joblog.logged(command, script("start_log.sh"))
+def is_removal_run(wildcards):
+    method = config["datasets"][wildcards.dataset]["methods"][wildcards.method]
+    return "remove_difficult" in method
+
+
+def _formatted(template, wildcards):
+    """``template`` with the job's wildcards (and a removal run's ``{selector}``)."""
+    values = dict(wildcards.items())
+    if "{selector}" in template:
+        method = config["datasets"][values["dataset"]]["methods"][values["method"]]
+        values["selector"] = method["remove_difficult"]["selector"]
+    return template.format(**values)
+
+
+def _input(spec, wildcards):
+    if isinstance(spec, dag.Collected):
+        return spec.files(config, wildcards)
+    if isinstance(spec, dag.RepoFile):
+        return repo_file(spec.path)
+    if spec.only == "removal" and not is_removal_run(wildcards):
+        return []
+    return _formatted(spec.path, wildcards)
+
+
+def stage_inputs(stage):
+    """The rule's named inputs: a function of the wildcards for each."""
+    return {name: (lambda w, s=spec: _input(s, w)) for name, spec in stage.inputs.items()}
+
+
+def stage_outputs(stage):
+    """The rule's named outputs (the persistent checkpoint is the run's, not an output: a
+    failed attempt keeps it for the next to resume from); report() where the stage says."""
+    outputs = {}
+    for name, spec in dag.stage_outputs(stage, config).items():
+        if spec.persist:
+            continue
+        path = spec.path
+        if spec.report:
+            path = report(path, category=spec.report[0], caption=spec.report[1])
+        outputs[name] = path
+    return outputs
+
+
+def stage_params(stage):
+    """The command's arguments (``--seed``, ``--out-dir``, ...) from the wildcards, and the
+    ``--removal <record>`` option that only a removal run's inputs give."""
+    params = {
+        name: (lambda w, t=template: _formatted(t, w)) for name, template in stage.args.items()
+    }
+    for name, spec in stage.inputs.items():
+        if isinstance(spec, dag.File) and spec.only == "removal":
+            flag = dag.flag_of(name, spec)
+            params[f"{name}_option"] = lambda w, s=spec, f=flag: (
+                f"{f} {shlex.quote(_input(s, w))}" if _input(s, w) else ""
+            )
+    return params
+
+
+def stage_command(stage):
+    """The stage's command (dag.py: one ``--<flag> <path>`` per input and output), after the
+    attempt line in its log (sdclr/pipeline/joblog.py)."""
+    parts = ["python", shlex.quote(repo_file(f"scripts/{stage.script}"))]
+    for name, spec in stage.inputs.items():
+        flag = dag.flag_of(name, spec)
+        if flag is None:
+            continue
+        if isinstance(spec, dag.File) and spec.only == "removal":
+            parts.append(f"{{params.{name}_option}}")
+        else:
+            parts.append(f"{flag} {{input.{name}:q}}")
+    for name, spec in dag.stage_outputs(stage, config).items():
+        flag = dag.flag_of(name, spec)
+        if flag is not None and not spec.persist:
+            parts.append(f"{flag} {{output.{name}:q}}")
+    for name in stage.args:
+        parts.append(f"{dag.flag_of(name)} {{params.{name}:q}}")
+    if stage.threads:
+        parts.append("--threads {threads}")
+    parts.append("2>> {log:q}")
+    return joblog.logged(" ".join(parts), repo_file("scripts/start_log.sh"))
 
 
 def final_targets():
-    tables = paths.table_files(config)
     return (
-        tables
+        paths.table_files(config)
         + list(paths.FIGURES.values())
-        + list(paths.COMPARISON.values())
+        + list(paths.comparison_files(config).values())
         + list(paths.SUMMARY.values())
         + paths.analysis_report_files(config)
         + paths.removal_figures(config)
     )
 
 
-def removal_rule(wildcards):
-    """A removal run's ``remove_difficult`` settings (None for any other run)."""
-    return config["datasets"][wildcards.dataset]["methods"][wildcards.method].get(
-        "remove_difficult"
-    )
+def job_settings(wildcards):
+    """A job's resolved settings file, as the plan has it (sdclr/pipeline/resolve.py)."""
+    return PLAN["settings"][wildcards.dataset][wildcards.job]
 
 
-def removal_record(wildcards):
-    """The removal record a removal run's pretraining reads (none for other runs)."""
-    return [paths.REMOVAL.format(**wildcards)] if removal_rule(wildcards) else []
+def report_stage_settings(wildcards):
+    return PLAN["report"][wildcards.stage]
 
 
-def removal_option(wildcards):
-    """``--removal <record>`` for a removal run's pretraining, else nothing."""
-    return " ".join(f"--removal {shlex.quote(f)}" for f in removal_record(wildcards))
-
-
-def selector_model(wildcards):
-    """The selector run's pretrained model of this split and seed."""
-    selector = removal_rule(wildcards)["selector"]
-    return paths.MODEL.format(**{**wildcards, "method": selector})
-
-
-def canonical_json(value):
-    """Settings as a params string that changes only when a value does, not its key order."""
-    return json.dumps(value, sort_keys=True)
-
-
-def job_settings_json(wildcards):
-    return canonical_json(sdclr_config.job_settings(config, wildcards.dataset, wildcards.job))
-
-
-def write_settings(path, settings_json):
-    """Write a job's settings (canonical JSON from params) as the readable settings file."""
-    write_json(path, json.loads(settings_json))
-
-
-def output_options(output, keys):
-    """``--<key> <path>`` for each named output (keys with ``_`` spelt ``-``), shell-quoted."""
-    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(output[key])}" for key in keys)
-
-
-def reference_split_files(wildcards):
-    """The reference split files of this split (none when splits are generated)."""
-    files = config["datasets"][wildcards.dataset]["longtail"].get("reference_splits") or {}
-    return sorted({path.replace("{split}", wildcards.split) for path in files.values()})
+def digest_of(settings_of):
+    """The params of a settings rule: the hash of the settings' canonical JSON, which changes
+    exactly when a value or a code file in them does (and reads short in --reason)."""
+    return lambda wildcards: hashlib.sha256(
+        canonical_json(settings_of(wildcards)).encode()
+    ).hexdigest()
 
 
 def record_in_dvc():
@@ -155,4 +206,4 @@ def record_in_dvc():
         return
     if not Path(".dvc").is_dir():
         return
-    shell(f"python {shlex.quote(script('dvc_record.py'))}")
+    shell(f"python {shlex.quote(repo_file('scripts/dvc_record.py'))}")

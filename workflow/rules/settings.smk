@@ -1,8 +1,9 @@
-# Each job's settings, resolved once from the config (sdclr.config.job_settings) into a file
-# that is the job's input: the one way a setting reaches the code. The params are the settings
-# as canonical JSON, so this rule reruns exactly when a job's settings change (not when the
-# YAML's key order does), and the jobs reading the file rerun because it changed. Labels, row
-# order and colours are only in the report's settings: renaming a method retrains nothing.
+# Each job's settings file: the job's input, and the one way a setting reaches the code. Its
+# content is the plan's (sdclr/pipeline/resolve.py): every setting resolved, defaults included,
+# and the code the job runs (a hash per source file). The params are the hash of that content
+# as canonical JSON, so this rule reruns exactly when a job's settings or code change (not when
+# the YAML's key order does), and the jobs reading the file rerun because it changed. Labels and row
+# order are only in the report stages' settings: renaming a method retrains nothing.
 
 
 rule job_settings:
@@ -12,18 +13,18 @@ rule job_settings:
         "results/logs/settings/{dataset}/{job}.log",
     localrule: True
     params:
-        settings=job_settings_json,
+        digest=digest_of(job_settings),
     run:
-        write_settings(output[0], params.settings)
+        write_json(output[0], job_settings(wildcards))
 
 
 rule report_settings:
     output:
         paths.REPORT_SETTINGS,
     log:
-        "results/logs/settings/report.log",
+        "results/logs/settings/report/{stage}.log",
     localrule: True
     params:
-        settings=canonical_json(sdclr_config.report_settings(config)),
+        digest=digest_of(report_stage_settings),
     run:
-        write_settings(output[0], params.settings)
+        write_json(output[0], report_stage_settings(wildcards))

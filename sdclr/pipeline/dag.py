@@ -1,0 +1,338 @@
+"""Every stage of the pipeline, declared once: its script, the files it reads and writes, the
+wildcards it runs over and what it asks a scheduler for. The Snakefile's rules
+(``workflow/rules/stages.smk``) and ``dvc.yaml`` (``sdclr.pipeline.dvc``, ``make dvc``) are
+both made from this table, so the two tools run the same stages on the same files with the
+same commands.
+
+A stage's command is its script with one ``--<flag> <path>`` per input and output (the flag is
+the file's name with ``_`` spelt ``-``, unless the file says otherwise), its ``args`` (a
+wildcard or a path made of them), and ``--threads`` where the stage uses torch's threads.
+
+Adding a stage: a module in ``sdclr/pipeline/stages/`` (its function), a script in ``scripts/`` (its
+arguments), an entry here, and its config keys; then ``make dvc``. Nothing else.
+
+Pure: no torch (the Snakefile imports it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sdclr.pipeline import paths
+
+#: Wildcards and their path pieces in a log's name (``results/logs/<stage>/...``).
+WILDCARD_PIECES = {
+    "dataset": "{dataset}",
+    "method": "{method}",
+    "split": "split{split}",
+    "seed": "seed{seed}",
+    "probe": "{probe}",
+    "analysis": "{analysis}",
+}
+
+
+@dataclass(frozen=True)
+class File:
+    """One file a stage reads or writes; ``path`` is a template of the stage's wildcards (and,
+    for a removal run, ``{selector}``: its selector run)."""
+
+    path: str
+    flag: str | None = ""  # "": --<name>; None: not on the command line
+    dvc: Literal["out", "plot", "metric"] = "out"
+    persist: bool = False  # DVC keeps it when the stage reruns (a checkpoint to resume from)
+    only: Literal["all", "removal"] = "all"  # an input of removal runs only
+    report: tuple[str, str] | None = None  # Snakemake report(): (category, caption file)
+
+
+@dataclass(frozen=True)
+class Collected:
+    """An input of many files: Snakemake lists them from the config (``files(config,
+    wildcards)``); DVC depends on the directory ``dvc_dir`` that holds them."""
+
+    files: Callable[[dict[str, Any], Any], list[str]]
+    dvc_dir: str
+    flag: str | None = None
+
+
+@dataclass(frozen=True)
+class RepoFile:
+    """A file of the repository (not a pipeline output), relative to its root."""
+
+    path: str
+    flag: str | None = ""
+
+
+Input = File | Collected | RepoFile
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: a Snakemake rule and one or more DVC stages."""
+
+    name: str
+    script: str
+    doc: str
+    wildcards: tuple[str, ...] = ()
+    inputs: dict[str, Input] = field(default_factory=dict)
+    outputs: dict[str, File] = field(default_factory=dict)
+    args: dict[str, str] = field(default_factory=dict)  # flag name -> template
+    #: Stages over runs: every run, or removal runs only (a selection, its figure).
+    runs: Literal["all", "removal"] = "all"
+    threads: bool = False
+    local: bool = False  # runs on the submitting host (no job resources)
+
+    @property
+    def log(self) -> str:
+        pieces = [WILDCARD_PIECES[w] for w in self.wildcards]
+        return f"results/logs/{self.name}" + ("/" + "/".join(pieces) if pieces else "") + ".log"
+
+
+def flag_of(name: str, spec: Input | None = None) -> str | None:
+    """The command-line flag of an input or output (None: not passed)."""
+    flag = getattr(spec, "flag", "")
+    if flag is None:
+        return None
+    return flag or "--" + name.replace("_", "-")
+
+
+def _settings(job: str) -> File:
+    return File(paths.SETTINGS.replace("{job}", job))
+
+
+def _report_settings(stage: str) -> File:
+    return File(paths.REPORT_SETTINGS.replace("{stage}", stage))
+
+
+def _probe_tables(config: dict[str, Any], _: Any) -> list[str]:
+    return [paths.TABLE.format(probe=p, ext="json") for p in paths.probes(config)]
+
+
+def _train_logs(config: dict[str, Any], _: Any) -> list[str]:
+    return [paths.TRAIN_LOG.format(**run) for run in paths.runs(config)]
+
+
+_MODEL_INPUTS: dict[str, Input] = {"data": File(paths.DATASET), "split": File(paths.SPLIT)}
+_RUN = ("dataset", "method", "split", "seed")
+_EVALS = Collected(lambda config, _: paths.all_eval_files(config), "results/eval")
+_ANALYSES = Collected(lambda config, _: paths.analysis_files(config), "results/analysis")
+_TABLE = ("Tables", "../report/table.rst")
+_ANALYSIS = ("Analyses", "../report/analysis.rst")
+_FIGURES = ("Figures", "../report/figures.rst")
+_COMPARISON = ("Paper comparison", "../report/comparison.rst")
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "prepare_dataset",
+        "prepare_dataset.py",
+        "The raw dataset as one uint8 tensor file and a summary.",
+        ("dataset",),
+        {"settings": _settings("dataset")},
+        {"data": File(paths.DATASET, flag="--out"), "summary": File(paths.DATASET_SUMMARY)},
+    ),
+    Stage(
+        "make_split",
+        "make_split.py",
+        "One long-tail split: D_i, D_b, S_b, the probe pools, validation.",
+        ("dataset", "split"),
+        {"settings": _settings("split"), "data": File(paths.DATASET)},
+        {"split": File(paths.SPLIT, flag="--out")},
+        args={"split": "{split}"},
+    ),
+    Stage(
+        "select_difficult",
+        "select_difficult.py",
+        "A removal run's difficult examples, scored with its selector's encoder.",
+        _RUN,
+        {
+            "settings": _settings("removal/{method}"),
+            **_MODEL_INPUTS,
+            "model": File(paths.MODEL.replace("{method}", "{selector}")),
+        },
+        {"record": File(paths.REMOVAL, flag="--out")},
+        args={"seed": "{seed}"},
+        runs="removal",
+        threads=True,
+    ),
+    Stage(
+        "pretrain",
+        "pretrain.py",
+        "One method on one split and seed; resumes from the run directory's resume.pt.",
+        _RUN,
+        {
+            "settings": _settings("pretrain/{method}"),
+            **_MODEL_INPUTS,
+            "removal": File(paths.REMOVAL, only="removal"),
+        },
+        {
+            "model": File(paths.MODEL, flag=None),
+            "train_log": File(paths.TRAIN_LOG, flag=None),
+            "checkpoint": File(f"{paths.RUN_DIR}/{paths.CHECKPOINT_NAME}", flag=None, persist=True),
+        },
+        args={"seed": "{seed}", "out_dir": paths.RUN_DIR},
+        threads=True,
+    ),
+    Stage(
+        "probe",
+        "evaluate.py",
+        "One probe of one pretrained model: per-class and group test accuracy.",
+        (*_RUN, "probe"),
+        {"settings": _settings("probe/{probe}"), **_MODEL_INPUTS, "model": File(paths.MODEL)},
+        {"record": File(paths.EVAL, flag="--out")},
+        args={"seed": "{seed}"},
+        threads=True,
+    ),
+    Stage(
+        "analyse",
+        "analyse.py",
+        "The analyses of one pretrained model (PIE, geometry, difficult pairs): one record.",
+        _RUN,
+        {"settings": _settings("analysis"), **_MODEL_INPUTS, "model": File(paths.MODEL)},
+        {"record": File(paths.ANALYSIS, flag="--out")},
+        args={"seed": "{seed}"},
+        threads=True,
+    ),
+    Stage(
+        "make_tables",
+        "make_tables.py",
+        "One probe's mean ± std tables over splits, and per split.",
+        ("probe",),
+        {
+            "settings": _report_settings("make_tables"),
+            "evals": Collected(lambda config, w: paths.eval_files(config, w.probe), "results/eval"),
+        },
+        {
+            **{
+                ext: File(paths.TABLE.replace("{ext}", ext), report=_TABLE if ext == "md" else None)
+                for ext in paths.TABLE_FORMATS
+            },
+            **{
+                f"splits_{ext}": File(
+                    paths.SPLIT_TABLE.replace("{ext}", ext),
+                    report=("Tables per split", _TABLE[1]) if ext == "md" else None,
+                )
+                for ext in paths.SPLIT_TABLE_FORMATS
+            },
+        },
+        args={"probe": "{probe}"},
+    ),
+    Stage(
+        "make_figures",
+        "make_figures.py",
+        "Group accuracies, class profiles of the splits, accuracy against frequency.",
+        (),
+        {
+            "settings": _report_settings("make_figures"),
+            "evals": _EVALS,
+            "splits": Collected(lambda config, _: paths.split_files(config), "results/splits"),
+        },
+        {name: File(path, dvc="plot", report=_FIGURES) for name, path in paths.FIGURES.items()},
+    ),
+    Stage(
+        "compare_with_paper",
+        "compare_with_paper.py",
+        "Our mean ± std beside the paper's reported numbers.",
+        (),
+        {
+            "settings": _report_settings("compare_with_paper"),
+            "evals": _EVALS,
+            "reported": RepoFile(paths.REPORTED_FILE),
+        },
+        {},  # one table per probe the paper reports: :func:`stage_outputs`
+    ),
+    Stage(
+        "make_analysis_report",
+        "make_analysis_report.py",
+        "One analysis of every model: its table and figure.",
+        ("analysis",),
+        {
+            "settings": _report_settings("make_analysis_report"),
+            "records": Collected(
+                lambda config, _: paths.analysis_files(config), "results/analysis"
+            ),
+        },
+        {
+            "md": File(paths.ANALYSIS_TABLE.replace("{ext}", "md"), report=_ANALYSIS),
+            "csv": File(paths.ANALYSIS_TABLE.replace("{ext}", "csv")),
+            "figure": File(paths.ANALYSIS_FIGURE, dvc="plot", report=_ANALYSIS),
+        },
+        args={"analysis": "{analysis}"},
+    ),
+    Stage(
+        "removal_figure",
+        "make_removal_figure.py",
+        "Where a removal run's difficult examples come from, by D_i frequency.",
+        ("dataset", "method"),
+        {
+            "settings": _report_settings("removal_figure"),
+            "records": Collected(
+                lambda config, w: paths.removal_records(config, w.dataset, w.method),
+                "results/removal/{dataset}/{method}",
+                flag="--records",
+            ),
+        },
+        {"figure": File(paths.REMOVAL_FIGURE, flag="--out", dvc="plot", report=_FIGURES)},
+        runs="removal",
+        local=True,
+    ),
+    Stage(
+        "summarize",
+        "summarize.py",
+        "results/metrics.json and the data of dvc.yaml's plots.",
+        (),
+        {
+            "settings": _report_settings("summarize"),
+            "tables": Collected(_probe_tables, "results/tables"),
+            "train_logs": Collected(_train_logs, "results/checkpoints"),
+        },
+        {
+            "metrics": File(paths.SUMMARY["metrics"], dvc="metric"),
+            "loss": File(paths.SUMMARY["loss"]),
+            "groups": File(paths.SUMMARY["groups"]),
+        },
+    ),
+)
+
+STAGES_BY_NAME = {stage.name: stage for stage in STAGES}
+
+#: The script of each kind of job settings file (``sdclr.pipeline.paths.SETTINGS``): the code its
+#: settings file records.
+SETTINGS_SCRIPTS = {
+    "dataset": "prepare_dataset.py",
+    "split": "make_split.py",
+    "pretrain": "pretrain.py",
+    "probe": "evaluate.py",
+    "analysis": "analyse.py",
+    "removal": "select_difficult.py",
+}
+#: The report stages (one settings file each, ``sdclr.pipeline.paths.REPORT_SETTINGS``) and scripts.
+REPORT_STAGES = {
+    stage.name: stage.script
+    for stage in STAGES
+    if any(
+        isinstance(spec, File) and spec.path.startswith("results/settings/report/")
+        for spec in stage.inputs.values()
+    )
+}
+
+
+def stage_outputs(stage: Stage, config: dict[str, Any]) -> dict[str, File]:
+    """A stage's outputs for a normalised config (the comparison's depend on its registry)."""
+    if stage.name != "compare_with_paper":
+        return stage.outputs
+    return {
+        key: File(path, report=None if key.endswith("_csv") else _COMPARISON)
+        for key, path in paths.comparison_files(config).items()
+    } | {"figure": File(paths.COMPARISON_FIGURE, dvc="plot", report=_COMPARISON)}
+
+
+def stage_needed(stage: Stage, config: dict[str, Any]) -> bool:
+    """Whether a normalised config has jobs of ``stage`` (removal stages need removal runs,
+    the analyses' need analyses)."""
+    if stage.runs == "removal":
+        return bool(paths.removal_runs(config))
+    if stage.name in ("analyse", "make_analysis_report"):
+        return bool(paths.analyses(config))
+    return True

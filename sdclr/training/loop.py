@@ -1,0 +1,253 @@
+"""Contrastive pretraining: SGD with per-iteration warm-up cosine, resumable checkpoints.
+
+The training images sit on the training device as one uint8 tensor; every batch is
+augmented there (``sdclr.data.augment``). All randomness (batch order, augmentation) comes
+from one ``torch.Generator`` whose state is saved in every checkpoint, so a resumed run ends
+with the same weights as an uninterrupted one. The step is :class:`sdclr.training.step.TrainStep`.
+
+Files in ``out_dir``:
+  resume.pt       the last checkpoint (model, optimiser, generator, history), rewritten
+                  atomically every ``checkpoint_every`` epochs and at the end
+  train_log.csv   one row per finished epoch: epoch, loss, lr, and what the method logs
+  timing.csv      one row per epoch run: epoch, seconds, views_per_second (appended; an epoch
+                  redone after a resume appears again). Wall-clock times live here only, so
+                  resume.pt, train_log.csv and model.pt are byte-identical across identical runs
+  model.pt        the final encoder with what is needed to rebuild it, and the method's
+                  per-sample statistics if it keeps any (written last)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from sdclr import distributed
+from sdclr.data.augment import BatchAugment
+from sdclr.device import describe_device
+from sdclr.methods import create_method
+from sdclr.models import convert_sync_batchnorm
+from sdclr.provenance import provenance
+from sdclr.torch_files import torch_save
+from sdclr.training.batches import check_batch, rank_share
+from sdclr.training.checkpoint import plain_state_dict, resume, save_checkpoint
+from sdclr.training.config import PretrainConfig, PretrainJob
+from sdclr.training.run_files import (
+    CHECKPOINT_NAME,
+    LOG_NAME,
+    MODEL_NAME,
+    TIMING_NAME,
+    append_timing,
+    write_train_log,
+)
+from sdclr.training.state import Training, warmup_cosine_lr
+from sdclr.training.step import TrainStep, resolve_runtime
+
+log = logging.getLogger(__name__)
+
+
+def pretrain(
+    job: PretrainJob,
+    images: torch.Tensor,
+    out_dir: str | Path,
+    seed: int,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    sample_ids: torch.Tensor | None = None,
+) -> dict[str, Any]:
+    """Pretrain ``job.method`` on ``images`` (uint8 [N, C, H, W]); return a summary.
+
+    Resumes from ``out_dir/resume.pt`` when it exists. ``on_epoch_end(epoch, metrics)`` is
+    called after each finished (and, when due, checkpointed) epoch. ``sample_ids`` (the
+    images' training-set indices) go into model.pt with the method's per-sample statistics.
+    """
+    out_dir = Path(out_dir)
+    run = _setup(job, images.shape, seed, device)
+    resume(run, out_dir / CHECKPOINT_NAME)
+    images = images.to(run.device)
+    _log_start(run)
+    bar = tqdm(
+        total=run.config.epochs,
+        initial=run.start_epoch,
+        desc=f"pretrain {job.method.name}",
+        unit="epoch",
+        disable=not progress or not run.world.is_main,
+        mininterval=2.0,
+    )
+    run.model.train()
+    for epoch in range(run.start_epoch, run.config.epochs):
+        metrics, timing = _train_epoch(run, images, epoch, out_dir)
+        run.history.append(metrics)
+        done = epoch + 1
+        if done % run.config.checkpoint_every == 0 or done == run.config.epochs:
+            save_checkpoint(run, out_dir / CHECKPOINT_NAME, done)
+        if run.world.is_main:
+            write_train_log(out_dir / LOG_NAME, run.history)
+            append_timing(out_dir / TIMING_NAME, timing)
+        bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.3g}")
+        bar.update(1)
+        log.info(
+            "epoch %d/%d loss %.4f lr %.4g %.1fs",
+            done,
+            run.config.epochs,
+            metrics["loss"],
+            metrics["lr"],
+            timing["seconds"],
+        )
+        if on_epoch_end is not None:
+            on_epoch_end(done, {**metrics, **timing})
+    bar.close()
+    return _save_model(run, out_dir, sample_ids)
+
+
+def _setup(job: PretrainJob, shape: torch.Size, seed: int, device: torch.device | str) -> Training:
+    """Build the method, model, optimiser, augmentation and generators of a fresh run."""
+    world = distributed.setup()
+    device = torch.device(device)
+    if device.type == "cuda" and world.size > 1:
+        device = torch.device("cuda", world.local_rank)
+    spec = job.method
+    method = create_method(
+        spec.algorithm,
+        spec.hyperparameters,
+        f"methods.{spec.name}.hyperparameters",
+        spec.extensions or None,
+    )
+    model_config, config = job.model, job.pretrain
+    augment = BatchAugment(job.augmentation)
+    runtime = resolve_runtime(config, device, world.size)
+    runtime.set_arithmetic()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv kernels
+    check_batch(job.dataset, spec.pretrain_set, config.batch_size, shape[0], world.size)
+
+    torch.manual_seed(seed)
+    model = method.build_model(model_config, shape[1])
+    if world.size > 1 and config.sync_batchnorm:
+        convert_sync_batchnorm(model)
+    model = model.to(device)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        foreach=True,  # multi-tensor updates: the for-loop's arithmetic, far fewer kernels
+    )
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    augment_generator = generator
+    if world.size > 1:
+        augment_generator = torch.Generator(device=device)
+        augment_generator.manual_seed(seed + 1_000_003 * (world.rank + 1))
+    method.setup(shape[0], device, model)
+    step = TrainStep(method, model, optimizer, augment, runtime)
+    return Training(
+        job.identity, seed, world, device, method, model, optimizer, runtime, config, model_config,
+        generator, augment_generator, step, num_images=shape[0], in_channels=shape[1],
+    )  # fmt: skip
+
+
+def _log_start(run: Training) -> None:
+    spec = run.settings["method"]
+    config, runtime = run.config, run.runtime
+    log.info(
+        "pretraining %s (%s) on %d images, %d epochs x %d steps of batch %d (last %d), device %s, "
+        "%s, channels_last %s, compile %s",
+        *(spec["name"], spec["algorithm"], run.num_images, config.epochs, run.steps_per_epoch),
+        *(config.batch_size, run.step_sizes[-1], run.device, runtime.precision),
+        *(runtime.channels_last, runtime.compile),
+    )
+    if run.world.size > 1:
+        bn = "synchronised" if run.config.sync_batchnorm else "per rank"
+        log.info("%d processes, BatchNorm statistics %s", run.world.size, bn)
+
+
+def _train_epoch(
+    run: Training, images: torch.Tensor, epoch: int, out_dir: Path
+) -> tuple[dict[str, float], dict[str, float]]:
+    """One epoch: the method's epoch hook, then every step; returns (metrics, timing)."""
+    started = time.perf_counter()
+    extra = run.method.begin_epoch(run.model, epoch)
+    order = torch.randperm(run.num_images, device=run.device, generator=run.generator)
+    loss_sum = torch.zeros((), device=run.device)
+    sizes = run.step_sizes
+    steps, step_start = len(sizes), 0
+    for step, size in enumerate(sizes):
+        lr = run.lr(epoch * steps + step)
+        start, stop = rank_share(step_start, size, run.world.rank, run.world.size)
+        indices = order[start:stop]
+        loss_sum += run.step(images[indices], indices, run.augment_generator, lr)
+        step_start += size
+    extra.update(run.method.end_epoch(epoch))
+    mean_loss = float(loss_sum) / steps  # waits for the device: the clock then sees all work
+    seconds = time.perf_counter() - started
+    if not math.isfinite(mean_loss):
+        raise FloatingPointError(
+            f"loss became {mean_loss} at epoch {epoch + 1}; lower pretrain.lr "
+            f"(the last checkpoint in {out_dir} is kept)"
+        )
+    metrics = {
+        "epoch": epoch + 1,
+        "loss": round(mean_loss, 6),
+        "lr": lr,
+        **({"processes": run.world.size} if run.world.size > 1 else {}),
+        **extra,
+    }
+    timing = {
+        "epoch": epoch + 1,
+        "seconds": round(seconds, 3),
+        "views_per_second": round(2 * step_start / seconds, 1),
+    }
+    return metrics, timing
+
+
+def _sample_statistics(run: Training, ids: torch.Tensor | None) -> dict[str, Any]:
+    """model.pt's ``sample_statistics``: the method's, by position, with the positions'
+    training-set indices ``ids`` (default 0..N-1); nothing when the method keeps none."""
+    if not (statistics := run.method.sample_statistics()):
+        return {}
+    ids = torch.arange(run.num_images) if ids is None else ids
+    return {"sample_statistics": {"pretrain_indices": ids.cpu().long(), **statistics}}
+
+
+def _save_model(run: Training, out_dir: Path, ids: torch.Tensor | None) -> dict[str, Any]:
+    """Write model.pt (the encoder and what rebuilds it) and the final log; return the
+    summary."""
+    spec = run.settings["method"]
+    summary = {
+        "method": spec,
+        "algorithm": spec["algorithm"],
+        "model_config": asdict(run.model_config),
+        "in_channels": run.in_channels,
+        "seed": run.seed,
+        "epochs": run.config.epochs,
+        "final_loss": run.history[-1]["loss"] if run.history else None,
+        "num_images": run.num_images,
+        "provenance": provenance(describe_device(run.device), run.runtime.precision),
+    }
+    extra = _sample_statistics(run, ids)
+    if run.world.is_main:
+        torch_save(
+            out_dir / MODEL_NAME, {**summary, **extra, "state_dict": plain_state_dict(run.model)}
+        )
+        write_train_log(out_dir / LOG_NAME, run.history)
+    distributed.barrier()
+    return summary
+
+
+__all__ = [  # what callers import from the loop (the run files' names, its config, schedule)
+    "CHECKPOINT_NAME",
+    "LOG_NAME",
+    "MODEL_NAME",
+    "PretrainConfig",
+    "pretrain",
+    "warmup_cosine_lr",
+]

@@ -1,0 +1,171 @@
+"""What many test modules share: tiny pretraining settings and images, a toy dataset with its
+split and a saved model, an evaluation record, a pretraining run in a child process that can be
+killed, and ``pretrain`` taking a settings file's dict (as a job reads it) for brevity."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sdclr.data.image_dataset import ImageDataset
+from sdclr.data.splits import LongTailConfig, make_longtail_split
+from sdclr.methods import create_method
+from sdclr.models import ModelConfig
+from sdclr.torch_files import torch_save
+from sdclr.training import loop
+from sdclr.training.config import PretrainJob
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+
+
+def pretrain(settings: dict[str, Any] | PretrainJob, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``sdclr.training.loop.pretrain`` of a settings file's dict (typed as the stage types it)."""
+    job = settings if isinstance(settings, PretrainJob) else PretrainJob.from_settings(settings)
+    return loop.pretrain(job, *args, **kwargs)
+
+
+def toy_images(n=48):
+    return torch.randint(
+        0, 256, (n, 3, 14, 14), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
+    )
+
+
+def tiny_settings(method="sdclr", epochs=4):
+    return {
+        "dataset": "toy",
+        "method": {
+            "name": method,
+            "algorithm": method,
+            "pretrain_set": "D_i",
+            "hyperparameters": {"temperature": 0.2},
+        },
+        "model": {"arch": "resnet18", "stem": "cifar", "width": 0.0625, "projection_dim": 16},
+        "augmentation": {"crop_size": 12},
+        "pretrain": {
+            "epochs": epochs,
+            "batch_size": 16,
+            "lr": 0.1,
+            "warmup_epochs": 1,
+            "checkpoint_every": 1,
+        },
+        "device": "cpu",
+    }
+
+
+def difficult_settings(epochs=5):
+    """SDCLR + margin tuning and temperature scaling of difficult pairs (in-batch selection) +
+    a temperature schedule."""
+    settings = tiny_settings("sdclr", epochs=epochs)
+    settings["method"]["hyperparameters"] = {"prune_ratio": 0.9}
+    settings["method"]["extensions"] = {
+        "difficult_examples": {"margin": 0.1, "temperature_ratio": 0.5},
+        "temperature_schedule": {"period": 2},
+    }
+    return settings
+
+
+def _run(settings_path, out_dir, pause="0"):
+    return subprocess.Popen(
+        [sys.executable, "-c", _KILLABLE, str(settings_path), str(out_dir), pause],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])},
+    )
+
+
+def bcl_settings(epochs=4):
+    settings = tiny_settings("sdclr", epochs=epochs)
+    settings["method"]["extensions"] = {
+        "bcl": {"num_ops": 2, "min_magnitude": 5},
+        "temperature_schedule": {"period": 2},
+    }
+    return settings
+
+
+def saved_model(path, algorithm="sdclr"):
+    torch.manual_seed(0)
+    method = create_method(algorithm, {})
+    config = ModelConfig(width=0.0625, projection_dim=8)
+    model = method.build_model(config, in_channels=1)
+    spec = {
+        "name": algorithm,
+        "algorithm": algorithm,
+        "pretrain_set": "D_i",
+        "hyperparameters": {},
+    }
+    torch_save(
+        path,
+        {
+            "state_dict": model.state_dict(),
+            "algorithm": algorithm,
+            "method": spec,
+            "model_config": vars(config),
+            "in_channels": 1,
+        },
+    )
+    return model
+
+
+def toy_split(dataset):
+    """Split 1 of the toy dataset: 10 validation images per class, D_i from 50 down, S_b 3."""
+    config = LongTailConfig(
+        validation_per_class=10, n_max=50, imbalance_ratio=10, fewshot_per_class=3
+    )
+    return make_longtail_split(dataset.train_labels.numpy(), 4, config, "toy", 1)
+
+
+def toy_dataset(per_class=60, test_per_class=20, num_classes=4, size=12):
+    """Class c has mean brightness 40 + 60c plus noise: separable by pooled features of any
+    backbone, and unchanged by crops and flips."""
+    gen = torch.Generator().manual_seed(0)
+
+    def make(n):
+        labels = torch.arange(num_classes).repeat_interleave(n)
+        noise = torch.randint(0, 30, (len(labels), 1, size, size), generator=gen)
+        images = (40 + 60 * labels.view(-1, 1, 1, 1) + noise).to(torch.uint8)
+        return images, labels
+
+    train, test = make(per_class), make(test_per_class)
+    return ImageDataset(
+        "toy", train[0], train[1], test[0], test[1], [f"c{i}" for i in range(num_classes)]
+    )
+
+
+def record(method, split, seed, many, medium, few, probe="linear", dataset="toy"):
+    summary = {
+        "Many": many,
+        "Medium": medium,
+        "Few": few,
+        "Std": float(np.std([many, medium, few])),
+        "All": (many + medium + few) / 3,
+    }
+    return {
+        "dataset": dataset,
+        "method": method,
+        "split": split,
+        "seed": seed,
+        "probe": probe,
+        "summary": summary,
+    }
+
+
+_KILLABLE = """
+import sys, time
+from sdclr.io import read_json
+from tests.helpers import pretrain, toy_images
+
+def slow(epoch, metrics):
+    print(f"epoch {epoch}", flush=True)
+    time.sleep(float(sys.argv[3]))
+
+pretrain(read_json(sys.argv[1]), toy_images(48), sys.argv[2], seed=0, progress=False,
+         on_epoch_end=slow)
+"""
