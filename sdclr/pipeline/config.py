@@ -156,12 +156,15 @@ def validate_config(config: dict[str, Any]) -> None:
 
 
 def _first_non_finite(value: Any, where: tuple[Any, ...]) -> tuple[tuple[Any, ...], float] | None:
-    """The key path and value of the first NaN or ±inf anywhere in ``value`` (what a method's
-    free-form ``hyperparameters`` may hold before its class checks them), or None."""
+    """The key path and value of the first NaN or ±inf anywhere in ``value`` that the schema
+    does not type, or None. A method's ``hyperparameters`` are left to its class's schema
+    (``sdclr.methods.create_method``, below), whose message says what is allowed."""
     if isinstance(value, float) and not math.isfinite(value):
         return where, value
     if isinstance(value, dict | list):
         for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            if key == "hyperparameters":
+                continue
             if (found := _first_non_finite(item, (*where, key))) is not None:
                 return found
     return None
