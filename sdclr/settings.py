@@ -16,11 +16,18 @@ builds the object, with errors that name the key. Adding a setting is one line p
 Types map as: ``int`` -> integer, ``float`` -> number, ``bool`` -> boolean, ``str`` -> string,
 ``Literal[...]`` -> enum, ``X | None`` -> X or null, ``tuple[X, X]`` -> an array of exactly that
 many X, ``tuple[X, ...]`` -> an array of X. Bounds apply to a number, or to an array's items.
+
+Every number must be finite (NaN and ±inf are refused: :data:`Validator` checks types so) and
+every integer is bounded: one without a declared maximum gets :data:`INT_MAX`, what a C
+``int`` holds (torch, NumPy and CUDA take it). A boolean is never a number, nor is ``3.0`` an
+integer. An error is one line with the key, the value and what is allowed (:func:`error_line`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import types
 import typing
 from functools import cache
@@ -29,8 +36,11 @@ from typing import Any, Literal, TypeVar, Union
 import jsonschema
 
 from sdclr.errors import ConfigError
+from sdclr.names import NAME_PATTERN, NAME_RULE
 
 T = TypeVar("T")
+#: The largest value of an integer setting that declares no maximum: a C ``int``'s.
+INT_MAX = 2**31 - 1
 _MISSING = dataclasses.MISSING
 _BOUNDS = {
     "minimum": "minimum",
@@ -100,12 +110,21 @@ def _field_schema(field: dataclasses.Field, annotation: Any) -> dict[str, Any]:
         schema["items"] = {**schema["items"], **bounds}
     else:
         schema.update(bounds)
+    _cap_integers(schema["items"] if "items" in schema else schema)
     if "doc" in field.metadata:
         schema["description"] = field.metadata["doc"]
     if field.default is not _MISSING:
         default = field.default
         schema["default"] = list(default) if isinstance(default, tuple) else default
     return schema
+
+
+def _cap_integers(schema: dict[str, Any]) -> None:
+    """Give an integer without a declared upper bound the maximum :data:`INT_MAX`."""
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if "integer" in kinds and "maximum" not in schema and "exclusiveMaximum" not in schema:
+        schema["maximum"] = INT_MAX
 
 
 @cache
@@ -123,13 +142,112 @@ def json_schema(cls: type) -> dict[str, Any]:
     return schema
 
 
-def _error_line(section: str, err: Any) -> str:
-    where = ".".join([section, *map(str, err.absolute_path)])
+def _is_number(checker: Any, instance: Any) -> bool:
+    """A finite number: an int, or a float that is not NaN or ±inf (never a boolean)."""
+    if isinstance(instance, bool) or not isinstance(instance, int | float):
+        return False
+    return isinstance(instance, int) or math.isfinite(instance)
+
+
+def _is_integer(checker: Any, instance: Any) -> bool:
+    """An int, not a boolean and not a float such as ``3.0``."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+    {"number": _is_number, "integer": _is_integer}
+)
+#: The validator of every config schema: JSON Schema 2020-12 with finite numbers and strict
+#: integers (so a bound such as ``minimum`` is checked only on a finite number).
+Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES)
+
+
+def _interval(schema: dict[str, Any]) -> str:
+    low = ("[", schema["minimum"]) if "minimum" in schema else None
+    low = ("(", schema["exclusiveMinimum"]) if "exclusiveMinimum" in schema else low
+    high = (schema["maximum"], "]") if "maximum" in schema else None
+    high = (schema["exclusiveMaximum"], ")") if "exclusiveMaximum" in schema else high
+    if low and high:
+        return f" in {low[0]}{low[1]}, {high[0]}{high[1]}"
+    if low:
+        return f" {'>=' if low[0] == '[' else '>'} {low[1]}"
+    return f" {'<=' if high[1] == ']' else '<'} {high[0]}" if high else ""
+
+
+_KIND_WORDS = {
+    "string": "a string",
+    "boolean": "true or false",
+    "null": "null",
+    "object": "a mapping",
+}
+
+
+def describe(schema: dict[str, Any]) -> str:
+    """What ``schema`` allows, in words: ``an integer in [1, 2147483647]``, ``one of ...``."""
+    if "enum" in schema or "const" in schema:
+        values = schema.get("enum", [schema.get("const")])
+        return "one of " + ", ".join(json.dumps(v) for v in values)
+    if "anyOf" in schema or "oneOf" in schema:
+        return " or ".join(describe(s) for s in schema.get("anyOf", schema.get("oneOf", [])))
+    if schema.get("pattern") == NAME_PATTERN:
+        return NAME_RULE
+    kinds = schema.get("type", [])
+    words = []
+    for kind in kinds if isinstance(kinds, list) else [kinds]:
+        if kind == "array":
+            items = schema.get("items", {})
+            count = (
+                schema.get("minItems") if schema.get("minItems") == schema.get("maxItems") else None
+            )
+            words.append(f"a list of {count or 'any number of'} ({describe(items) or 'anything'})")
+        elif kind in ("number", "integer"):
+            words.append(
+                f"{'an integer' if kind == 'integer' else 'a finite number'}{_interval(schema)}"
+            )
+        else:
+            words.append(_KIND_WORDS.get(kind, kind))
+    return " or ".join(words)
+
+
+def _is_non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def error_line(where: str, err: Any) -> str:
+    """One line for a schema error at ``where``: the key, the value, what is allowed."""
     if err.validator == "additionalProperties":
         known = sorted(err.schema.get("properties", {}))
         unknown = sorted(set(err.instance) - set(known))
-        return f"{where}: unknown key(s) {unknown}; known keys here: {known}"
-    return f"{where}: {err.message}"
+        keys = ", ".join(f"{where}.{key}" if where else key for key in unknown)
+        return f"{keys}: unknown key{'s' * (len(unknown) > 1)}; known keys here: {known}"
+    where = where or "<top level>"
+    if _is_non_finite(err.instance):
+        message = f"{err.instance} is not a finite number"
+    elif err.validator == "pattern":
+        message = f"{err.instance!r} is not a safe name"
+    elif err.validator in ("enum", "const"):
+        message = f"{err.instance!r} is not a choice"
+    else:
+        message = " ".join(str(err.message).split())
+    if err.validator not in _VALUE_CHECKS or not (allowed := describe(err.schema)):
+        return f"{where}: {message}"
+    return f"{where}: {message}; allowed: {allowed}"
+
+
+_VALUE_CHECKS = {
+    "type",
+    "enum",
+    "const",
+    "pattern",
+    "anyOf",
+    "oneOf",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minItems",
+    "maxItems",
+}
 
 
 def load(cls: type[T], values: dict[str, Any] | None, section: str) -> T:
@@ -138,10 +256,11 @@ def load(cls: type[T], values: dict[str, Any] | None, section: str) -> T:
     Errors raise :class:`ConfigError` naming ``section.key``; lists become tuples.
     """
     values = dict(values or {})
-    validator = jsonschema.Draft202012Validator(json_schema(cls))
+    validator = Validator(json_schema(cls))
     errors = sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ConfigError("; ".join(_error_line(section, e) for e in errors[:5]))
+        lines = [error_line(".".join([section, *map(str, e.absolute_path)]), e) for e in errors]
+        raise ConfigError("; ".join(lines[:5]))
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         pair = values.get(field.name)
         if field.metadata.get("ordered") and pair is not None and pair[0] > pair[1]:

@@ -207,7 +207,7 @@ def test_analyses_are_config_with_both_on_by_default():
     assert settings["knn_probe"] == {}  # PIE's kNN option reads the kNN probe's settings
     off = normalize_config({**config, "analyses": []})
     assert analysis_files(off) == [] and analysis_report_files(off) == []
-    with pytest.raises(ConfigError, match=r"analyses\.0: 'pies' is not one of"):
+    with pytest.raises(ConfigError, match=r"analyses\.0: 'pies' is not a choice"):
         normalize_config({**config, "analyses": ["pies"]})
     config["datasets"]["fmnist_lt"]["pie_analysis"] = {"probe": "linear"}
     with pytest.raises(ConfigError, match="pie_analysis.probe"):

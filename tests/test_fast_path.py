@@ -246,9 +246,9 @@ def test_runtime_auto_is_bf16_channels_last_compiled_on_cuda_and_fp32_eager_on_c
     assert resolve_runtime(explicit, "cpu") == Runtime("cpu", "bf16", True, True)
     off = PretrainConfig(epochs=1, precision="fp32", channels_last=False, compile=False)
     assert resolve_runtime(off, "cuda") == Runtime("cuda", "fp32", False, False)
-    with pytest.raises(ValueError, match="pretrain.precision: 'fp16' is not one of"):
+    with pytest.raises(ValueError, match="pretrain.precision: 'fp16' is not a choice"):
         load(PretrainConfig, {"epochs": 1, "precision": "fp16"}, "pretrain")
-    with pytest.raises(ValueError, match="pretrain.channels_last: 'yes' is not one of"):
+    with pytest.raises(ValueError, match="pretrain.channels_last: 'yes' is not a choice"):
         load(PretrainConfig, {"epochs": 1, "channels_last": "yes"}, "pretrain")
 
 

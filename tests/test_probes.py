@@ -107,7 +107,7 @@ def test_the_probe_list_is_config_and_defaults_to_the_papers():
     assert "results/tables/knn_splits.md" in table_files(chosen)
     assert not any("fewshot" in f for f in table_files(chosen))
     config["probes"] = ["linear", "pie"]
-    with pytest.raises(ConfigError, match=r"probes\.1: 'pie' is not one of"):
+    with pytest.raises(ConfigError, match=r"probes\.1: 'pie' is not a choice"):
         normalize_config(config)
 
 

@@ -13,10 +13,9 @@ settings change, and a presentation-only change (a label) reruns only the report
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 from sdclr.analyses import ANALYSES, DEFAULT_ANALYSES, get_analysis
 from sdclr.data.sources import get_source
@@ -35,14 +34,15 @@ from sdclr.pipeline.config_files import (
 from sdclr.pipeline.resources import check_gpus, load_resources
 from sdclr.pipeline.schema import _sections, config_schema
 from sdclr.probes import COMPARED_PROBES, DEFAULT_PROBES, PAPER_PROBES, PROBE_NAMES, PROBES
-from sdclr.settings import load
+from sdclr.settings import Validator, error_line, load
 from sdclr.training.config import PretrainConfig
 
 
 def load_config(*paths: str | Path) -> dict[str, Any]:
     """Read and merge YAML config files (each with what it ``extends``; later files override
     earlier ones, as Snakemake's ``--configfile``), validate them, and return the normalised
-    config (``normalize_config``); an error names the file that set the key."""
+    config (``normalize_config``); an error names the file that set the key, and a config
+    file whose top level is not a mapping is refused by name (``read_yaml``)."""
     config: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for path in paths:
@@ -52,7 +52,7 @@ def load_config(*paths: str | Path) -> dict[str, Any]:
     try:
         return normalize_config(config)
     except ConfigError as err:
-        raise ConfigError(blame(str(err), origins, str(paths[-1]) if paths else "")) from None
+        raise ConfigError(blame(str(err), origins, "")) from None
 
 
 def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -139,24 +139,36 @@ def _key_path(parts: Any) -> str:
 
 
 def validate_config(config: dict[str, Any]) -> None:
-    """Raise ``ConfigError`` naming the key when ``config`` is not a valid experiment config."""
-    validator = jsonschema.Draft202012Validator(config_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    """Raise ``ConfigError`` when ``config`` is not a valid experiment config: one line with
+    the key, the value and what is allowed (the first error, by key path, when there are
+    several). The schema (``workflow/schemas/config.schema.yaml``) checks every declared
+    setting; :func:`_first_non_finite` any other number; the code's own checks follow."""
+    validator = Validator(config_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        lines = []
-        for err in errors[:10]:
-            where = _key_path(err.absolute_path)
-            if err.validator == "additionalProperties":
-                known = sorted(err.schema.get("properties", {}))
-                for key in sorted(set(err.instance) - set(known)):
-                    prefix = f"{where}." if err.absolute_path else ""
-                    lines.append(f"{prefix}{key}: unknown key; known keys here: {known}")
-            else:
-                lines.append(f"{where}: {err.message}")
-        raise ConfigError(
-            "invalid config (schema: workflow/schemas/config.schema.yaml):\n  " + "\n  ".join(lines)
-        )
+        more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+        where = ".".join(map(str, errors[0].absolute_path))
+        raise ConfigError(error_line(where, errors[0]) + more)
+    non_finite = _first_non_finite(config, ())
+    if non_finite is not None:
+        where, value = non_finite
+        raise ConfigError(f"{_key_path(where)}: {value} is not a finite number")
     _check_semantics(_merged(config))
+
+
+def _first_non_finite(value: Any, where: tuple[Any, ...]) -> tuple[tuple[Any, ...], float] | None:
+    """The key path and value of the first NaN or ±inf anywhere in ``value`` that the schema
+    does not type, or None. A method's ``hyperparameters`` are left to its class's schema
+    (``sdclr.methods.create_method``, below), whose message says what is allowed."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where, value
+    if isinstance(value, dict | list):
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            if key == "hyperparameters":
+                continue
+            if (found := _first_non_finite(item, (*where, key))) is not None:
+                return found
+    return None
 
 
 def _merged(config: dict[str, Any]) -> dict[str, Any]:

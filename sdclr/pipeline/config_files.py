@@ -105,10 +105,18 @@ def blame(message: str, origins: dict[str, str], top: str) -> str:
         match = re.match(r"^(\s*)([\w.\[\]-]+):", line)
         if not match:
             return line
-        key = match.group(2)
-        while key and key not in origins:
-            key = key.rpartition(".")[0]
-        origin = origins.get(key)
+        origin = _origin(match.group(2), origins)
         return f"{line} (set in {origin})" if origin and origin != top else line
 
     return "\n".join(annotate(line) for line in message.split("\n"))
+
+
+def _origin(key: str, origins: dict[str, str]) -> str | None:
+    """The file that set ``key``: its own or its nearest parent's, else the one file that set
+    everything under it (a mapping whose keys are checked, e.g. ``methods``' names)."""
+    inside = {file for leaf, file in origins.items() if leaf.startswith(f"{key}.")}
+    while key and key not in origins:
+        key = key.rpartition(".")[0]
+    if key in origins:
+        return origins[key]
+    return inside.pop() if len(inside) == 1 else None

@@ -23,13 +23,16 @@ from sdclr.data.splits import LongTailConfig
 from sdclr.methods import EXTENSIONS
 from sdclr.methods.difficult_removal import RemovalSettings
 from sdclr.models import ModelConfig
+from sdclr.names import NAME_PATTERN as NAME_PATTERN_TEXT
 from sdclr.pipeline.resources import RULE_DEFAULTS, JobResources
 from sdclr.probes import DEFAULT_PROBES, PROBE_NAMES, PROBES
-from sdclr.settings import json_schema
+from sdclr.settings import INT_MAX, json_schema
 from sdclr.training.config import PretrainConfig
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-NAME_PATTERN = {"pattern": "^[A-Za-z0-9_.-]+$"}
+NAME_PATTERN = {"pattern": NAME_PATTERN_TEXT}  # sdclr/names.py: a name is a path component
+#: Seeds go to torch.manual_seed and NumPy: both take any integer in [0, 2**32 - 1].
+SEED_MAX = 2**32 - 1
 HEADER = (
     "# Generated from the settings dataclasses and sdclr/pipeline/schema.py by `make schema`\n"
     "# (python -m sdclr.pipeline.schema): do not edit by hand.\n"
@@ -55,8 +58,8 @@ _GROUPS = {
     "additionalProperties": False,
     "properties": {
         "kind": {"enum": ["thirds", "thresholds"]},
-        "many_above": {"type": "integer", "minimum": 0},
-        "few_below": {"type": "integer", "minimum": 0},
+        "many_above": {"type": "integer", "minimum": 0, "maximum": INT_MAX},
+        "few_below": {"type": "integer", "minimum": 0, "maximum": INT_MAX},
     },
 }
 
@@ -155,14 +158,14 @@ def _grid_lists() -> dict[str, Any]:
         "seeds": {
             "type": "array",
             "description": "Training seeds: each (dataset, method, split) once per seed.",
-            "items": {"type": "integer", "minimum": 0},
+            "items": {"type": "integer", "minimum": 0, "maximum": SEED_MAX},
             "minItems": 1,
             "uniqueItems": True,
         },
         "splits": {
             "type": "array",
             "description": "Long-tail split ids (the {split} wildcard), each a class order.",
-            "items": {"type": "integer", "minimum": 1},
+            "items": {"type": "integer", "minimum": 1, "maximum": INT_MAX},
             "minItems": 1,
             "uniqueItems": True,
         },

@@ -86,6 +86,8 @@ def pretrain(
     for epoch in range(run.start_epoch, run.config.epochs):
         metrics, timing = _train_epoch(run, images, epoch, out_dir)
         run.history.append(metrics)
+        if run.world.is_main and (warning := stuck_loss_warning(run.history)):
+            log.warning(warning)
         done = epoch + 1
         if done % run.config.checkpoint_every == 0 or done == run.config.epochs:
             save_checkpoint(run, out_dir / CHECKPOINT_NAME, done)
@@ -209,6 +211,21 @@ def _train_epoch(
     return metrics, timing
 
 
+def stuck_loss_warning(history: list[dict[str, Any]]) -> str | None:
+    """A one-line warning when the last epoch's mean loss equals the previous epoch's exactly
+    (to the 6 digits the log keeps), said once per streak: a loss that does not move at all,
+    as when every logit is equal (a huge temperature), learns nothing. Only the per-epoch means
+    the loop already has are compared: no extra device work per step."""
+    losses = [row["loss"] for row in history[-3:]]
+    if len(losses) < 2 or losses[-1] != losses[-2] or (len(losses) == 3 and losses[0] == losses[1]):
+        return None
+    return (
+        f"loss {losses[-1]} did not move from epoch {history[-2]['epoch']} to "
+        f"{history[-1]['epoch']}: every step gives the same loss, so nothing is learned "
+        "(all logits equal? check the method's temperature and pretrain.lr)"
+    )
+
+
 def _sample_statistics(run: Training, ids: torch.Tensor | None) -> dict[str, Any]:
     """model.pt's ``sample_statistics``: the method's, by position, with the positions'
     training-set indices ``ids`` (default 0..N-1); nothing when the method keeps none."""
@@ -249,5 +266,6 @@ __all__ = [  # what callers import from the loop (the run files' names, its conf
     "MODEL_NAME",
     "PretrainConfig",
     "pretrain",
+    "stuck_loss_warning",
     "warmup_cosine_lr",
 ]

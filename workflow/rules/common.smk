@@ -14,6 +14,7 @@ from sdclr.pipeline import joblog
 from sdclr.pipeline import paths
 from sdclr.pipeline import resources as sdclr_resources
 from sdclr.errors import ConfigError
+from sdclr.names import NAME
 from sdclr.io import write_json
 from sdclr.pipeline import dag
 from sdclr.pipeline.plan import canonical_json, load_plan
@@ -32,7 +33,7 @@ config.update(PLAN["config"])
 # What the HTML report says made it (workflow/report/workflow.rst); each output has its own.
 config["provenance"] = describe_provenance(provenance())
 
-_NAME = "[A-Za-z0-9_][A-Za-z0-9_.-]*"
+_NAME = NAME  # sdclr/names.py: the one rule, the schema's too
 
 
 wildcard_constraints:
