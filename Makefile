@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup demo test test-fast lint report clean schema dvc docs slurm-profile slurm-packages lock
+.PHONY: setup demo test test-fast lint report clean schema dvc cost docs slurm-profile slurm-packages lock
 
 setup: $(VENV)/.installed fashion-mnist slurm-profile
 
@@ -84,6 +84,13 @@ schema: setup
 CONFIG ?= config/config.yaml
 dvc: setup
 	python -m sdclr.pipeline.dvc --config $(CONFIG)
+
+# Jobs per rule and projected GPU-hours of a config before submitting it (sdclr/pipeline/cost.py):
+# `make cost CONFIG=config/paper/all.yaml`, at the default speeds of an H100-class GPU, or
+# `make cost CONFIG=... BENCHMARK=bench.json` at the speeds scripts/bench_pretrain.py --json measured.
+BENCHMARK ?=
+cost: setup
+	python -m sdclr.pipeline.cost --config $(CONFIG) $(if $(BENCHMARK),--benchmark $(BENCHMARK))
 
 # The documentation site (mkdocs.yml, docs/) into site/, warnings as errors; the configuration
 # reference is rendered from workflow/schemas/config.schema.yaml as it builds. `mkdocs serve`

@@ -34,8 +34,8 @@ def stages_run(output: str) -> set[str]:
 
 
 #: Files in a run directory that are logs of one execution, not outputs: the lock naming the
-#: job that held it, and the wall-clock times of its epochs.
-RUN_LOGS = {"run.lock", "timing.csv", ".gitignore"}
+#: job that held it, and the wall-clock times of its epochs (timing.csv, the live view).
+RUN_LOGS = {"run.lock", "timing.csv", "live.tsv", ".gitignore"}
 
 
 def output_hashes(repo: Path) -> dict[str, str]:

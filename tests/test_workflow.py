@@ -83,6 +83,8 @@ def test_tiny_pipeline_produces_tables_and_figures(finished_run):
     job_log = finished_run / "results" / "logs" / "pretrain" / "fmnist_lt" / "sdclr" / "split1"
     text = (job_log / "seed0.log").read_text()
     assert "epoch 1/2 loss" in text and "epoch 2/2 loss" in text and "\r" not in text
+    live = (checkpoints / "sdclr" / "split1" / "seed0" / "live.tsv").read_text().splitlines()
+    assert len(live) == 3 and live[0].startswith("epoch\tepochs\tloss") and "ETA " in text
 
 
 def _check_analyses(run: Path) -> None:

@@ -12,8 +12,15 @@ Files in ``out_dir``:
   timing.csv      one row per epoch run: epoch, seconds, views_per_second (appended; an epoch
                   redone after a resume appears again). Wall-clock times live here only, so
                   resume.pt, train_log.csv and model.pt are byte-identical across identical runs
+  live.tsv        the live view: one row per finished epoch (loss, lr, temperature,
+                  images/s, elapsed, ETA), appended as it ends and cut back to the
+                  checkpoint's epochs on resume (``sdclr.training.live``); a log, not an output
   model.pt        the final encoder with what is needed to rebuild it, and the method's
                   per-sample statistics if it keeps any (written last)
+
+Each finished epoch also logs one line (``epoch 12/2000 loss ... img/s ... ETA ...``); the
+progress bar is shown on a terminal only (tqdm's own check), so a log file under SLURM gets
+those lines and no bar redraws.
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ from sdclr.torch_files import torch_save
 from sdclr.training.batches import check_batch, rank_share
 from sdclr.training.checkpoint import plain_state_dict, resume, save_checkpoint
 from sdclr.training.config import PretrainConfig, PretrainJob
+from sdclr.training.live import LiveLog, log_line
 from sdclr.training.run_files import (
     CHECKPOINT_NAME,
+    LIVE_NAME,
     LOG_NAME,
     MODEL_NAME,
     TIMING_NAME,
@@ -79,9 +88,11 @@ def pretrain(
         initial=run.start_epoch,
         desc=f"pretrain {job.method.name}",
         unit="epoch",
-        disable=not progress or not run.world.is_main,
+        disable=True if not progress or not run.world.is_main else None,  # None: TTY only
         mininterval=2.0,
     )
+    live = LiveLog(out_dir / LIVE_NAME, run.config.epochs, run.start_epoch, run.world.is_main)
+    epoch_images = sum(run.step_sizes)
     run.model.train()
     for epoch in range(run.start_epoch, run.config.epochs):
         metrics, timing = _train_epoch(run, images, epoch, out_dir)
@@ -96,14 +107,8 @@ def pretrain(
             append_timing(out_dir / TIMING_NAME, timing)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.3g}")
         bar.update(1)
-        log.info(
-            "epoch %d/%d loss %.4f lr %.4g %.1fs",
-            done,
-            run.config.epochs,
-            metrics["loss"],
-            metrics["lr"],
-            timing["seconds"],
-        )
+        temperature = metrics.get("temperature", run.method.temperature)
+        log.info("%s", log_line(live.record(metrics, timing["seconds"], epoch_images, temperature)))
         if on_epoch_end is not None:
             on_epoch_end(done, {**metrics, **timing})
     bar.close()

@@ -14,6 +14,7 @@ CHECKPOINT_NAME = "resume.pt"  # the last checkpoint, resumed by a restarted job
 MODEL_NAME = "model.pt"  # the final encoder and what rebuilds it
 LOG_NAME = "train_log.csv"  # one row per finished epoch
 TIMING_NAME = "timing.csv"  # wall-clock seconds of every epoch run (a log, not an output)
+LIVE_NAME = "live.tsv"  # the live view, one row per finished epoch (sdclr.training.live)
 
 
 def write_train_log(path: Path, history: list[dict[str, float]]) -> None:

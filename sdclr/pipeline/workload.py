@@ -1,0 +1,117 @@
+"""What one job of a plan computes, in units a measured speed turns into hours: training
+views for a pretraining job, forward images for a probe, an analysis or a selection, and the
+network's forward FLOPs relative to the benchmark's (``sdclr.pipeline.cost``).
+
+The image counts come from the plan's settings: the long-tail sizes ``make_split`` cuts
+(:func:`sdclr.data.splits.planned_sizes`), or the lines of a reference split's list files. The
+model factor is the backbone's forward FLOPs at the job's crop size over the benchmark
+model's (ResNet-18, CIFAR stem), counted on the meta device (no memory, no data).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from sdclr.data.reference_splits import reference_split_paths
+from sdclr.data.sources import get_source
+from sdclr.data.splits import LongTailConfig, planned_sizes
+from sdclr.errors import ConfigError
+from sdclr.models import ModelConfig, build_model
+from sdclr.settings import load
+
+#: Test images of the built-in sources (an image-list source counts its test list).
+TEST_IMAGES = {"cifar10": 10_000, "cifar100": 10_000, "fashion_mnist": 10_000}
+#: The forward passes over (train pool + test) an analysis job makes: the dense and the pruned
+#: network (PIE), whose features the geometry and the difficult pairs reuse.
+ANALYSIS_PASSES = 2
+
+
+def _count(path: str) -> int:
+    """Images in a reference split file: a ``.npy`` index array or a ``path label`` list."""
+    file = Path(path)
+    if not file.exists():
+        raise ConfigError(f"{path} (a reference split or list file) does not exist")
+    if file.suffix == ".npy":
+        return int(np.load(file, mmap_mode="r").shape[0])
+    return sum(1 for line in file.read_text().splitlines() if line.strip())
+
+
+def _generated_sizes(source: str, longtail: dict[str, Any]) -> dict[str, int]:
+    geometry = get_source(source).geometry
+    if geometry is None:
+        raise ConfigError(f"source {source!r}: its sizes are unknown before loading")
+    classes, per_class = geometry
+    config = load(LongTailConfig, longtail, "longtail")
+    pool = per_class - config.validation_per_class
+    fewshot = config.fewshot_per_class or math.floor(config.fewshot_fraction * pool)
+    return {
+        **planned_sizes(config, classes, per_class),
+        "train": (config.probe_train_per_class or pool) * classes,
+        "validation": config.validation_per_class * classes,
+        "S_b": fewshot * classes,
+        "test": TEST_IMAGES.get(source, 0),
+    }
+
+
+def dataset_sizes(settings: dict[str, dict[str, Any]], split: int) -> dict[str, int]:
+    """Images of ``train`` (the probe pool), ``validation``, ``D_i``, ``D_b``, ``S_b`` and
+    ``test`` of one split of a dataset (``settings``: its jobs' settings in the plan)."""
+    source = settings["dataset"]["source"]
+    longtail = dict(settings["split"]["longtail"])
+    reference = longtail.pop("reference_splits", None)
+    if not reference:
+        return _generated_sizes(source["name"], longtail)
+    files = reference_split_paths(reference, split)
+    sizes = {name: _count(path) for name, path in files.items()}
+    test = source.get("test_list")
+    sizes["test"] = _count(test) if test else TEST_IMAGES.get(source["name"], 0)
+    return sizes
+
+
+def pretrain_images(settings: dict[str, Any], sizes: dict[str, int]) -> int:
+    """The images of one pretraining epoch: its subset, less a removal run's removed ones."""
+    method = settings["method"]
+    if "remove_difficult" in method:
+        d_i = sizes["D_i"]
+        return d_i - math.ceil(method["remove_difficult"]["fraction"] * d_i)
+    return sizes[method["pretrain_set"]]
+
+
+def probe_images(settings: dict[str, Any], sizes: dict[str, int], subset: str) -> int:
+    """Forward images of one probe job training on ``subset``: the pool once per epoch when
+    it augments (else once), the validation and the test set once."""
+    section = settings.get(f"{settings['probe']}_probe") or {}
+    passes = section.get("epochs", 1) if section.get("augment", False) else 1
+    return passes * sizes[subset] + sizes["validation"] + sizes["test"]
+
+
+def analysis_images(sizes: dict[str, int]) -> int:
+    """Forward images of one analysis job (:data:`ANALYSIS_PASSES` over pool and test)."""
+    return ANALYSIS_PASSES * (sizes["train"] + sizes["test"])
+
+
+@cache
+def forward_flops(arch: str, stem: str, width: float, crop: int) -> int:
+    """The backbone's forward FLOPs for one 3-channel ``crop`` x ``crop`` image."""
+    config = ModelConfig(arch=arch, stem=stem, width=width)
+    with torch.device("meta"):
+        backbone = build_model(config, 3).backbone
+        with FlopCounterMode(display=False) as counter:
+            backbone(torch.empty(1, 3, crop, crop))
+    return counter.get_total_flops()
+
+
+def model_factor(model: dict[str, Any], crop: int, reference: tuple[float, int]) -> float:
+    """How many times the benchmark model's (ResNet-18, CIFAR stem, ``reference`` = (width,
+    crop)) forward FLOPs one image of this job costs; at least 1: a smaller network is not
+    assumed faster (per-step overheads bind it)."""
+    flops = forward_flops(model["arch"], model["stem"], float(model["width"]), crop)
+    base = forward_flops("resnet18", "cifar", float(reference[0]), int(reference[1]))
+    return max(1.0, flops / base)
