@@ -1,0 +1,154 @@
+"""COLT (Bai et al., ICLR 2023): its pure parts by hand computation and against ports of the
+public code's formulas, then the extension in the training loop (the growing pretraining set,
+the resampling record, bit-identical resume)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sdclr.methods.colt_functions import (
+    cluster_budgets,
+    domain_supcon,
+    kmeans,
+    nearest_picks,
+    topk_negative_mass,
+    update_scores,
+)
+
+E = math.e
+
+
+def their_neg_logits(z1: np.ndarray, z2: np.ndarray, t: float) -> np.ndarray:
+    """The public ``utils.nt_xent``'s ``neg_logits`` averaged over the two views (N x 2N-2)."""
+    n = z1.shape[0]
+    out = np.concatenate([z1, z2]) / np.linalg.norm(np.concatenate([z1, z2]), axis=1)[:, None]
+    neg = np.exp(out @ out.T / t)
+    mask = np.ones((2 * n, 2 * n), dtype=bool)
+    for i in range(n):  # get_negative_mask: not the view itself, not its partner
+        mask[i, i] = mask[i, i + n] = mask[i + n, i] = mask[i + n, i + n] = False
+    neg = neg[mask].reshape(2 * n, -1)
+    pos = np.exp((out[:n] * out[n:]).sum(1) / t)
+    pos = np.concatenate([pos, pos])
+    probs = neg / (pos + neg.sum(1))[:, None]
+    return (probs[:n] + probs[n:]) / 2
+
+
+def test_topk_negative_mass_by_hand():
+    """Two orthogonal samples, identical views, t = 1: D = e + 2 for every row, each sample's
+    two negatives have probability 1 / (e + 2)."""
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    torch.testing.assert_close(
+        topk_negative_mass(z, z, 1.0, k=1), torch.full((2,), 1 / (E + 2)), rtol=1e-6, atol=0
+    )
+    torch.testing.assert_close(  # k = 10 is capped at the 2 negatives
+        topk_negative_mass(z, z, 1.0, k=10), torch.full((2,), 2 / (E + 2)), rtol=1e-6, atol=0
+    )
+
+
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_topk_negative_mass_is_the_public_codes(k):
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+    theirs = np.sort(their_neg_logits(z1.numpy(), z2.numpy(), 0.2), axis=1)[:, ::-1][:, :k]
+    np.testing.assert_allclose(topk_negative_mass(z1, z2, 0.2, k).numpy(), theirs.sum(1), rtol=1e-5)
+
+
+def test_scores_store_the_first_value_then_blend():
+    scores, seen = torch.zeros(3), torch.zeros(3, dtype=torch.bool)
+    update_scores(scores, seen, torch.tensor([0, 2]), torch.tensor([1.0, 2.0]), beta=0.5)
+    assert scores.tolist() == [1.0, 0.0, 2.0]
+    update_scores(scores, seen, torch.tensor([0, 1]), torch.tensor([3.0, 4.0]), beta=0.5)
+    assert scores.tolist() == [2.0, 4.0, 2.0] and seen.all()
+    update_scores(scores, seen, torch.tensor([2]), torch.tensor([1.0]), beta=0.97)
+    assert scores[2].item() == pytest.approx(0.97 * 2 + 0.03 * 1)
+
+
+def test_budgets_by_hand_sum_to_the_budget_ordered_by_tailness():
+    """m = [1, 2, 3]: z = [-1, 0, 1], w = softmax([1, 0, -1]) = [.665, .245, .090]; 10 images:
+    floors [6, 2, 0], the two left go to the largest fractions (.900, .652): [7, 2, 1]."""
+    assert cluster_budgets(torch.tensor([1.0, 2.0, 3.0]), 10).tolist() == [7, 2, 1]
+    assert cluster_budgets(torch.tensor([2.0, 2.0, 2.0]), 10).tolist() == [4, 3, 3]
+    g = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        m = torch.rand(10, generator=g)
+        b = cluster_budgets(m, 10_000, temperature=0.5)
+        assert int(b.sum()) == 10_000
+        order = m.argsort()  # lowest score (most tail-like) first
+        assert (b[order][:-1] >= b[order][1:]).all()
+
+
+def test_a_lower_cluster_temperature_sharpens_the_budgets():
+    m = torch.tensor([1.0, 2.0, 3.0])
+    assert cluster_budgets(m, 100, 0.5)[0] > cluster_budgets(m, 100, 1.0)[0]
+
+
+def test_kmeans_finds_two_obvious_clusters_for_every_seed():
+    x = torch.tensor([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0]])
+    for seed in range(5):
+        centers, labels = kmeans(x, 2, seed)
+        assert labels[0] == labels[1] != labels[2] == labels[3]
+        got = sorted(map(tuple, centers.tolist()))
+        assert got == [(0.0, 0.5), (10.0, 0.5)]
+
+
+def test_kmeans_is_deterministic_and_leaves_no_cluster_empty():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(200, 8, generator=g)
+    a, b = kmeans(x, 10, seed=0), kmeans(x, 10, seed=0)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert (torch.bincount(a[1], minlength=10) > 0).all()
+    # each point is at its nearest centre, each centre the mean of its points (a fixed point)
+    assert torch.equal(torch.cdist(x.double(), a[0]).argmin(1), a[1])
+    for c in range(10):
+        torch.testing.assert_close(a[0][c], x[a[1] == c].double().mean(0))
+    dup = torch.zeros(5, 2)  # one distinct point, three clusters: still none empty
+    assert (torch.bincount(kmeans(dup, 3, 0)[1], minlength=3) > 0).all()
+
+
+def test_nearest_picks_by_cosine_skip_what_an_earlier_cluster_took():
+    pool = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.8, 0.6], [0.6, 0.8], [-1.0, 0.0]])
+    centers = torch.tensor([[2.0, 0.0], [0.0, 3.0]])  # normalised before the cosine
+    picks = nearest_picks(pool, centers, torch.tensor([2, 2]))
+    assert [p.tolist() for p in picks] == [[0, 2], [1, 3]]
+    picks = nearest_picks(pool, centers, torch.tensor([3, 2]))
+    assert [p.tolist() for p in picks] == [[0, 2, 3], [1, 4]]
+    with pytest.raises(ValueError, match="fewer than 6"):
+        nearest_picks(pool, centers, torch.tensor([3, 3]))
+
+
+def their_sup_loss(z1: np.ndarray, z2: np.ndarray, ood: np.ndarray, t: float) -> float:
+    """The public ``nt_xent``'s ``sup_loss`` (without the weight), ported to numpy."""
+    n = z1.shape[0]
+    out = np.concatenate([z1, z2]) / np.linalg.norm(np.concatenate([z1, z2]), axis=1)[:, None]
+    sup_neg = np.exp(out @ out.T / t)
+    pos = np.exp((out[:n] * out[n:]).sum(1) / t)
+    pos = np.concatenate([pos, pos])
+    ng = sup_neg.sum(1) - np.diag(sup_neg) - pos
+    same = np.tile(ood[:, None] == ood[None, :], (2, 2)) & ~np.eye(2 * n, dtype=bool)
+    loss = -np.log(sup_neg / (pos + ng)[:, None])
+    return float(((same * loss).sum(1) / same.sum(1)).mean())
+
+
+def test_domain_supcon_by_hand_and_against_the_public_code():
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    mixed = domain_supcon(z, z, torch.tensor([False, True]), 1.0)
+    assert mixed.item() == pytest.approx(math.log((E + 2) / E))
+    alike = domain_supcon(z, z, torch.tensor([False, False]), 1.0)
+    assert alike.item() == pytest.approx(math.log(E + 2) - 1 / 3)
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)
+    ood = torch.tensor([0, 1, 0, 0, 1, 1, 0, 0], dtype=torch.bool)
+    theirs = their_sup_loss(z1.numpy(), z2.numpy(), ood.numpy(), 0.2)
+    assert domain_supcon(z1, z2, ood, 0.2).item() == pytest.approx(theirs, rel=1e-5)
+
+
+def test_domain_supcon_has_finite_gradients():
+    z1 = torch.randn(6, 4, requires_grad=True)
+    z2 = torch.randn(6, 4, requires_grad=True)
+    domain_supcon(z1, z2, torch.tensor([0, 1, 0, 1, 1, 0], dtype=torch.bool), 0.2).backward()
+    assert torch.isfinite(z1.grad).all() and torch.isfinite(z2.grad).all()
+    assert z1.grad.abs().sum() > 0
