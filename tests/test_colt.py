@@ -4,12 +4,15 @@ the resampling record, bit-identical resume)."""
 
 from __future__ import annotations
 
+import csv
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from sdclr.errors import ConfigError
+from sdclr.io import read_json
 from sdclr.methods.colt_functions import (
     cluster_budgets,
     domain_supcon,
@@ -18,6 +21,9 @@ from sdclr.methods.colt_functions import (
     topk_negative_mass,
     update_scores,
 )
+from sdclr.torch_files import torch_load
+from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME
+from tests.helpers import pretrain, tiny_settings, toy_images
 
 E = math.e
 
@@ -152,3 +158,92 @@ def test_domain_supcon_has_finite_gradients():
     domain_supcon(z1, z2, torch.tensor([0, 1, 0, 1, 1, 0], dtype=torch.bool), 0.2).backward()
     assert torch.isfinite(z1.grad).all() and torch.isfinite(z2.grad).all()
     assert z1.grad.abs().sum() > 0
+
+
+def colt_settings(method: str = "sdclr", epochs: int = 4, **colt) -> dict:
+    """A tiny run with COLT: warm-up 1 epoch, resampling every 2, 12 pool images of 2
+    clusters, alpha 0.2."""
+    settings = tiny_settings(method, epochs=epochs)
+    values = {"warmup_epochs": 1, "period": 2, "budget": 12, "clusters": 2, **colt}
+    settings["method"]["extensions"] = {"colt": values}
+    return settings
+
+
+def pool_images(n: int = 30) -> torch.Tensor:
+    return torch.randint(
+        0, 256, (n, 3, 14, 14), generator=torch.Generator().manual_seed(7), dtype=torch.uint8
+    )
+
+
+def run_colt(settings: dict, out, **kwargs) -> dict:
+    labels = torch.arange(48) % 4
+    return pretrain(
+        settings, toy_images(48), out, seed=0, progress=False, pool=pool_images(),
+        labels=labels, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("method", ["simclr", "sdclr"])
+def test_colt_grows_the_pretraining_set_and_records_each_resampling(tmp_path, method):
+    """Epoch 1 on the 48 images alone; before epochs 2 and 4 the 2 clusters take the 12 pool
+    images by budget; the SupCon term is on from epoch 2; the record and the checkpoint say so."""
+    torch.set_num_threads(1)
+    run_colt(colt_settings(method), tmp_path)
+    rows = list(csv.DictReader((tmp_path / LOG_NAME).read_text().splitlines()))
+    assert [int(r["colt_pool"]) for r in rows] == [0, 12, 12, 12]
+    assert float(rows[0]["colt_scl"]) == 0.0 and all(float(r["colt_scl"]) > 0 for r in rows[1:])
+    record = read_json(tmp_path / "colt_resampling.json")
+    assert [r["before_epoch"] for r in record["resamplings"]] == [2, 4]
+    for resampling in record["resamplings"]:
+        clusters = resampling["clusters"]
+        assert sum(c["budget"] for c in clusters) == 12 == sum(c["pool_images"] for c in clusters)
+        assert sum(c["size"] for c in clusters) == 48
+        assert all(sum(n for _, n in c["top_classes"]) <= c["size"] for c in clusters)
+        by_score = sorted(clusters, key=lambda c: c["mean_score"])
+        assert by_score[0]["budget"] >= by_score[-1]["budget"]
+    state = torch_load(tmp_path / CHECKPOINT_NAME)["method_state"]["colt"]
+    assert bool(state["seen"].all()) and state["selection"].shape == (12,)
+    assert len(set(state["selection"].tolist())) == 12
+    assert torch_load(tmp_path / MODEL_NAME)["sample_statistics"]["colt"]["tail_score"].shape == (
+        48,
+    )
+
+
+def test_without_pool_images_colt_leaves_the_run_as_it_was(tmp_path):
+    """Before its warm-up ends COLT only scores: the run's model is the plain run's."""
+    torch.set_num_threads(1)
+    run_colt(colt_settings("sdclr", epochs=2, warmup_epochs=5), tmp_path / "colt")
+    pretrain(tiny_settings("sdclr", epochs=2), toy_images(48), tmp_path / "plain", seed=0,
+             progress=False)  # fmt: skip
+    a = torch_load(tmp_path / "colt" / MODEL_NAME)["state_dict"]
+    b = torch_load(tmp_path / "plain" / MODEL_NAME)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_budget_larger_than_the_pool_is_a_config_error_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"methods\.sdclr\.colt\.budget: 100 exceeds"):
+        run_colt(colt_settings("sdclr", epochs=2, budget=100), tmp_path)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_colt_run_resumes_bit_identically(tmp_path):
+    """Stopped after epoch 2 (after the first resampling) and run again: the bytes of an
+    uninterrupted run (model, checkpoint with scores and pool choice, log, record)."""
+    torch.set_num_threads(1)
+    settings = colt_settings("sdclr", epochs=4)
+    run_colt(settings, tmp_path / "straight")
+
+    def stop_after_two(epoch, metrics):
+        if epoch == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_colt(settings, tmp_path / "resumed", on_epoch_end=stop_after_two)
+    assert torch_load(tmp_path / "resumed" / CHECKPOINT_NAME)["epoch"] == 2
+    run_colt(settings, tmp_path / "resumed")
+    for name in (MODEL_NAME, CHECKPOINT_NAME, LOG_NAME, "colt_resampling.json"):
+        a = (tmp_path / "straight" / name).read_bytes()
+        assert a == (tmp_path / "resumed" / name).read_bytes(), name
