@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from sdclr.errors import ConfigError
+from sdclr.data.ood_pool import load_pool, read_pool_file
+from sdclr.errors import ConfigError, InputError
 from sdclr.io import read_json
+from sdclr.methods import create_method
 from sdclr.methods.colt_functions import (
     cluster_budgets,
     domain_supcon,
@@ -247,3 +249,32 @@ def test_an_interrupted_colt_run_resumes_bit_identically(tmp_path):
     for name in (MODEL_NAME, CHECKPOINT_NAME, LOG_NAME, "colt_resampling.json"):
         a = (tmp_path / "straight" / name).read_bytes()
         assert a == (tmp_path / "resumed" / name).read_bytes(), name
+
+
+def test_a_pool_file_is_read_as_nchw_and_a_wrong_one_is_one_line_naming_it(tmp_path):
+    array = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    np.save(tmp_path / "pool.npy", array)
+    pool = read_pool_file(tmp_path / "pool.npy", channels=3, size=4)
+    assert pool.shape == (2, 3, 4, 4) and torch.equal(
+        pool[1, 2], torch.from_numpy(array[1, ..., 2])
+    )
+    np.save(tmp_path / "bad.npy", array.astype(np.float32))
+    with pytest.raises(InputError, match=r"bad\.npy: an OOD pool must be N x 4 x 4 x 3 uint8, got"):
+        read_pool_file(tmp_path / "bad.npy", channels=3, size=4)
+    with pytest.raises(InputError, match=r"bad\.npy: an OOD pool must be N x 8 x 8 x 3"):
+        read_pool_file(tmp_path / "bad.npy", channels=3, size=8)
+    with pytest.raises(InputError, match="does not exist"):
+        read_pool_file(tmp_path / "missing.npy", channels=3, size=4)
+
+
+def test_the_demo_pool_is_the_training_images_outside_the_pretraining_set():
+    images = torch.arange(5).view(5, 1, 1, 1).to(torch.uint8)
+    pool = load_pool("outside_pretraining_set", images, torch.tensor([0, 3]))
+    assert pool.flatten().tolist() == [1, 2, 4]
+
+
+def test_a_pool_that_is_not_a_npy_file_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"methods\.x\.colt\.pool: 'pool\.txt' is neither"):
+        create_method(
+            "sdclr", {}, "methods.x.hyperparameters", extensions={"colt": {"pool": "pool.txt"}}
+        )

@@ -159,6 +159,11 @@ class COLT(Extension):
 
     def check(self, method: Method, section: str) -> None:
         self.section = section
+        pool = self.settings.pool
+        if pool != "outside_pretraining_set" and not pool.endswith(".npy"):
+            raise ConfigError(
+                f"{section}.pool: {pool!r} is neither a .npy file nor outside_pretraining_set"
+            )
 
     def setup(self, num_samples: int, device: torch.device) -> None:
         #: Scores by pretraining-set position, whether seen, the pool images chosen (pool
