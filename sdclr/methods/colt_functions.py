@@ -1,4 +1,4 @@
-"""COLT's pure parts (Bai, Liu, Wang, Zhou, Zhu, Zhao, Xiao, "On the Effectiveness of
+"""COLT's pure parts (Bai, Liu, Wang, Hao, Feng, Chu, Hu, "On the Effectiveness of
 Out-of-Distribution Data in Self-Supervised Long-Tail Learning", ICLR 2023, arXiv 2306.04934):
 the tailness score, a seeded K-means, the per-cluster budgets, the nearest-centroid picks from
 the OOD pool and the supervised-contrastive term over domain labels. The extension that uses
