@@ -5,11 +5,14 @@ the resampling record, bit-identical resume)."""
 from __future__ import annotations
 
 import csv
+import functools
 import math
 
 import numpy as np
 import pytest
 import torch
+import torch._dynamo
+from torch._dynamo.testing import CompileCounter
 
 from sdclr.data.ood_pool import load_pool, read_pool_file
 from sdclr.errors import ConfigError, InputError
@@ -24,6 +27,7 @@ from sdclr.methods.colt_functions import (
     update_scores,
 )
 from sdclr.torch_files import torch_load
+from sdclr.training import step as train_step
 from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME
 from tests.helpers import pretrain, tiny_settings, toy_images
 
@@ -278,3 +282,27 @@ def test_a_pool_that_is_not_a_npy_file_is_a_config_error():
         create_method(
             "sdclr", {}, "methods.x.hyperparameters", extensions={"colt": {"pool": "pool.txt"}}
         )
+
+
+def test_colt_compiles_without_graph_breaks(tmp_path, monkeypatch):
+    """SDCLR + COLT compiled (dynamo's counting backend): the scores' top-k and the SupCon term
+    stay inside the loss's graph (no graph break), and the scores equal an eager run's."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    counter = CompileCounter()
+    monkeypatch.setattr(
+        train_step.torch, "compile", functools.partial(torch.compile, backend=counter)
+    )
+    torch.set_num_threads(1)
+    settings = colt_settings("sdclr", epochs=3)
+    settings["pretrain"]["compile"] = True
+    run_colt(settings, tmp_path / "compiled")
+    assert counter.frame_count >= 1 and not torch._dynamo.utils.counters["graph_break"]
+    torch._dynamo.reset()
+    settings["pretrain"]["compile"] = False
+    run_colt(settings, tmp_path / "eager")
+    compiled, eager = (
+        torch_load(tmp_path / d / CHECKPOINT_NAME)["method_state"]["colt"]
+        for d in ("compiled", "eager")
+    )
+    torch.testing.assert_close(compiled["scores"], eager["scores"], atol=1e-4, rtol=0)
