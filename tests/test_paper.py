@@ -63,8 +63,8 @@ def job_counts(output: str) -> dict[str, int]:
 @pytest.mark.parametrize("name", ["cifar10_lt", "cifar100_lt"])
 def test_cifar_paper_dag_has_five_splits_times_three_runs(tmp_path, name):
     """5 splits x (SimCLR and SDCLR on D_i, SimCLR on D_b, BCL-I, BCL-D, SimCLR + TS, SDCLR +
-    TS, SimCLR + margin, SimCLR + temperature scaling, SDCLR + both, and the 3 removal runs)
-    pretraining jobs, each with a linear and a few-shot probe (the paper's) and one analysis
+    TS, SimCLR + margin, SimCLR + temperature scaling, SDCLR + both, SimCLR / SDCLR / BCL-D + GH,
+    SimCLR / SDCLR + COLT, and the 3 removal runs) pretraining jobs, each with a linear and a few-shot probe (the paper's) and one analysis
     job (PIE, geometry, and the difficult pairs of the 6 runs that tune them), 5 x 3
     selections of difficult examples, plus tables, figures and the comparison with the
     paper."""
@@ -73,10 +73,10 @@ def test_cifar_paper_dag_has_five_splits_times_three_runs(tmp_path, name):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     counts = job_counts(proc.stdout)
-    assert counts["pretrain"] == 65 and counts["probe"] == 130 and counts["make_split"] == 5
+    assert counts["pretrain"] == 90 and counts["probe"] == 180 and counts["make_split"] == 5
     assert counts["select_difficult"] == 15 and counts["removal_figure"] == 3
     assert counts["compare_with_paper"] == 1 and counts["make_tables"] == 2
-    assert counts["analyse"] == 65 and counts["make_analysis_report"] == 3
+    assert counts["analyse"] == 90 and counts["make_analysis_report"] == 3
 
 
 def _fake_imagenet_lists(workdir: Path) -> None:
@@ -89,10 +89,10 @@ def _fake_imagenet_lists(workdir: Path) -> None:
 
 def test_imagenet_and_all_paper_dags(tmp_path):
     """ImageNet-100-LT lists 2 pretraining and 4 probe jobs; config/paper/all.yaml is the
-    union of the three experiments: 132 pretraining and 264 probe jobs (ImageNet-100-LT has no
+    union of the three experiments: 182 pretraining and 364 probe jobs (ImageNet-100-LT has no
     run that tunes difficult pairs: its analyses are PIE and geometry)."""
     _fake_imagenet_lists(tmp_path)
-    for name, pretrain, reports in (("imagenet100_lt", 2, 2), ("all", 132, 3)):
+    for name, pretrain, reports in (("imagenet100_lt", 2, 2), ("all", 182, 3)):
         proc = run_snakemake(
             tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER / f"{name}.yaml")
         )
@@ -309,7 +309,10 @@ def test_reaggregation_runs_no_training(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (tmp_path / "results" / "checkpoints").exists()
     comparison = pd.read_csv(tmp_path / "results" / "tables" / "linear_vs_paper.csv")
-    assert len(comparison) == 2 * 5  # SimCLR and SDCLR rows x 5 columns; the D_b control: none
+    # SimCLR and SDCLR x 5 columns, and SDCLR + COLT's All (COLT's Table 1); the D_b control: none
+    assert len(comparison) == 2 * 5 + 1
+    colt = comparison[comparison["method"] == "sdclr_colt"]
+    assert len(colt) == 1 and colt["paper_mean"].iloc[0] == 84.86
     table = (tmp_path / "results" / "tables" / "linear.md").read_text()
     assert "SimCLR (D_b)" in table
     assert (tmp_path / "results" / "figures" / "paper_comparison.png").stat().st_size > 10_000
