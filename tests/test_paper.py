@@ -63,11 +63,11 @@ def job_counts(output: str) -> dict[str, int]:
 @pytest.mark.parametrize("name", ["cifar10_lt", "cifar100_lt"])
 def test_cifar_paper_dag_has_five_splits_times_three_runs(tmp_path, name):
     """5 splits x (SimCLR and SDCLR on D_i, SimCLR on D_b, BCL-I, BCL-D, SimCLR + TS, SDCLR +
-    TS, SimCLR + margin, SimCLR + temperature scaling, SDCLR + both, SimCLR / SDCLR / BCL-D + GH,
-    SimCLR / SDCLR + COLT, and the 3 removal runs) pretraining jobs, each with a linear and a few-shot probe (the paper's) and one analysis
-    job (PIE, geometry, and the difficult pairs of the 6 runs that tune them), 5 x 3
-    selections of difficult examples, plus tables, figures and the comparison with the
-    paper."""
+    TS, SimCLR + margin, SimCLR + temperature scaling, SDCLR + both, SimCLR / SDCLR / BCL-D +
+    GH, SimCLR / SDCLR + COLT, and the 3 removal runs) pretraining jobs, each with a linear
+    and a few-shot probe (the paper's) and one analysis job (PIE, geometry, and the difficult
+    pairs of the 6 runs that tune them), 5 x 3 selections of difficult examples, plus tables,
+    figures and the comparison with the paper."""
     proc = run_snakemake(
         tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER / f"{name}.yaml")
     )
