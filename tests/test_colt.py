@@ -306,3 +306,30 @@ def test_colt_compiles_without_graph_breaks(tmp_path, monkeypatch):
         for d in ("compiled", "eager")
     )
     torch.testing.assert_close(compiled["scores"], eager["scores"], atol=1e-4, rtol=0)
+
+
+def test_the_pretrain_stage_gives_colt_the_images_outside_d_i_and_the_labels(tmp_path):
+    """The stage's COLT run on the toy dataset: the pool is the training images outside D_i
+    (the demo's), the record names D_i's classes."""
+    from sdclr.data.image_dataset import save_dataset
+    from sdclr.data.splits import save_split
+    from sdclr.pipeline.stages.pretrain import pretrain_stage
+    from tests.helpers import toy_dataset, toy_split
+
+    torch.set_num_threads(1)
+    dataset = toy_dataset()
+    split = toy_split(dataset)
+    save_dataset(dataset, tmp_path / "data.pt")
+    save_split(split, tmp_path / "split.json")
+    settings = colt_settings("simclr", epochs=2, warmup_epochs=1, budget=20, clusters=3)
+    out = tmp_path / "run"
+    pretrain_stage(tmp_path / "data.pt", tmp_path / "split.json", settings, 0, out, progress=False)
+    d_i = split["indices"]["D_i"]
+    record = read_json(out / "colt_resampling.json")["resamplings"][0]
+    assert sum(c["size"] for c in record["clusters"]) == len(d_i)
+    assert sum(c["pool_images"] for c in record["clusters"]) == 20
+    seen = {label for c in record["clusters"] for label, _ in c["top_classes"]}
+    assert seen <= set(dataset.train_labels[d_i].tolist())
+    assert torch_load(out / CHECKPOINT_NAME)["method_state"]["colt"]["selection"].max() < (
+        len(dataset.train_labels) - len(d_i)
+    )

@@ -61,8 +61,9 @@ def pretrain_stage(
                 pool = load_pool(spec, dataset.train_images, indices)
             labels = dataset.train_labels[indices]
             return pretrain(
-                job, images, out_dir, seed, device, progress, indices, pool=pool, labels=labels
-            )
+                job, images, out_dir, seed, device, progress,
+                sample_ids=indices, pool=pool, labels=labels,
+            )  # fmt: skip
         except Terminated as stop:
             log.warning(
                 "%s received: stopped; a rerun resumes from the last checkpoint in %s",
