@@ -47,8 +47,8 @@ def test_embedded_default_is_valid(config):
 def test_the_embedded_configs_show_every_method_family():
     """The demo has one row per family (SimCLR, SDCLR, BCL-D, SDCLR + TS, the difficult
     examples' margin and temperature scaling in one row, and removal); the variants config runs
-    every variant and the difficult pairs' control (SimCLR at the band's t rho = 0.1), on the
-    demo's dataset settings."""
+    every variant and the difficult pairs' control (SimCLR at the band's t rho = 0.1), SDCLR +
+    COLT too, on the demo's dataset settings."""
     demo_entry = load_config(ROOT / "config" / "config.yaml")["datasets"]["fmnist_lt"]
     demo = demo_entry["methods"]
     assert {m.get("label") for m in demo.values()} >= {
@@ -81,6 +81,7 @@ def test_the_embedded_configs_show_every_method_family():
         "SimCLR - difficult",
         "SimCLR + DE (all three)",
         "SDCLR + DE (all three)",
+        "SDCLR + COLT",
     }
 
 

@@ -19,9 +19,9 @@ from tests.test_paper import PAPER, ROOT, _fake_imagenet_lists, job_counts, run_
 
 #: The paper grids' GPU jobs (the counts tests/test_paper.py reads from Snakemake's dry run).
 PAPER_JOBS = {
-    "cifar10_lt": {"pretrain": 70, "probe": 140, "select_difficult": 15, "analyse": 70},
+    "cifar10_lt": {"pretrain": 95, "probe": 190, "select_difficult": 15, "analyse": 95},
     "imagenet100_lt": {"pretrain": 2, "probe": 4, "analyse": 2},
-    "all": {"pretrain": 162, "probe": 594, "select_difficult": 30, "analyse": 162},
+    "all": {"pretrain": 212, "probe": 769, "select_difficult": 30, "analyse": 212},
 }
 
 
@@ -40,7 +40,8 @@ def _cost(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_cifar10_jobs_per_rule_and_one_pretraining_by_hand(cifar10_plan):
     """The estimate lists the plan's jobs per rule; SimCLR on split 1 costs 2,000 epochs x
-    11,165 D_i images x 2 views / 110,000 views/s; SDCLR at 90,000."""
+    11,165 D_i images x 2 views / 110,000 views/s; SDCLR at 90,000; COLT's grown epochs and
+    its resamplings' forward passes on top."""
     rules = {r.rule: r for r in estimate(cifar10_plan, default_speeds())}
     for rule, count in PAPER_JOBS["cifar10_lt"].items():
         assert rules[rule].jobs == count and rules[rule].gpu_hours > 0, rule
@@ -55,6 +56,11 @@ def test_cifar10_jobs_per_rule_and_one_pretraining_by_hand(cifar10_plan):
     assert balanced == pytest.approx(2000 * 11160 * 2 / 110_000)  # D_b
     removal = costing.seconds("pretrain", {**job, "method": "simclr_removal"})
     assert removal == pytest.approx(2000 * (11165 - 1117) * 2 / 110_000)  # ceil(10 %) removed
+    # COLT (W = 100, P = 25): 10,000 pool images in each of the last 1,900 epochs, and 76
+    # resamplings that each forward D_i and the 300K pool once (330,000 forward images/s).
+    colt = costing.seconds("pretrain", {**job, "method": "sdclr_colt"})
+    grown = (2000 * 11165 + 1900 * 10_000) * 2 / 90_000
+    assert colt == pytest.approx(grown + 76 * (11165 + 300_000) / 330_000)
     halved = {r.rule: r for r in estimate(cifar10_plan, default_speeds(55_000))}
     assert halved["pretrain"].gpu_hours == pytest.approx(2 * rules["pretrain"].gpu_hours)
 
@@ -82,7 +88,7 @@ def test_all_paper_configs_on_the_command_line(tmp_path):
     assert result["gpu_jobs"] == sum(PAPER_JOBS["all"].values()) and not result["measured"]
     assert result["total_gpu_hours"] == pytest.approx(sum(r["gpu_hours"] for r in rules.values()))
     assert "default speeds, not measurements" in result["summary"]
-    assert result["summary"].startswith(f"{PAPER / 'all.yaml'}: 162 pretrainings, 30 selections")
+    assert result["summary"].startswith(f"{PAPER / 'all.yaml'}: 212 pretrainings, 30 selections")
 
 
 def test_imagenet_jobs_scale_by_the_model(tmp_path, monkeypatch):

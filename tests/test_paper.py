@@ -61,13 +61,14 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize(
-    ("name", "runs", "probes"), [("cifar10_lt", 14, 2), ("cifar100_lt", 18, 5)]
+    ("name", "runs", "probes"), [("cifar10_lt", 19, 2), ("cifar100_lt", 23, 5)]
 )
 def test_cifar_paper_dag_has_five_splits_times_every_run(tmp_path, name, runs, probes):
     """5 splits x the runs: SimCLR and SDCLR on D_i, SimCLR on D_b, BCL-I, BCL-D, SimCLR + TS,
     SDCLR + TS, SimCLR + margin, SimCLR + temperature scaling, SDCLR + both, the control SimCLR
-    at t = 0.1, the 3 removal runs (14), and for CIFAR-100-LT BCL's protocol: SimCLR, BCL-I,
-    SDCLR, BCL-D with BCL's settings (18). Each run gets every probe (CIFAR-10-LT the paper's
+    at t = 0.1, SimCLR / SDCLR / BCL-D + GH, SimCLR / SDCLR + COLT, the 3 removal runs (19),
+    and for CIFAR-100-LT BCL's protocol: SimCLR, BCL-I, SDCLR, BCL-D with BCL's settings (23).
+    Each run gets every probe (CIFAR-10-LT the paper's
     linear and few-shot; CIFAR-100-LT also BCL's full-, 100- and 50-shot: a table each) and one
     analysis job (PIE, geometry, and the difficult pairs of the 6 runs that tune them); 5 x 3
     selections of difficult examples, plus tables, figures and the comparison with the
@@ -94,13 +95,13 @@ def _fake_imagenet_lists(workdir: Path) -> None:
 
 def test_imagenet_and_all_paper_dags(tmp_path):
     """ImageNet-100-LT lists 2 pretraining and 4 probe jobs; config/paper/all.yaml is the
-    union of the three experiments: 70 + 90 + 2 = 162 pretraining jobs and 140 + 450 + 4 = 594
+    union of the three experiments: 95 + 115 + 2 = 212 pretraining jobs and 190 + 575 + 4 = 769
     probe jobs (CIFAR-100-LT's runs get BCL's 3 probes too; ImageNet-100-LT has no run that
     tunes difficult pairs: its analyses are PIE and geometry)."""
     _fake_imagenet_lists(tmp_path)
     for name, pretrain, probes, reports in (
         ("imagenet100_lt", 2, 4, 2),
-        ("all", 162, 594, 3),
+        ("all", 212, 769, 3),
     ):
         proc = run_snakemake(
             tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER / f"{name}.yaml")
@@ -318,7 +319,10 @@ def test_reaggregation_runs_no_training(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (tmp_path / "results" / "checkpoints").exists()
     comparison = pd.read_csv(tmp_path / "results" / "tables" / "linear_vs_paper.csv")
-    assert len(comparison) == 2 * 5  # SimCLR and SDCLR rows x 5 columns; the D_b control: none
+    # SimCLR and SDCLR x 5 columns, and SDCLR + COLT's All (COLT's Table 1); the D_b control: none
+    assert len(comparison) == 2 * 5 + 1
+    colt = comparison[comparison["method"] == "sdclr_colt"]
+    assert len(colt) == 1 and colt["paper_mean"].iloc[0] == 84.86
     table = (tmp_path / "results" / "tables" / "linear.md").read_text()
     assert "SimCLR (D_b)" in table
     assert (tmp_path / "results" / "figures" / "paper_comparison.png").stat().st_size > 10_000
@@ -397,4 +401,5 @@ def test_only_the_bcl_protocol_runs_meet_bcls_numbers():
     for probe in ("linear", "bcl_fullshot", "bcl_100shot", "bcl_50shot"):
         ours = [{**r, "probe": probe} for r in records]
         compared = set(compare_with_paper(ours, reported, probe, names)["method"])
-        assert compared == ({"simclr", "sdclr"} if probe == "linear" else bcl_runs), probe
+        linear = {"simclr", "sdclr", "sdclr_colt"}  # the SDCLR paper's rows and COLT's
+        assert compared == (linear if probe == "linear" else bcl_runs), probe

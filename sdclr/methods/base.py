@@ -1,29 +1,24 @@
 """The contract every pretraining method follows, the extensions that compose with it, and
 their registries.
 
-A **method** is a small class: it declares its hyperparameters (``setting`` fields), builds
-its model, may act at the start of every epoch, and turns two augmented views of a batch into
-a loss. An **extension** composes with any method whose contract it needs, by configuration::
+A **method** declares its hyperparameters (``setting`` fields), builds its model, may act at
+the start of every epoch, and turns two augmented views of a batch into a loss. An
+**extension** composes with any method whose contract it needs, by configuration::
 
     methods:
       bcl_d:
         algorithm: sdclr                      # the method
         bcl: {num_ops: 2, min_magnitude: 5}   # an extension: its key is its name
-        temperature_schedule: {period: 200}   # another one
 
 An extension may keep per-sample state keyed by the sample's index in the pretraining set
-(saved in the checkpoint, restored on resume), set a per-sample augmentation for the next
-views, change the method's settings per epoch (and log them), observe every sample's loss or
-the indices of every step's samples, and leave per-sample numbers with the final model
-(``sample_statistics``: model.pt's ``sample_statistics``, what the workflow's reports of a run
-read), and add a term of its own to the loss given the two views' projections
-(``loss_term``: in SDCLR the dense and the pruned branch's, so the term trains both branches).
-The training loop calls only the hooks below (``setup``, ``begin_epoch``, ``augment_views``,
-``training_loss``, ``end_epoch``, ``state_dict``, ``sample_statistics``); it never asks which
-method it runs.
-
-Adding a method or an extension is one module in ``sdclr/methods/`` decorated with
-``@register`` / ``@register_extension``, plus its entry in the config.
+(checkpointed), set a per-sample augmentation, change the method's settings per epoch (and
+log them), observe every sample's loss or every step's indices, leave per-sample numbers with
+the final model (``sample_statistics``), add a term to the loss of the two views' projections
+(``loss_term``: in SDCLR the dense and the pruned branch's, so it trains both), choose each
+epoch's images from the pretraining set and a pool (``select_samples``) and leave files in the
+run directory (``records``). The loop calls only the hooks below; it never asks which method
+it runs. Adding one is a module in ``sdclr/methods/`` decorated with ``@register`` /
+``@register_extension``, plus its entry in the config.
 """
 
 from __future__ import annotations
@@ -86,6 +81,20 @@ class Extension:
 
     def on_epoch_start(self, method: Method, epoch: int) -> dict[str, float]:
         """Before epoch ``epoch`` (0-based); returns numbers worth logging."""
+        return {}
+
+    def select_samples(
+        self, method: Method, model: nn.Module, images: torch.Tensor, own: int, epoch: int
+    ) -> torch.Tensor | None:
+        """Before epoch ``epoch``: the positions in ``images`` (the pretraining set's ``own``
+        images, then a pool's) it trains on; None: the pretraining set (the first wins)."""
+        return None
+
+    def begin_step(self, indices: torch.Tensor) -> None:
+        """Before a step's loss, with ``needs_step_indices``: as ``observe_step``."""
+
+    def records(self) -> dict[str, Any]:
+        """Run-directory files (name -> JSON content) the loop rewrites every epoch."""
         return {}
 
     def augment_views(
@@ -174,6 +183,8 @@ class Method:
         #: The step's per-sample contrastive losses when a ``loss_term`` was added to them
         #: (set inside the loss, read by ``training_loss`` for the observers).
         self.sample_contrastive_losses: torch.Tensor | None = None
+        #: The pretraining set's labels when the loop knows them (for extensions' records).
+        self.sample_labels: torch.Tensor | None = None
         replacing = [e.name for e in self.extensions if e.replaces_loss]
         if len(replacing) > 1:
             raise ConfigError(
@@ -289,6 +300,10 @@ class Method:
         loss_fn = loss_fn or self.loss
         observers = [e for e in self.extensions if e.needs_sample_losses]
         step_observers = [e for e in self.extensions if e.needs_step_indices]
+        if observers or step_observers:
+            all_indices = distributed.gather(indices)  # the loss covers every rank's samples
+        for extension in step_observers:
+            extension.begin_step(all_indices)
         if observers:
             losses = loss_fn(model, view1, view2, per_sample=True)
             observed = self.sample_contrastive_losses  # set when a loss term was added
@@ -296,8 +311,6 @@ class Method:
             observed = losses.detach() if observed is None else observed
         else:
             loss = loss_fn(model, view1, view2)
-        if observers or step_observers:
-            all_indices = distributed.gather(indices)  # the loss covers every rank's samples
         for extension in observers:
             extension.observe_losses(all_indices, observed)
         for extension in step_observers:
@@ -309,6 +322,17 @@ class Method:
         for extension in self.extensions:
             logs.update(extension.on_epoch_end(epoch))
         return logs
+
+    def select_samples(
+        self, model: nn.Module, images: torch.Tensor, own: int, epoch: int
+    ) -> torch.Tensor | None:
+        """The positions epoch ``epoch`` trains on (an extension's), or None."""
+        chosen = [e.select_samples(self, model, images, own, epoch) for e in self.extensions]
+        return next((c for c in chosen if c is not None), None)
+
+    def records(self) -> dict[str, Any]:
+        """Every extension's run-directory files."""
+        return {k: v for e in self.extensions for k, v in e.records().items()}
 
     def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
         """Every extension's per-sample state (for the checkpoint)."""
@@ -324,20 +348,20 @@ class Method:
         return {name: values for name, values in found.items() if values}
 
 
+def _add(registry: dict[str, Any], cls: Any, kind: str) -> Any:
+    if registry.setdefault(cls.name, cls) is not cls:
+        raise ValueError(f"{kind} name {cls.name!r} is registered twice")
+    return cls
+
+
 def register(cls: type[Method]) -> type[Method]:
     """Class decorator adding a method to the registry under ``cls.name``."""
-    if cls.name in METHODS and METHODS[cls.name] is not cls:
-        raise ValueError(f"method name {cls.name!r} is registered twice")
-    METHODS[cls.name] = cls
-    return cls
+    return _add(METHODS, cls, "method")
 
 
 def register_extension(cls: type[Extension]) -> type[Extension]:
     """Class decorator adding an extension to the registry under ``cls.name``."""
-    if cls.name in EXTENSIONS and EXTENSIONS[cls.name] is not cls:
-        raise ValueError(f"extension name {cls.name!r} is registered twice")
-    EXTENSIONS[cls.name] = cls
-    return cls
+    return _add(EXTENSIONS, cls, "extension")
 
 
 def get_method(name: str) -> type[Method]:

@@ -86,14 +86,10 @@ class _Costing:
         settings = self.plan["settings"].get(job.get("dataset"), {})
         if rule == "pretrain":
             job_settings = settings[f"pretrain/{job['method']}"]
-            views = (
-                2
-                * job_settings["pretrain"]["epochs"]
-                * workload.pretrain_images(job_settings, self.sizes(job))
-            )
+            views, forward = workload.pretrain_work(job_settings, self.sizes(job))
             crop = job_settings["augmentation"]["crop_size"]
             rate = self.speeds.training(job_settings["method"]["algorithm"])
-            return views * self.factor(job, crop) / rate
+            return views * self.factor(job, crop) / rate + self.forward(job, forward, crop)
         if rule == "probe":
             probe = settings[f"probe/{job['probe']}"]
             subset = PROBES[job["probe"]].train_subset

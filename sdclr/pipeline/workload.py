@@ -19,15 +19,19 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from sdclr.data.ood_pool import OUTSIDE
 from sdclr.data.reference_splits import reference_split_paths
 from sdclr.data.sources import get_source
 from sdclr.data.splits import LongTailConfig, planned_sizes
 from sdclr.errors import ConfigError
+from sdclr.methods.colt import resamples
 from sdclr.models import ModelConfig, build_model
 from sdclr.settings import load
 
 #: Test images of the built-in sources (an image-list source counts its test list).
 TEST_IMAGES = {"cifar10": 10_000, "cifar100": 10_000, "fashion_mnist": 10_000}
+#: COLT's pool when its file is not on this machine: the 300K Random Images' size.
+DEFAULT_OOD_POOL = 300_000
 #: The forward passes over (train pool + test) an analysis job makes: the dense and the pruned
 #: network (PIE), whose features the geometry and the difficult pairs reuse.
 ANALYSIS_PASSES = 2
@@ -57,6 +61,7 @@ def _generated_sizes(source: str, longtail: dict[str, Any]) -> dict[str, int]:
         "validation": config.validation_per_class * classes,
         "S_b": fewshot * classes,
         "test": TEST_IMAGES.get(source, 0),
+        "all_train": classes * per_class,
     }
 
 
@@ -72,6 +77,7 @@ def dataset_sizes(settings: dict[str, dict[str, Any]], split: int) -> dict[str, 
     sizes = {name: _count(path) for name, path in files.items()}
     test = source.get("test_list")
     sizes["test"] = _count(test) if test else TEST_IMAGES.get(source["name"], 0)
+    sizes["all_train"] = sizes.get("train", 0) + sizes.get("validation", 0)
     return sizes
 
 
@@ -82,6 +88,33 @@ def pretrain_images(settings: dict[str, Any], sizes: dict[str, int]) -> int:
         d_i = sizes["D_i"]
         return d_i - math.ceil(method["remove_difficult"]["fraction"] * d_i)
     return sizes[method["pretrain_set"]]
+
+
+def pretrain_work(settings: dict[str, Any], sizes: dict[str, int]) -> tuple[int, int]:
+    """(training views, extra forward images) of one pretraining job: two views of every
+    epoch's images. COLT adds its budget of pool images to every epoch from its first
+    resampling on, and each resampling forwards the pretraining set and the whole pool once
+    (its K-means and the nearest picks); the pool's size is its file's (the 300K Random
+    Images' when the file is not here) or the training images outside the pretraining set."""
+    images = pretrain_images(settings, sizes)
+    epochs = settings["pretrain"]["epochs"]
+    colt = settings["method"].get("extensions", {}).get("colt")
+    if not colt:
+        return 2 * epochs * images, 0
+    warmup, period = colt["warmup_epochs"], colt["period"]
+    resamplings = sum(1 for e in range(epochs) if resamples(e, warmup, period))
+    grown = sum(1 for e in range(epochs) if e >= warmup)
+    pool = _pool_size(colt["pool"], sizes["all_train"] - images)
+    added = min(colt["budget"], pool)
+    return 2 * (epochs * images + grown * added), resamplings * (images + pool)
+
+
+def _pool_size(spec: str, outside: int) -> int:
+    if spec == OUTSIDE:
+        return outside
+    if Path(spec).exists():
+        return int(np.load(spec, mmap_mode="r").shape[0])
+    return DEFAULT_OOD_POOL
 
 
 def probe_images(settings: dict[str, Any], sizes: dict[str, int], subset: str) -> int:

@@ -39,11 +39,12 @@ from tqdm import tqdm
 from sdclr import distributed
 from sdclr.data.augment import BatchAugment
 from sdclr.device import describe_device
+from sdclr.io import write_json
 from sdclr.methods import create_method
 from sdclr.models import convert_sync_batchnorm
 from sdclr.provenance import provenance
 from sdclr.torch_files import torch_save
-from sdclr.training.batches import check_batch, rank_share
+from sdclr.training.batches import check_batch, rank_share, step_sizes
 from sdclr.training.checkpoint import plain_state_dict, resume, save_checkpoint
 from sdclr.training.config import PretrainConfig, PretrainJob
 from sdclr.training.live import LiveLog, log_line
@@ -71,16 +72,23 @@ def pretrain(
     progress: bool = True,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     sample_ids: torch.Tensor | None = None,
+    pool: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Pretrain ``job.method`` on ``images`` (uint8 [N, C, H, W]); return a summary.
 
     Resumes from ``out_dir/resume.pt`` when it exists. ``on_epoch_end(epoch, metrics)`` is
     called after each finished (and, when due, checkpointed) epoch. ``sample_ids`` (the
     images' training-set indices) go into model.pt with the method's per-sample statistics.
+    ``pool`` (uint8 [M, C, H, W]): images outside the pretraining set that an extension may
+    add to an epoch (``select_samples``: positions N.. are the pool's); ``labels``: the
+    images' classes, for the extensions' records.
     """
     out_dir = Path(out_dir)
     run = _setup(job, images.shape, seed, device)
+    run.method.sample_labels = labels
     resume(run, out_dir / CHECKPOINT_NAME)
+    images = images if pool is None else torch.cat([images, pool.to(images.device)])
     images = images.to(run.device)
     _log_start(run)
     bar = tqdm(
@@ -103,8 +111,7 @@ def pretrain(
         if done % run.config.checkpoint_every == 0 or done == run.config.epochs:
             save_checkpoint(run, out_dir / CHECKPOINT_NAME, done)
         if run.world.is_main:
-            write_train_log(out_dir / LOG_NAME, run.history)
-            append_timing(out_dir / TIMING_NAME, timing)
+            _write_epoch_files(run, out_dir, timing)
         bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.3g}")
         bar.update(1)
         temperature = metrics.get("temperature", run.method.temperature)
@@ -113,6 +120,14 @@ def pretrain(
             on_epoch_end(done, {**metrics, **timing})
     bar.close()
     return _save_model(run, out_dir, sample_ids)
+
+
+def _write_epoch_files(run: Training, out_dir: Path, timing: dict[str, float]) -> None:
+    """The train log, the epoch's timing row and the method's records (main process)."""
+    write_train_log(out_dir / LOG_NAME, run.history)
+    append_timing(out_dir / TIMING_NAME, timing)
+    for name, content in run.method.records().items():
+        write_json(out_dir / name, content)
 
 
 def _setup(job: PretrainJob, shape: torch.Size, seed: int, device: torch.device | str) -> Training:
@@ -183,12 +198,17 @@ def _train_epoch(
     """One epoch: the method's epoch hook, then every step; returns (metrics, timing)."""
     started = time.perf_counter()
     extra = run.method.begin_epoch(run.model, epoch)
-    order = torch.randperm(run.num_images, device=run.device, generator=run.generator)
+    chosen = run.method.select_samples(run.model, images, run.num_images, epoch)
+    if chosen is None:  # the pretraining set
+        order = torch.randperm(run.num_images, device=run.device, generator=run.generator)
+        sizes = run.step_sizes
+    else:  # an extension's choice (with pool images): the epoch's steps follow its size
+        order = chosen[torch.randperm(len(chosen), device=run.device, generator=run.generator)]
+        sizes = step_sizes(len(chosen), run.config.batch_size, run.config.drop_last, run.world.size)
     loss_sum = torch.zeros((), device=run.device)
-    sizes = run.step_sizes
     steps, step_start = len(sizes), 0
     for step, size in enumerate(sizes):
-        lr = run.lr(epoch * steps + step)
+        lr = run.epoch_lr(epoch, step, steps)
         start, stop = rank_share(step_start, size, run.world.rank, run.world.size)
         indices = order[start:stop]
         loss_sum += run.step(images[indices], indices, run.augment_generator, lr)

@@ -19,7 +19,7 @@ from sdclr.training.step import Runtime, TrainStep
 
 
 def warmup_cosine_lr(
-    iteration: int, total: int, warmup: int, base_lr: float, final_lr: float
+    iteration: float, total: int, warmup: int, base_lr: float, final_lr: float
 ) -> float:
     """Learning rate at ``iteration`` (0-based) of ``total``.
 
@@ -67,8 +67,17 @@ class Training:
         """Steps of an epoch, a partial last one included: the cosine counts it as a step."""
         return len(self.step_sizes)
 
-    def lr(self, iteration: int) -> float:
+    def lr(self, iteration: float) -> float:
         """The warm-up cosine learning rate of ``iteration`` (0-based, over the whole run)."""
         total = self.steps_per_epoch * self.config.epochs
         warmup = round(self.config.warmup_epochs * self.steps_per_epoch)
         return warmup_cosine_lr(iteration, total, warmup, self.config.lr, self.config.final_lr)
+
+    def epoch_lr(self, epoch: int, step: int, steps: int) -> float:
+        """The learning rate of step ``step`` of ``steps`` in epoch ``epoch``: ``lr(e S + s)``
+        with S the pretraining set's steps per epoch; an epoch of another size (pool images
+        added) advances the schedule by the same one epoch, ``lr(e S + s S / steps)``."""
+        base = self.steps_per_epoch
+        if steps == base:
+            return self.lr(epoch * base + step)
+        return self.lr(epoch * base + step * base / steps)

@@ -11,9 +11,12 @@ from typing import Any
 
 import torch
 
+from sdclr.data.ood_pool import load_pool
 from sdclr.data.pretraining_set import pretraining_indices
 from sdclr.io import remove_stale_temporaries
+from sdclr.methods.colt import COLT
 from sdclr.pipeline.stages.common import job_inputs
+from sdclr.settings import load
 from sdclr.signals import Terminated, exit_on_sigterm
 from sdclr.training.config import PretrainJob
 from sdclr.training.loop import pretrain
@@ -51,7 +54,16 @@ def pretrain_stage(
             dataset, split, device = job_inputs(data, split_path, settings, threads)
             indices = torch.as_tensor(pretraining_indices(split, job.method, removal))
             images = dataset.train_images[indices]
-            return pretrain(job, images, out_dir, seed, device, progress, sample_ids=indices)
+            colt = job.method.extensions.get(COLT.name)
+            pool = None
+            if colt is not None:  # COLT's out-of-distribution pool
+                spec = load(COLT.Settings, colt, COLT.name).pool
+                pool = load_pool(spec, dataset.train_images, indices)
+            labels = dataset.train_labels[indices]
+            return pretrain(
+                job, images, out_dir, seed, device, progress,
+                sample_ids=indices, pool=pool, labels=labels,
+            )  # fmt: skip
         except Terminated as stop:
             log.warning(
                 "%s received: stopped; a rerun resumes from the last checkpoint in %s",

@@ -1,0 +1,48 @@
+"""COLT's out-of-distribution pool (``sdclr.methods.colt``): the images a run may add to its
+pretraining set.
+
+* A ``.npy`` file of ``N x H x W x C`` uint8 images, ``H x W x C`` the dataset's (on CIFAR the
+  300K Random Images of Hendrycks et al., ``300K_random_images.npy``, as COLT's code loads
+  it); a wrong shape or dtype is a one-line error naming the file.
+* ``outside_pretraining_set``: the dataset's training images outside the run's pretraining
+  set (for the Fashion-MNIST demo, which has no external pool: the training images not in
+  D_i, the in-domain open-world setting of MAK, Jiang et al., ICML 2021). They are
+  in-distribution classes, so this pool tests the mechanics, not COLT's OOD claim.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sdclr.errors import InputError
+
+OUTSIDE = "outside_pretraining_set"
+
+
+def read_pool_file(path: str | Path, channels: int, size: int) -> torch.Tensor:
+    """The pool of ``path`` as uint8 ``[N, C, H, W]``, checked against the dataset's
+    geometry (``channels`` x ``size`` x ``size``)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: the OOD pool file does not exist; put it there or fix colt.pool")
+    array = np.load(path, mmap_mode="r")
+    expected = (size, size, channels)
+    if array.ndim != 4 or tuple(array.shape[1:]) != expected or array.dtype != np.uint8:
+        raise InputError(
+            f"{path}: an OOD pool must be N x {size} x {size} x {channels} uint8, "
+            f"got {'x'.join(map(str, array.shape))} {array.dtype}"
+        )
+    return torch.from_numpy(np.array(array)).permute(0, 3, 1, 2).contiguous()
+
+
+def load_pool(spec: str, train_images: torch.Tensor, pretraining: torch.Tensor) -> torch.Tensor:
+    """The pool ``spec`` names (a ``.npy`` path or ``outside_pretraining_set``) for a run on
+    ``train_images[pretraining]`` (uint8 ``[N, C, H, W]``)."""
+    if spec != OUTSIDE:
+        return read_pool_file(spec, train_images.shape[1], train_images.shape[2])
+    outside = torch.ones(train_images.shape[0], dtype=torch.bool)
+    outside[pretraining] = False
+    return train_images[outside]
