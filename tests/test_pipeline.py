@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from sdclr.pipeline.config_files import load_raw_config
+from sdclr.pipeline.dag import STAGES, stage_outputs
 from sdclr.pipeline.dvc import generate
 from sdclr.pipeline.resolve import SETTINGS_FORMAT, resolve
 from sdclr.training.loop import PretrainConfig
@@ -51,6 +52,23 @@ def test_the_snakefile_loads_neither_torch_nor_numpy():
 @pytest.fixture(scope="module")
 def demo_plan() -> dict:
     return resolve(load_raw_config(DEMO))
+
+
+def test_every_output_of_every_stage_is_git_ignored(demo_plan):
+    """A new stage's outputs need no .gitignore edit: whatever the stage table writes under
+    results/ is ignored (results/README.md alone is tracked)."""
+    outputs = [
+        re.sub(r"\{[^}]+\}", "x", spec.path)
+        for stage in STAGES
+        for spec in stage_outputs(stage, demo_plan["config"]).values()
+    ]
+    assert outputs and all(path.startswith("results/") for path in outputs)
+    proc = subprocess.run(
+        ["git", "check-ignore", "--no-index", *outputs, "results/README.md"],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    ignored = set(proc.stdout.split())
+    assert ignored == set(outputs), set(outputs) - ignored
 
 
 def test_a_pretraining_runs_the_code_of_its_method_and_extensions_only(demo_plan):
