@@ -156,6 +156,20 @@ def _validation_accuracies(
     return float(np.nanmean(top1)), float(np.nanmean(top5))
 
 
+def _fixed_features(
+    backbone: nn.Module,
+    images: torch.Tensor,
+    config: ProbeConfig,
+    device: torch.device,
+    stored: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """The train images' features when the probe trains on fixed ones (no ``config.augment``):
+    ``stored`` where given, else computed; None with augmentation."""
+    if config.augment:
+        return None
+    return stored if stored is not None else extract_features(backbone, images, device)
+
+
 def train_probe(
     backbone: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor],
@@ -184,13 +198,7 @@ def train_probe(
     crop_size = crop_size or train_images.shape[-1]
     val_features = extract_features(backbone, validation[0], device)
     val_labels = validation[1].to(device)
-    fixed_features = None
-    if not config.augment:
-        fixed_features = (
-            train_features
-            if train_features is not None
-            else extract_features(backbone, train_images, device)
-        )
+    fixed_features = _fixed_features(backbone, train_images, config, device, train_features)
     linear = new_linear(backbone.feature_dim, num_classes, config).to(device)
     optimizer = torch.optim.SGD(
         linear.parameters(),
