@@ -5,17 +5,20 @@ import json
 
 import pytest
 import torch
+import yaml
 
 import sdclr.analyses.pie
 import sdclr.probes.base
 import sdclr.probes.bcl_probe
 import sdclr.probes.linear
 from sdclr.errors import InputError
+from sdclr.pipeline.dag import STAGES
 from sdclr.pipeline.stages import analyse, features, probe
 from sdclr.probes.feature_file import read_features
 from sdclr.torch_files import torch_load
 from tests.helpers import toy_dataset, toy_split
 from tests.test_analysis import _saved
+from tests.test_config import ROOT
 
 PROBES = ["linear", "fewshot", "knn", "mean", "mean_fewshot", "bcl_fullshot"]
 SHORT = {"epochs": 3, "milestones": [2], "augment": False}
@@ -115,3 +118,13 @@ def test_a_feature_file_of_another_crop_or_pool_is_refused(model_jobs):
     other = {**split, "indices": {**split["indices"], "train": split["indices"]["train"][1:]}}
     with pytest.raises(InputError, match="another split's probe pool"):
         read_features(tmp_path / "features.pt", other, 10)
+
+
+def test_the_slurm_profile_groups_the_stages_the_table_groups():
+    """The SLURM profile's ``groups`` are the stage table's (a model's features, probes and
+    analyses as one cluster job), and the report stages are local rules."""
+    text = (ROOT / "workflow" / "profiles" / "slurm" / "config.yaml").read_text()
+    groups = yaml.safe_load(text.split("groups:", 1)[1].split("\n\n", 1)[0])
+    assert sorted(groups) == sorted(f"{s.name}={s.group}" for s in STAGES if s.group)
+    local = {s.name for s in STAGES if s.local}
+    assert {"make_tables", "make_figures", "compare_with_paper", "summarize"} <= local
