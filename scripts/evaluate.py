@@ -16,6 +16,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     add_model_job_arguments(parser)
     parser.add_argument("--model", required=True, help="pretrained model.pt")
+    parser.add_argument("--features", help="the model's feature file (stage features)")
     parser.add_argument("--out", required=True, help="output evaluation .json")
     args = parser.parse_args()
     setup_logging()
@@ -29,6 +30,7 @@ def main() -> None:
         args.out,
         args.threads,
         show_progress(args),
+        args.features,
     )
 
 

@@ -186,7 +186,7 @@ def _runs_of(method: str) -> set[str]:
     jobs = {f"job_settings:dataset=fmnist_lt, job=pretrain/{method}"}
     for split in (1, 2):
         run_ = f"dataset=fmnist_lt, method={method}, split={split}, seed=0"
-        jobs |= {f"pretrain:{run_}", f"analyse:{run_}"}
+        jobs |= {f"pretrain:{run_}", f"features:{run_}", f"analyse:{run_}"}
         jobs |= {f"probe:{run_}, probe={p}" for p in ("linear", "fewshot")}
     return jobs
 

@@ -6,7 +6,8 @@ per-run ``info`` columns, ``note``, number format) and draws its figure (``plot`
 model's record). It may have settings (``Settings``, config key ``<name>_analysis`` of a
 dataset) and rules about which configs it composes with (``check``). The analysis job
 (``sdclr.analyses.run``) runs the ones the config's ``analyses:`` lists on one model, from
-one feature pass (:class:`AnalysisContext` computes the dense features once); the report job
+one feature pass (:class:`AnalysisContext` reads the model's dense features from its feature
+file, ``sdclr.probes.feature_file``, or computes them once); the report job
 (``sdclr.reporting.analyses``) turns each into a table and a figure. Adding one is a module
 in ``sdclr/analyses/`` with a class decorated by ``@register`` and its name in
 ``analyses:``.
@@ -24,8 +25,7 @@ import torch
 from torch import nn
 
 from sdclr.errors import ConfigError
-from sdclr.probes.base import ProbeInputs
-from sdclr.probes.features import extract_features
+from sdclr.probes.base import POOL, ProbeInputs
 from sdclr.settings import load
 
 ANALYSES: dict[str, Analysis] = {}
@@ -34,7 +34,8 @@ ANALYSES: dict[str, Analysis] = {}
 @dataclass
 class AnalysisContext:
     """What an analysis of one pretrained model sees. The dense features of the test set and
-    of the balanced train pool are computed once, when first asked for; an analysis that
+    of the balanced train pool are read from the model's feature file (``inputs.features``) or
+    computed once, when first asked for (before any pruning); an analysis that
     changes the model (``mutates_model``, PIE's pruning) runs after the others."""
 
     model: nn.Module
@@ -47,12 +48,11 @@ class AnalysisContext:
 
     @cached_property
     def test_features(self) -> torch.Tensor:
-        return extract_features(self.model.backbone, self.inputs.test_images, self.inputs.device)
+        return self.inputs.test_features()
 
     @cached_property
     def pool_features(self) -> torch.Tensor:
-        images, _ = self.inputs.subset("train")
-        return extract_features(self.model.backbone, images, self.inputs.device)
+        return self.inputs.subset_features(POOL)
 
     def analysis_settings(self, analysis: Analysis) -> Any:
         """The settings object of ``analysis`` from the job's settings (None: it has none)."""

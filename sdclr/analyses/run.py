@@ -1,7 +1,8 @@
 """The analysis job of one pretrained model: the analyses the config's ``analyses:`` lists
 (``sdclr.analyses``), from one feature pass, as one record.
 
-The dense network's features of the test set and of the balanced train pool are computed once
+The dense network's features of the test set and of the balanced train pool are read from the
+model's feature file (stage ``features``) or computed once
 (:class:`~sdclr.analyses.base.AnalysisContext`), when an analysis first asks for them; an
 analysis that changes the model (PIE prunes it) runs after the others. The record
 (``sdclr.pipeline.paths.ANALYSIS``) is a JSON file with class names and D_i counts next to
@@ -19,6 +20,7 @@ import torch
 from sdclr.analyses import ANALYSES, AnalysisContext, get_analysis
 from sdclr.groups import class_groups
 from sdclr.probes.base import ProbeInputs
+from sdclr.probes.feature_file import read_features
 from sdclr.probes.features import load_model
 
 log = logging.getLogger(__name__)
@@ -31,12 +33,16 @@ def run_analysis(
     settings: dict[str, Any],
     seed: int,
     device: torch.device,
+    features: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run the ``settings["analyses"]`` of one pretrained model; return its analysis record."""
+    """Run the ``settings["analyses"]`` of one pretrained model; return its analysis record.
+    ``features``: the model's feature file (``sdclr.probes.feature_file``), whose dense
+    features the analyses read (None: computed once)."""
     model, method, meta = load_model(model_path)
     model.to(device)
     crop = settings.get("crop_size") or dataset.train_images.shape[-1]
-    inputs = ProbeInputs(model.backbone, dataset, split, crop, seed, device, progress=False)
+    stored = None if features is None else read_features(features, split, crop)
+    inputs = ProbeInputs(model.backbone, dataset, split, crop, seed, device, False, stored)
     groups = class_groups(split["counts"]["D_i"], settings["groups"])
     context = AnalysisContext(model, method, meta, str(model_path), inputs, groups, settings)
     record: dict[str, Any] = {

@@ -318,6 +318,17 @@ def probe_settings(config: dict[str, Any], dataset: str, probe: str) -> dict[str
     }
 
 
+def features_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """What one model's feature file (``sdclr.pipeline.paths.FEATURES``) depends on besides its
+    input files: the crop its probes and analyses see, and the device."""
+    entry = config["datasets"][dataset]
+    return {
+        "dataset": dataset,
+        "crop_size": entry["augmentation"]["crop_size"],
+        "device": entry["device"],
+    }
+
+
 def analysis_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     """Everything one analysis job depends on besides its inputs: the analyses it runs, and
     the config sections they read under their config keys (``<name>_analysis``, and others an
@@ -337,11 +348,13 @@ def analysis_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
 
 def job_settings(config: dict[str, Any], dataset: str, job: str) -> dict[str, Any]:
     """The settings file of one job kind: ``job`` is ``dataset``, ``split``,
-    ``pretrain/<method>``, ``probe/<probe>``, ``analysis`` or ``removal/<method>`` (a removal
-    run's selection; ``sdclr.pipeline.paths.SETTINGS``)."""
+    ``pretrain/<method>``, ``features``, ``probe/<probe>``, ``analysis`` or
+    ``removal/<method>`` (a removal run's selection; ``sdclr.pipeline.paths.SETTINGS``)."""
     kind, _, name = job.partition("/")
     if kind == "analysis" and not name:
         return analysis_settings(config, dataset)
+    if kind == "features" and not name:
+        return features_settings(config, dataset)
     if kind == "dataset" and not name:
         return dataset_settings(config, dataset)
     if kind == "split" and not name:

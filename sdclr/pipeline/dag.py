@@ -82,6 +82,15 @@ class Stage:
     runs: Literal["all", "removal"] = "all"
     threads: bool = False
     local: bool = False  # runs on the submitting host (no job resources)
+    #: The rule whose ``resources:`` (config) its jobs ask for; "": its own.
+    resources_of: str = ""
+    #: Its Snakemake job group in the SLURM profile (``--groups``): a model's jobs of one
+    #: group run as one cluster job; "": none.
+    group: str = ""
+
+    @property
+    def resource_rule(self) -> str:
+        return self.resources_of or self.name
 
     @property
     def log(self) -> str:
@@ -115,6 +124,7 @@ def _train_logs(config: dict[str, Any], _: Any) -> list[str]:
 
 _MODEL_INPUTS: dict[str, Input] = {"data": File(paths.DATASET), "split": File(paths.SPLIT)}
 _RUN = ("dataset", "method", "split", "seed")
+_FEATURES: dict[str, Input] = {"model": File(paths.MODEL), "features": File(paths.FEATURES)}
 _EVALS = Collected(lambda config, _: paths.all_eval_files(config), "results/eval")
 _ANALYSES = Collected(lambda config, _: paths.analysis_files(config), "results/analysis")
 _TABLE = ("Tables", "../report/table.rst")
@@ -175,24 +185,38 @@ STAGES: tuple[Stage, ...] = (
         threads=True,
     ),
     Stage(
+        "features",
+        "extract_features.py",
+        "One pretrained model's dense features of the test set and the probe pool, once.",
+        _RUN,
+        {"settings": _settings("features"), **_MODEL_INPUTS, "model": File(paths.MODEL)},
+        {"features": File(paths.FEATURES, flag="--out")},
+        args={"seed": "{seed}"},
+        threads=True,
+        resources_of="probe",
+        group="model",
+    ),
+    Stage(
         "probe",
         "evaluate.py",
         "One probe of one pretrained model: per-class and group test accuracy.",
         (*_RUN, "probe"),
-        {"settings": _settings("probe/{probe}"), **_MODEL_INPUTS, "model": File(paths.MODEL)},
+        {"settings": _settings("probe/{probe}"), **_MODEL_INPUTS, **_FEATURES},
         {"record": File(paths.EVAL, flag="--out")},
         args={"seed": "{seed}"},
         threads=True,
+        group="model",
     ),
     Stage(
         "analyse",
         "analyse.py",
         "The analyses of one pretrained model (PIE, geometry, difficult pairs): one record.",
         _RUN,
-        {"settings": _settings("analysis"), **_MODEL_INPUTS, "model": File(paths.MODEL)},
+        {"settings": _settings("analysis"), **_MODEL_INPUTS, **_FEATURES},
         {"record": File(paths.ANALYSIS, flag="--out")},
         args={"seed": "{seed}"},
         threads=True,
+        group="model",
     ),
     Stage(
         "make_tables",
@@ -217,6 +241,7 @@ STAGES: tuple[Stage, ...] = (
             },
         },
         args={"probe": "{probe}"},
+        local=True,
     ),
     Stage(
         "make_figures",
@@ -229,6 +254,7 @@ STAGES: tuple[Stage, ...] = (
             "splits": Collected(lambda config, _: paths.split_files(config), "results/splits"),
         },
         {name: File(path, dvc="plot", report=_FIGURES) for name, path in paths.FIGURES.items()},
+        local=True,
     ),
     Stage(
         "compare_with_paper",
@@ -241,6 +267,7 @@ STAGES: tuple[Stage, ...] = (
             "reported": RepoFile(paths.REPORTED_FILE),
         },
         {},  # one table per probe the paper reports: :func:`stage_outputs`
+        local=True,
     ),
     Stage(
         "make_analysis_report",
@@ -259,6 +286,7 @@ STAGES: tuple[Stage, ...] = (
             "figure": File(paths.ANALYSIS_FIGURE, dvc="plot", report=_ANALYSIS),
         },
         args={"analysis": "{analysis}"},
+        local=True,
     ),
     Stage(
         "removal_figure",
@@ -292,6 +320,7 @@ STAGES: tuple[Stage, ...] = (
             "loss": File(paths.SUMMARY["loss"]),
             "groups": File(paths.SUMMARY["groups"]),
         },
+        local=True,
     ),
 )
 
@@ -303,6 +332,7 @@ SETTINGS_SCRIPTS = {
     "dataset": "prepare_dataset.py",
     "split": "make_split.py",
     "pretrain": "pretrain.py",
+    "features": "extract_features.py",
     "probe": "evaluate.py",
     "analysis": "analyse.py",
     "removal": "select_difficult.py",

@@ -162,7 +162,7 @@ def _stage(r: _Renderer, config: dict[str, Any], config_file: str) -> dict[str, 
         {"out": outs, "plot": plots, "metric": metrics}[spec.dvc].append(entry)
     for name, template in stage.args.items():
         command.append(f"{dag.flag_of(name)} {r.path(template)}")
-    if stage.threads and (threads := _threads(stage.name, config)) is not None:
+    if stage.threads and (threads := _threads(stage.resource_rule, config)) is not None:
         command.append(f"--threads {threads}")
     body: dict[str, Any] = {}
     matrix = r.matrix(config)

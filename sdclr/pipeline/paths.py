@@ -15,7 +15,8 @@ from sdclr.training.run_files import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME
 __all__ = ["CHECKPOINT_NAME", "LOG_NAME", "MODEL_NAME"]  # and the templates below
 
 # Each job's resolved settings (``sdclr.pipeline.resolve``), written by the settings rule:
-# ``job`` is dataset, split, analysis, pretrain/<method>, probe/<probe> or removal/<method>;
+# ``job`` is dataset, split, analysis, features, pretrain/<method>, probe/<probe> or
+# removal/<method>;
 # each report stage's (its inputs' list, labels, row order) in REPORT_SETTINGS.
 SETTINGS_DIR = "results/settings"
 SETTINGS = "results/settings/{dataset}/{job}.json"
@@ -31,6 +32,9 @@ TRAIN_LOG = f"{RUN_DIR}/{LOG_NAME}"
 # and the figure of where they come from, by class ordered by D_i frequency.
 REMOVAL = "results/removal/{dataset}/{method}/split{split}/seed{seed}.json"
 REMOVAL_FIGURE = "results/figures/removal/{dataset}/{method}.png"
+# Each model's un-augmented dense backbone features of the test set and of the balanced train
+# pool (sdclr.probes.feature_file), extracted once and read by its probes and analyses.
+FEATURES = "results/features/{dataset}/{method}/split{split}/seed{seed}.pt"
 EVAL = "results/eval/{dataset}/{method}/split{split}/seed{seed}/{probe}.json"
 TABLE = "results/tables/{probe}.{ext}"
 TABLE_FORMATS = ("md", "csv", "tex", "json")

@@ -127,6 +127,7 @@ def dataset_jobs(config: dict[str, Any], dataset: str) -> list[str]:
         "dataset",
         "split",
         *(f"pretrain/{m}" for m in methods),
+        "features",
         *(f"probe/{p}" for p in entry["probes"]),
         *(["analysis"] if entry["analyses"] else []),
         *(f"removal/{m}" for m, method in methods.items() if "remove_difficult" in method),

@@ -17,7 +17,7 @@ from sdclr.probes.features import (
 )
 from sdclr.probes.record import run_probe
 
-_INFRASTRUCTURE = {"base", "features", "record"}
+_INFRASTRUCTURE = {"base", "feature_file", "features", "record"}
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")

@@ -15,10 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from sdclr.probes.features import center_crop, per_class_accuracy
+from sdclr.probes.features import center_crop, extract_features, per_class_accuracy
 from sdclr.settings import load
 
 PROBES: dict[str, Probe] = {}
+#: The split subset of the balanced train pool, whose features a model's feature file holds.
+POOL = "train"
 
 
 @dataclass
@@ -32,6 +34,9 @@ class ProbeInputs:
     seed: int
     device: torch.device
     progress: bool = True
+    #: The model's stored features, ``test`` and ``pool`` (``sdclr.probes.feature_file``);
+    #: None: computed from the backbone when asked for.
+    features: dict[str, torch.Tensor] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -50,6 +55,29 @@ class ProbeInputs:
     @property
     def test_labels(self) -> torch.Tensor:
         return self.dataset.test_labels
+
+    def stored_features(self, name: str) -> torch.Tensor | None:
+        """The stored features of the test set (``name`` ``"test"``) or of the pool (split
+        subset :data:`POOL`) on the device; None where none are stored."""
+        key = {"test": "test", POOL: "pool"}.get(name)
+        if self.features is None or key is None:
+            return None
+        return self.features[key].to(self.device)
+
+    def test_features(self) -> torch.Tensor:
+        """The dense backbone's features of the centre-cropped test images (stored or
+        computed: the same numbers)."""
+        stored = self.stored_features("test")
+        if stored is not None:
+            return stored
+        return extract_features(self.backbone, self.test_images, self.device)
+
+    def subset_features(self, name: str) -> torch.Tensor:
+        """The dense backbone's features of split subset ``name`` (centre-cropped)."""
+        stored = self.stored_features(name)
+        if stored is not None:
+            return stored
+        return extract_features(self.backbone, self.subset(name)[0], self.device)
 
     def test_accuracy(self, predictions: torch.Tensor) -> np.ndarray:
         """Per-class accuracy (%) of ``predictions`` of the test images."""

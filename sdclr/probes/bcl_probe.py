@@ -6,7 +6,8 @@ What BCL's public code does (MediaBrain-SJTU/BCL at a2342f8: ``eval_cifar.py``, 
 
 * Features: the encoder with its projection head replaced by ``nn.Identity`` (SimCLR's
   ``projector``, SDCLR's ``backbone.fc``), in eval mode (SDCLR's dense branch), of the
-  un-augmented images (``ToTensor`` only; the network normalises its input itself), batch 1000.
+  un-augmented images (``ToTensor`` only; the network normalises its input itself), batch 1000
+  (here 512, the batch of every probe's features: the model's feature file).
 * The probe: ``nn.Linear(d, C)`` (PyTorch's default initialisation), Adam (lr 1e-2, weight
   decay 5e-6, PyTorch's default betas and eps), ``ExponentialLR`` with
   ``gamma = (1e-6 / 1e-2) ** (1 / 500)`` stepped after each of 500 epochs, so epoch e (from 0)
@@ -20,7 +21,8 @@ What BCL's public code does (MediaBrain-SJTU/BCL at a2342f8: ``eval_cifar.py``, 
   accuracy reported here).
 
 Here: features from ``sdclr.probes.features.extract_features`` (the dense backbone, eval
-mode, centre crop = the whole image on CIFAR); ``train_list`` names BCL's train list (null:
+mode, centre crop = the whole image on CIFAR; the test set's and the pool's read from the
+model's feature file, ``sdclr.probes.feature_file``); ``train_list`` names BCL's train list (null:
 the split's train pool) and ``index_files`` the k-shot files, ``{file}`` replaced by 1 ..
 ``files``; each file is checked (``sdclr.data.reference_splits.kshot_indices_from_file``).
 Choices: the initialisation and each epoch's order come from the model's seed (plus the file
@@ -42,7 +44,7 @@ from torch import nn
 
 from sdclr.data.reference_splits import kshot_indices_from_file, read_index_file
 from sdclr.errors import ConfigError
-from sdclr.probes.base import Probe, ProbeInputs, register
+from sdclr.probes.base import POOL, Probe, ProbeInputs, register
 from sdclr.probes.features import center_crop, extract_features
 from sdclr.settings import setting
 
@@ -119,11 +121,15 @@ def train_bcl_linear(
 
 def _features(inputs: ProbeInputs, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """(features, labels) of the training images at ``indices`` (centre-cropped, no
-    augmentation), on the probe's device."""
+    augmentation), on the probe's device: the stored pool features where ``indices`` is the
+    pool, else computed."""
     idx = torch.as_tensor(indices, dtype=torch.long)
+    labels = inputs.dataset.train_labels[idx].to(inputs.device)
+    stored = inputs.stored_features(POOL)
+    if stored is not None and np.array_equal(indices, inputs.split["indices"][POOL]):
+        return stored, labels
     images = center_crop(inputs.dataset.train_images[idx], inputs.crop_size)
-    features = extract_features(inputs.backbone, images, inputs.device, batch_size=1000)
-    return features, inputs.dataset.train_labels[idx].to(inputs.device)
+    return extract_features(inputs.backbone, images, inputs.device), labels
 
 
 class BclProbe(Probe):
@@ -157,7 +163,7 @@ class BclProbe(Probe):
             return inputs.test_accuracy(linear(test).argmax(dim=1))
 
     def test_features(self, inputs: ProbeInputs) -> torch.Tensor:
-        return extract_features(inputs.backbone, inputs.test_images, inputs.device, 1000)
+        return inputs.test_features()
 
     def _note(self, config: BclProbeConfig, pool: np.ndarray) -> dict[str, Any]:
         if config.train_list is None:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from sdclr.probes.base import Probe, ProbeInputs, register
-from sdclr.probes.features import extract_features, per_class_accuracy
+from sdclr.probes.features import per_class_accuracy
 from sdclr.settings import setting
 
 
@@ -70,10 +70,9 @@ class KnnProbe(Probe):
 
     def evaluate(self, inputs: ProbeInputs, settings: dict[str, Any]) -> dict[str, Any]:
         config = self.settings(settings)
-        images, labels = inputs.subset(self.train_subset)
-        bank = extract_features(inputs.backbone, images, inputs.device)
-        queries = extract_features(inputs.backbone, inputs.test_images, inputs.device)
-        labels = labels.to(inputs.device)
+        labels = inputs.subset(self.train_subset)[1].to(inputs.device)
+        bank = inputs.subset_features(self.train_subset)
+        queries = inputs.test_features()
         predictions = knn_predict(
             bank, labels, queries, inputs.num_classes, config.k, config.temperature
         )

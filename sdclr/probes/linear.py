@@ -156,6 +156,20 @@ def _validation_accuracies(
     return float(np.nanmean(top1)), float(np.nanmean(top5))
 
 
+def _fixed_features(
+    backbone: nn.Module,
+    images: torch.Tensor,
+    config: ProbeConfig,
+    device: torch.device,
+    stored: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """The train images' features when the probe trains on fixed ones (no ``config.augment``):
+    ``stored`` where given, else computed; None with augmentation."""
+    if config.augment:
+        return None
+    return stored if stored is not None else extract_features(backbone, images, device)
+
+
 def train_probe(
     backbone: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor],
@@ -167,6 +181,7 @@ def train_probe(
     progress: bool = True,
     desc: str = "probe",
     crop_size: int | None = None,
+    train_features: torch.Tensor | None = None,
 ) -> tuple[nn.Linear, int, list[dict[str, float]]]:
     """Train a linear layer on frozen features; return (best-validation layer, its epoch, history).
 
@@ -176,13 +191,14 @@ def train_probe(
     (``crop: resized``); otherwise features are computed once. The best epoch is the one of
     the best validation ``config.select_by`` accuracy (the first of equals) among the
     validated ones (every ``validate_every``-th and the last; the others' history rows have
-    no validation keys).
+    no validation keys). ``train_features``: the train images' stored features (without
+    ``config.augment``), else computed.
     """
     train_images, train_labels = train[0], train[1].to(device)
     crop_size = crop_size or train_images.shape[-1]
     val_features = extract_features(backbone, validation[0], device)
     val_labels = validation[1].to(device)
-    fixed_features = None if config.augment else extract_features(backbone, train_images, device)
+    fixed_features = _fixed_features(backbone, train_images, config, device, train_features)
     linear = new_linear(backbone.feature_dim, num_classes, config).to(device)
     optimizer = torch.optim.SGD(
         linear.parameters(),
@@ -221,9 +237,11 @@ def fit_and_test(
     config: ProbeConfig,
     seed: int,
     name: str,
+    train_features: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Train a linear probe on ``train`` (best epoch on the split's validation set) and return
-    its per-class test accuracy, best epoch and history."""
+    """Train a linear probe on ``train`` (best epoch on the split's validation set; its stored
+    features ``train_features``, if any) and return its per-class test accuracy, best epoch
+    and history."""
     generator = torch.Generator(device="cpu")
     generator.manual_seed(seed)
     torch.manual_seed(seed)  # the linear layer's initialisation: same seed, same probe
@@ -238,8 +256,9 @@ def fit_and_test(
         inputs.progress,
         desc=f"{name} probe",
         crop_size=inputs.crop_size,
+        train_features=train_features,
     )
-    test_features = extract_features(inputs.backbone, inputs.test_images, inputs.device)
+    test_features = inputs.test_features()
     return {
         "per_class_accuracy": inputs.test_accuracy(_predict(linear, test_features)),
         "best_epoch": best_epoch,
@@ -275,7 +294,8 @@ class LinearProbe(Probe):
     def evaluate(self, inputs: ProbeInputs, settings: dict[str, Any]) -> dict[str, Any]:
         config = self.settings(settings)
         train = probe_pool(inputs, self.train_subset, config)
-        return fit_and_test(inputs, train, config, inputs.seed, self.name)
+        stored = None if config.augment else inputs.stored_features(self.train_subset)
+        return fit_and_test(inputs, train, config, inputs.seed, self.name, stored)
 
 
 @register

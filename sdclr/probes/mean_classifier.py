@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from sdclr.probes.base import Probe, ProbeInputs, register
-from sdclr.probes.features import extract_features, per_class_accuracy
+from sdclr.probes.features import per_class_accuracy
 
 
 def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -48,10 +48,10 @@ class MeanClassifierProbe(Probe):
     train_set = "D_b pool"
 
     def evaluate(self, inputs: ProbeInputs, settings: dict[str, Any]) -> dict[str, Any]:
-        images, labels = inputs.subset(self.train_subset)
-        features = extract_features(inputs.backbone, images, inputs.device)
+        labels = inputs.subset(self.train_subset)[1]
+        features = inputs.subset_features(self.train_subset)
         means = class_means(features, labels.to(inputs.device), inputs.num_classes)
-        test = extract_features(inputs.backbone, inputs.test_images, inputs.device)
+        test = inputs.test_features()
         predictions = mean_classifier_predict(means, test)
         test_labels = inputs.test_labels.to(inputs.device)
         return {

@@ -11,6 +11,7 @@ import torch
 from sdclr.device import set_fp32_arithmetic
 from sdclr.groups import class_groups, group_summary
 from sdclr.probes.base import ProbeInputs, get_probe
+from sdclr.probes.feature_file import read_features
 from sdclr.probes.features import load_backbone
 
 log = logging.getLogger(__name__)
@@ -31,18 +32,22 @@ def run_probe(
     seed: int,
     device: torch.device,
     progress: bool = True,
+    features: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the ``settings["probe"]`` probe (one of :data:`PROBES`); return the evaluation record.
 
-    ``dataset`` is an ``ImageDataset`` (uint8 tensors), ``split`` a split record. Accuracies are
-    percentages; groups come from the split's ``D_i`` counts with ``settings["groups"]``.
+    ``dataset`` is an ``ImageDataset`` (uint8 tensors), ``split`` a split record, ``features``
+    the model's feature file (``sdclr.probes.feature_file``; None: computed where needed).
+    Accuracies are percentages; groups come from the split's ``D_i`` counts with
+    ``settings["groups"]``.
     """
     probe = get_probe(settings["probe"])
     set_fp32_arithmetic(conv_tf32=False, matmul_tf32=False)  # probes: IEEE fp32, as the reference
     backbone, meta = load_backbone(model_path)
     backbone.to(device)
     crop = settings.get("crop_size") or dataset.train_images.shape[-1]
-    inputs = ProbeInputs(backbone, dataset, split, crop, seed, device, progress)
+    stored = None if features is None else read_features(features, split, crop)
+    inputs = ProbeInputs(backbone, dataset, split, crop, seed, device, progress, stored)
     result = probe.evaluate(inputs, settings)
     per_class = result.pop("per_class_accuracy")
     groups = class_groups(split["counts"]["D_i"], settings["groups"])

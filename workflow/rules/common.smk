@@ -44,7 +44,7 @@ wildcard_constraints:
     probe="|".join(paths.registry(config, "probes")),
     analysis="|".join(paths.registry(config, "analyses")),
     stage="|".join(dag.REPORT_STAGES),
-    job=f"dataset|split|analysis|(pretrain|removal)/{_NAME}|probe/("
+    job=f"dataset|split|features|analysis|(pretrain|removal)/{_NAME}|probe/("
     + "|".join(paths.registry(config, "probes"))
     + ")",
 

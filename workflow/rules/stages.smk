@@ -21,9 +21,9 @@ for _stage in dag.STAGES:
         localrule: _stage.local
         conda:
             "../../environment.yml"
-        threads: rule_threads(_stage.name) if not _stage.local else 1
+        threads: rule_threads(_stage.resource_rule) if not _stage.local else 1
         resources:
-            **(rule_resources(_stage.name) if not _stage.local else {}),
+            **(rule_resources(_stage.resource_rule) if not _stage.local else {}),
         params:
             **stage_params(_stage),
         shell:

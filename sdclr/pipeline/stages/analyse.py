@@ -21,10 +21,12 @@ def analysis_stage(
     seed: int,
     out: str | Path,
     threads: int | None = None,
+    features: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run the analyses the settings list on one pretrained model and write its record."""
+    """Run the analyses the settings list on one pretrained model (reading its feature file
+    ``features``, if given) and write its record."""
     dataset, split, device = job_inputs(data, split_path, settings, threads)
-    record = run_analysis(model_path, dataset, split, settings, seed, device)
+    record = run_analysis(model_path, dataset, split, settings, seed, device, features)
     record["provenance"] = provenance(describe_device(device), float32_arithmetic(device))
     write_json(out, record)
     return record

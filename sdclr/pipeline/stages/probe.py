@@ -21,10 +21,12 @@ def probe_stage(
     out: str | Path,
     threads: int | None = None,
     progress: bool = True,
+    features: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run the probe the settings name on one pretrained model and write its record."""
+    """Run the probe the settings name on one pretrained model (reading its feature file
+    ``features``, if given) and write its record."""
     dataset, split, device = job_inputs(data, split_path, settings, threads)
-    record = run_probe(model_path, dataset, split, settings, seed, device, progress)
+    record = run_probe(model_path, dataset, split, settings, seed, device, progress, features)
     record["provenance"] = provenance(describe_device(device), float32_arithmetic(device))
     write_json(out, record)
     return record
