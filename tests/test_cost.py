@@ -19,9 +19,15 @@ from tests.test_paper import PAPER, ROOT, _fake_imagenet_lists, job_counts, run_
 
 #: The paper grids' GPU jobs (the counts tests/test_paper.py reads from Snakemake's dry run).
 PAPER_JOBS = {
-    "cifar10_lt": {"pretrain": 95, "probe": 190, "select_difficult": 15, "analyse": 95},
-    "imagenet100_lt": {"pretrain": 2, "probe": 4, "analyse": 2},
-    "all": {"pretrain": 212, "probe": 769, "select_difficult": 30, "analyse": 212},
+    "cifar10_lt": {
+        "pretrain": 95,
+        "features": 95,
+        "probe": 190,
+        "select_difficult": 15,
+        "analyse": 95,
+    },
+    "imagenet100_lt": {"pretrain": 2, "features": 2, "probe": 4, "analyse": 2},
+    "all": {"pretrain": 212, "features": 212, "probe": 769, "select_difficult": 30, "analyse": 212},
 }
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from sdclr.pipeline import workload
 from sdclr.pipeline.cli import run
 from sdclr.pipeline.config_files import load_raw_config
+from sdclr.pipeline.dag import STAGES_BY_NAME
 from sdclr.pipeline.jobs import Wildcards, all_jobs
 from sdclr.pipeline.resolve import resolve
 from sdclr.pipeline.resources import load_resources
@@ -34,6 +35,7 @@ from sdclr.probes import PROBES
 GPU_RULES = {
     "pretrain": "pretrainings",
     "select_difficult": "selections",
+    "features": "feature extractions",
     "probe": "probes",
     "analyse": "analyses",
 }
@@ -95,6 +97,9 @@ class _Costing:
             subset = PROBES[job["probe"]].train_subset
             images = workload.probe_images(probe, self.sizes(job), subset)
             return self.forward(job, images, probe["crop_size"])
+        if rule == "features":
+            crop = settings["features"]["crop_size"]
+            return self.forward(job, workload.features_images(self.sizes(job)), crop)
         if rule == "analyse":
             images = workload.analysis_images(self.sizes(job))
             return self.forward(job, images, settings["analysis"]["crop_size"])
@@ -105,7 +110,8 @@ class _Costing:
 
     def gpus(self, rule: str, jobs: list[Wildcards]) -> tuple[int, ...]:
         datasets = dict.fromkeys(job["dataset"] for job in jobs)
-        found = {load_resources(self.datasets[d]["resources"])[rule].gpus for d in datasets}
+        asks = STAGES_BY_NAME[rule].resource_rule  # the features job asks for the probe's
+        found = {load_resources(self.datasets[d]["resources"])[asks].gpus for d in datasets}
         return tuple(sorted(found))
 
 

@@ -117,17 +117,28 @@ def _pool_size(spec: str, outside: int) -> int:
     return DEFAULT_OOD_POOL
 
 
+def features_images(sizes: dict[str, int]) -> int:
+    """Forward images of a model's features job: the probe pool and the test set, once."""
+    return sizes["train"] + sizes["test"]
+
+
 def probe_images(settings: dict[str, Any], sizes: dict[str, int], subset: str) -> int:
-    """Forward images of one probe job training on ``subset``: the pool once per epoch when
-    it augments (else once), the validation and the test set once."""
+    """Forward images of one probe job training on ``subset`` beyond the model's features file
+    (the dense pool and test set): an augmenting probe's subset once per epoch, a fixed-feature
+    probe's subset once unless it is the pool, and a trained probe's validation set once (an
+    upper bound: BCL's probe keeps its last epoch and reads no validation set)."""
     section = settings.get(f"{settings['probe']}_probe") or {}
-    passes = section.get("epochs", 1) if section.get("augment", False) else 1
-    return passes * sizes[subset] + sizes["validation"] + sizes["test"]
+    if section.get("augment", False):
+        passes = section.get("epochs", 1) * sizes[subset]
+    else:
+        passes = 0 if subset == "train" else sizes[subset]
+    return passes + (sizes["validation"] if "epochs" in section else 0)
 
 
 def analysis_images(sizes: dict[str, int]) -> int:
-    """Forward images of one analysis job (:data:`ANALYSIS_PASSES` over pool and test)."""
-    return ANALYSIS_PASSES * (sizes["train"] + sizes["test"])
+    """Forward images of one analysis job beyond the features file: the passes over pool and
+    test other than the dense one (:data:`ANALYSIS_PASSES` - 1: PIE's pruned network)."""
+    return (ANALYSIS_PASSES - 1) * (sizes["train"] + sizes["test"])
 
 
 @cache
