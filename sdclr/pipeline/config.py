@@ -337,8 +337,8 @@ def analysis_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
 
 def job_settings(config: dict[str, Any], dataset: str, job: str) -> dict[str, Any]:
     """The settings file of one job kind: ``job`` is ``dataset``, ``split``,
-    ``pretrain/<method>``, ``probe/<probe>``, ``analysis`` or ``removal/<method>`` (a removal
-    run's selection; ``sdclr.pipeline.paths.SETTINGS``)."""
+    ``pretrain/<method>``, ``probe/<probe>``, ``analysis``, ``removal/<method>`` (a removal
+    run's selection) or ``pool/<name>`` (COLT's pool file; ``sdclr.pipeline.paths.SETTINGS``)."""
     kind, _, name = job.partition("/")
     if kind == "analysis" and not name:
         return analysis_settings(config, dataset)
@@ -350,6 +350,8 @@ def job_settings(config: dict[str, Any], dataset: str, job: str) -> dict[str, An
         return pretrain_settings(config, dataset, name)
     if kind == "probe" and name:
         return probe_settings(config, dataset, name)
+    if kind == "pool" and name in (pools := paths.pool_sources(config, dataset)):  # COLT's
+        return {"dataset": dataset, "pool": name, "source": pools[name]}
     if kind == "removal" and "remove_difficult" in config["datasets"][dataset]["methods"].get(
         name, {}
     ):
