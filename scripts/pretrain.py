@@ -20,6 +20,9 @@ def main() -> None:
     parser.add_argument(
         "--removal", default=None, help="removal record (a removal run: pretrain on what it keeps)"
     )
+    parser.add_argument(
+        "--pool", default=None, help="COLT's prepared pool (a COLT run with a pool file)"
+    )
     args = parser.parse_args()
     setup_logging()
     settings = read_settings(args.settings)
@@ -33,6 +36,7 @@ def main() -> None:
         args.threads,
         show_progress(args),
         args.removal,
+        args.pool,
     )
 
 

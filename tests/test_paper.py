@@ -60,6 +60,14 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
+def _fake_pool(workdir: Path) -> None:
+    """The COLT runs' pool file (300K Random Images) as an empty file: a dry run needs it to
+    be there (without it Snakemake stops: "Missing input files for rule prepare_pool")."""
+    raw = workdir / "results" / "data" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    (raw / "300K_random_images.npy").touch()
+
+
 @pytest.mark.parametrize(
     ("name", "runs", "probes"), [("cifar10_lt", 19, 2), ("cifar100_lt", 23, 5)]
 )
@@ -72,7 +80,8 @@ def test_cifar_paper_dag_has_five_splits_times_every_run(tmp_path, name, runs, p
     linear and few-shot; CIFAR-100-LT also BCL's full-, 100- and 50-shot: a table each) and one
     analysis job (PIE, geometry, and the difficult pairs of the 6 runs that tune them); 5 x 3
     selections of difficult examples, plus tables, figures and the comparison with the
-    paper."""
+    paper; one prepare_pool job (the 300K Random Images that both COLT runs name)."""
+    _fake_pool(tmp_path)
     proc = run_snakemake(
         tmp_path, "-n", "--quiet", "rules", "--configfile", str(PAPER / f"{name}.yaml")
     )
@@ -81,7 +90,7 @@ def test_cifar_paper_dag_has_five_splits_times_every_run(tmp_path, name, runs, p
     assert counts["pretrain"] == 5 * runs and counts["make_split"] == 5
     assert counts["probe"] == 5 * runs * probes and counts["make_tables"] == probes
     assert counts["select_difficult"] == 15 and counts["removal_figure"] == 3
-    assert counts["compare_with_paper"] == 1
+    assert counts["compare_with_paper"] == 1 and counts["prepare_pool"] == 1
     assert counts["analyse"] == 5 * runs and counts["make_analysis_report"] == 3
 
 
@@ -99,6 +108,7 @@ def test_imagenet_and_all_paper_dags(tmp_path):
     probe jobs (CIFAR-100-LT's runs get BCL's 3 probes too; ImageNet-100-LT has no run that
     tunes difficult pairs: its analyses are PIE and geometry)."""
     _fake_imagenet_lists(tmp_path)
+    _fake_pool(tmp_path)
     for name, pretrain, probes, reports in (
         ("imagenet100_lt", 2, 4, 2),
         ("all", 212, 769, 3),

@@ -28,12 +28,8 @@ from sdclr.data.sources import SOURCES
 from sdclr.errors import ConfigError
 from sdclr.methods import METHODS
 from sdclr.pipeline import paths
-from sdclr.pipeline.config import (
-    _first_non_finite,
-    load_config,
-    normalize_config,
-    validate_config,
-)
+from sdclr.pipeline.config import load_config, normalize_config, validate_config
+from sdclr.pipeline.config_checks import _first_non_finite
 from sdclr.pipeline.resolve import resolve
 from sdclr.pipeline.schema import config_schema
 from sdclr.settings import json_schema

@@ -4,6 +4,9 @@ pretraining set.
 * A ``.npy`` file of ``N x H x W x C`` uint8 images, ``H x W x C`` the dataset's (on CIFAR the
   300K Random Images of Hendrycks et al., ``300K_random_images.npy``, as COLT's code loads
   it); a wrong shape or dtype is a one-line error naming the file.
+* Prepared by the pipeline's ``prepare_pool`` stage (:func:`save_pool`): the checked images
+  as ``results/data/<dataset>/pool/<name>.pt``, a torch file (read with ``weights_only``)
+  that the COLT runs naming the file take as an input (:func:`load_prepared_pool`).
 * ``outside_pretraining_set``: the dataset's training images outside the run's pretraining
   set (for the Fashion-MNIST demo, which has no external pool: the training images not in
   D_i, the in-domain open-world setting of MAK, Jiang et al., ICML 2021). They are
@@ -18,8 +21,10 @@ import numpy as np
 import torch
 
 from sdclr.errors import InputError
+from sdclr.torch_files import torch_load, torch_save
 
 OUTSIDE = "outside_pretraining_set"
+_FORMAT = "sdclr-ood-pool"
 
 
 def read_pool_file(path: str | Path, channels: int, size: int) -> torch.Tensor:
@@ -46,3 +51,27 @@ def load_pool(spec: str, train_images: torch.Tensor, pretraining: torch.Tensor) 
     outside = torch.ones(train_images.shape[0], dtype=torch.bool)
     outside[pretraining] = False
     return train_images[outside]
+
+
+def save_pool(images: torch.Tensor, source: str | Path, path: str | Path) -> None:
+    """Write a checked pool (uint8 ``[N, C, H, W]``) and the file it came from to ``path``."""
+    torch_save(path, {"format": _FORMAT, "source": str(source), "images": images.contiguous()})
+
+
+def load_prepared_pool(path: str | Path) -> torch.Tensor:
+    """The images of a pool file written by :func:`save_pool` (uint8 ``[N, C, H, W]``)."""
+    obj = torch_load(path, what="prepared OOD pool")
+    if not isinstance(obj, dict) or obj.get("format") != _FORMAT:
+        raise InputError(f"{path} is not a prepared OOD pool; delete it and rerun prepare_pool")
+    return obj["images"]
+
+
+def run_pool(
+    spec: str, prepared: str | Path | None, train_images: torch.Tensor, pretraining: torch.Tensor
+) -> torch.Tensor:
+    """A COLT run's pool: the prepared file of its pool file (``prepared``), or, for
+    ``outside_pretraining_set``, the training images outside its pretraining set; a pool
+    file named without a prepared one (a job run by hand) is read and checked here."""
+    if prepared is not None:
+        return load_prepared_pool(prepared)
+    return load_pool(spec, train_images, pretraining)

@@ -13,17 +13,15 @@ settings change, and a presentation-only change (a label) reruns only the report
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Any
 
 from sdclr.analyses import ANALYSES, DEFAULT_ANALYSES, get_analysis
-from sdclr.data.sources import get_source
-from sdclr.data.splits import LongTailConfig, planned_sizes
 from sdclr.errors import ConfigError
-from sdclr.methods import EXTENSIONS, METHODS, create_method
-from sdclr.methods.difficult_removal import merge_removal_methods, removal_settings
+from sdclr.methods import EXTENSIONS
+from sdclr.methods.difficult_removal import removal_settings
 from sdclr.pipeline import paths
+from sdclr.pipeline.config_checks import method_pretrain, validate_config, with_removal_methods
 from sdclr.pipeline.config_files import (
     blame,
     deep_merge,
@@ -31,11 +29,7 @@ from sdclr.pipeline.config_files import (
     find_config,
     read_yaml,
 )
-from sdclr.pipeline.resources import check_gpus, load_resources
-from sdclr.pipeline.schema import _sections, config_schema
-from sdclr.probes import COMPARED_PROBES, DEFAULT_PROBES, PAPER_PROBES, PROBE_NAMES, PROBES
-from sdclr.settings import Validator, error_line, load
-from sdclr.training.config import PretrainConfig
+from sdclr.probes import COMPARED_PROBES, DEFAULT_PROBES, PAPER_PROBES, PROBE_NAMES
 
 
 def load_config(*paths: str | Path) -> dict[str, Any]:
@@ -90,7 +84,7 @@ def _registry() -> dict[str, list[str]]:
 def _normalize_grids(config: dict[str, Any]) -> dict[str, Any]:
     if "experiments" not in config:
         validate_config(config)
-        return _normalize_experiment(_merged(config))
+        return _normalize_experiment(with_removal_methods(config))
     extra = sorted(set(config) - {"experiment", "experiments"})
     if extra:
         raise ConfigError(
@@ -107,7 +101,7 @@ def _normalize_grids(config: dict[str, Any]) -> dict[str, Any]:
             validate_config(experiment)
         except ConfigError as err:
             raise ConfigError(f"in {name}: {blame(str(err), origins, name)}") from None
-        normalized = _normalize_experiment(_merged(experiment))
+        normalized = _normalize_experiment(with_removal_methods(experiment))
         for dataset, entry in normalized["datasets"].items():
             if dataset in datasets:
                 raise ConfigError(f"experiments: dataset {dataset!r} appears in two experiments")
@@ -134,121 +128,6 @@ def _normalize_experiment(config: dict[str, Any]) -> dict[str, Any]:
     return {"experiment": config.get("experiment", "experiment"), "datasets": datasets}
 
 
-def _key_path(parts: Any) -> str:
-    return ".".join(str(p) for p in parts) or "<top level>"
-
-
-def validate_config(config: dict[str, Any]) -> None:
-    """Raise ``ConfigError`` when ``config`` is not a valid experiment config: one line with
-    the key, the value and what is allowed (the first error, by key path, when there are
-    several). The schema (``workflow/schemas/config.schema.yaml``) checks every declared
-    setting; :func:`_first_non_finite` any other number; the code's own checks follow."""
-    validator = Validator(config_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
-        where = ".".join(map(str, errors[0].absolute_path))
-        raise ConfigError(error_line(where, errors[0]) + more)
-    non_finite = _first_non_finite(config, ())
-    if non_finite is not None:
-        where, value = non_finite
-        raise ConfigError(f"{_key_path(where)}: {value} is not a finite number")
-    _check_semantics(_merged(config))
-
-
-def _first_non_finite(value: Any, where: tuple[Any, ...]) -> tuple[tuple[Any, ...], float] | None:
-    """The key path and value of the first NaN or ±inf anywhere in ``value`` that the schema
-    does not type, or None. A method's ``hyperparameters`` are left to its class's schema
-    (``sdclr.methods.create_method``, below), whose message says what is allowed."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return where, value
-    if isinstance(value, dict | list):
-        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
-            if key == "hyperparameters":
-                continue
-            if (found := _first_non_finite(item, (*where, key))) is not None:
-                return found
-    return None
-
-
-def _merged(config: dict[str, Any]) -> dict[str, Any]:
-    """The config with its ``removal_methods`` merged into ``methods``."""
-    return merge_removal_methods(config)
-
-
-def _check_semantics(config: dict[str, Any]) -> None:
-    for name, dataset in config["datasets"].items():
-        for section, cls in _sections().items():  # what the schema cannot say (low <= high)
-            values = {k: v for k, v in dataset[section].items() if k != "reference_splits"}
-            load(cls, values, f"datasets.{name}.{section}")
-        for probe in config.get("probes", DEFAULT_PROBES):  # each probe's settings, if any
-            if PROBES[probe].Settings is not None:
-                key = f"{probe}_probe"
-                load(PROBES[probe].Settings, dataset.get(key), f"datasets.{name}.{key}")
-        for analysis in map(get_analysis, config.get("analyses", DEFAULT_ANALYSES)):
-            if analysis.Settings is not None:  # each analysis's settings, if any
-                key = analysis.config_key
-                load(analysis.Settings, dataset.get(key), f"datasets.{name}.{key}")
-        source = dataset["source"]
-        get_source(source["name"]).settings(source, f"datasets.{name}.source")
-        rule = dataset.get("groups", {})
-        if rule.get("kind") == "thresholds" and not {"many_above", "few_below"} <= set(rule):
-            raise ConfigError(f"datasets.{name}.groups: thresholds need many_above and few_below")
-    for name, dataset in config["datasets"].items():
-        _check_batch_fits(name, dataset, config["methods"])
-    _check_resources(config)
-    for analysis in map(get_analysis, config.get("analyses", DEFAULT_ANALYSES)):
-        analysis.check(config)  # what it composes with
-    for run, method in config["methods"].items():
-        where = f"methods.{run}"
-        algorithm = method.get("algorithm", run)
-        if algorithm not in METHODS:
-            raise ConfigError(
-                f"{where}: unknown method {algorithm!r}; known methods: "
-                f"{', '.join(sorted(METHODS))} (set 'algorithm' to one of them, or add a "
-                "module in sdclr/methods/)"
-            )
-        extensions = {k: method[k] for k in EXTENSIONS if k in method}
-        create_method(
-            algorithm, method.get("hyperparameters"), f"{where}.hyperparameters", extensions
-        )
-        for name in extensions:  # each extension's rules about the entry that names it
-            EXTENSIONS[name].check_entry(method, where)
-        for dataset in config["datasets"].values():
-            load(PretrainConfig, method_pretrain(dataset, method), f"{where}.pretrain")
-
-
-def _check_resources(config: dict[str, Any]) -> None:
-    """The ``resources`` section (defaults filled in) and its GPUs against ``pretrain.gpus``."""
-    resources = load_resources(config.get("resources"))
-    for dataset in config["datasets"].values():
-        gpus = {
-            run: method_pretrain(dataset, method).get("gpus", 1)
-            for run, method in config["methods"].items()
-        }
-        check_gpus(resources, gpus)
-
-
-def _check_batch_fits(name: str, dataset: dict[str, Any], methods: dict[str, Any]) -> None:
-    """``pretrain.batch_size`` must not exceed any method's pretraining set, where its size is
-    known from the config (a generated split of a built-in source); other datasets are checked
-    when their pretraining job starts (``sdclr.training.loop``)."""
-    longtail = dict(dataset["longtail"])
-    geometry = get_source(dataset["source"]["name"]).geometry
-    if geometry is None or longtail.pop("reference_splits", None):
-        return
-    sizes = planned_sizes(load(LongTailConfig, longtail, "longtail"), *geometry)
-    for run, method in methods.items():
-        subset = method.get("pretrain_set", "D_i")
-        batch = method_pretrain(dataset, method)["batch_size"]
-        if batch > sizes[subset]:
-            raise ConfigError(
-                f"datasets.{name}.pretrain.batch_size: {batch} is larger than the "
-                f"{sizes[subset]} images of {subset} that method {run!r} pretrains on; set it "
-                f"to at most {sizes[subset]} (a batch never spans epochs)"
-            )
-
-
 def method_spec(config: dict[str, Any], dataset: str, method: str) -> dict[str, Any]:
     """The resolved method entry: name, algorithm, pretrain_set and hyperparameters (its
     display label is presentation and lives in :func:`report_settings`)."""
@@ -266,12 +145,6 @@ def method_spec(config: dict[str, Any], dataset: str, method: str) -> dict[str, 
         spec["remove_difficult"] = dict(entry["remove_difficult"])
         spec["pretrain_set"] = f"D_i - {entry['remove_difficult']['fraction']:.0%} difficult"
     return spec
-
-
-def method_pretrain(dataset_entry: dict[str, Any], method_entry: dict[str, Any]) -> dict[str, Any]:
-    """The dataset's ``pretrain`` settings with the method's own ``pretrain`` overrides (e.g.
-    BCL's weight decay) on top."""
-    return {**dataset_entry["pretrain"], **(method_entry.get("pretrain") or {})}
 
 
 def dataset_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
@@ -348,8 +221,9 @@ def analysis_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
 
 def job_settings(config: dict[str, Any], dataset: str, job: str) -> dict[str, Any]:
     """The settings file of one job kind: ``job`` is ``dataset``, ``split``,
-    ``pretrain/<method>``, ``features``, ``probe/<probe>``, ``analysis`` or
-    ``removal/<method>`` (a removal run's selection; ``sdclr.pipeline.paths.SETTINGS``)."""
+    ``pretrain/<method>``, ``features``, ``probe/<probe>``, ``analysis``, ``removal/<method>``
+    (a removal run's selection) or ``pool/<name>`` (COLT's pool file;
+    ``sdclr.pipeline.paths.SETTINGS``)."""
     kind, _, name = job.partition("/")
     if kind == "analysis" and not name:
         return analysis_settings(config, dataset)
@@ -363,6 +237,8 @@ def job_settings(config: dict[str, Any], dataset: str, job: str) -> dict[str, An
         return pretrain_settings(config, dataset, name)
     if kind == "probe" and name:
         return probe_settings(config, dataset, name)
+    if kind == "pool" and name in (pools := paths.pool_sources(config, dataset)):  # COLT's
+        return {"dataset": dataset, "pool": name, "source": pools[name]}
     if kind == "removal" and "remove_difficult" in config["datasets"][dataset]["methods"].get(
         name, {}
     ):

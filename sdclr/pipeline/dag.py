@@ -30,6 +30,7 @@ WILDCARD_PIECES = {
     "seed": "seed{seed}",
     "probe": "{probe}",
     "analysis": "{analysis}",
+    "pool": "{pool}",
 }
 
 
@@ -42,7 +43,9 @@ class File:
     flag: str | None = ""  # "": --<name>; None: not on the command line
     dvc: Literal["out", "plot", "metric"] = "out"
     persist: bool = False  # DVC keeps it when the stage reruns (a checkpoint to resume from)
-    only: Literal["all", "removal"] = "all"  # an input of removal runs only
+    #: An input of removal runs only, or of COLT runs with a pool file only (their prepared
+    #: pool, ``paths.pool_of``: the template is ``paths.POOL``).
+    only: Literal["all", "removal", "colt"] = "all"
     report: tuple[str, str] | None = None  # Snakemake report(): (category, caption file)
 
 
@@ -78,8 +81,9 @@ class Stage:
     inputs: dict[str, Input] = field(default_factory=dict)
     outputs: dict[str, File] = field(default_factory=dict)
     args: dict[str, str] = field(default_factory=dict)  # flag name -> template
-    #: Stages over runs: every run, or removal runs only (a selection, its figure).
-    runs: Literal["all", "removal"] = "all"
+    #: Stages over runs: every run, or removal runs only (a selection, its figure); ``colt``:
+    #: over the (dataset, pool file) pairs of COLT runs (``paths.pool_runs``).
+    runs: Literal["all", "removal", "colt"] = "all"
     threads: bool = False
     local: bool = False  # runs on the submitting host (no job resources)
     #: The rule whose ``resources:`` (config) its jobs ask for; "": its own.
@@ -143,6 +147,23 @@ STAGES: tuple[Stage, ...] = (
         {"data": File(paths.DATASET, flag="--out"), "summary": File(paths.DATASET_SUMMARY)},
     ),
     Stage(
+        "prepare_pool",
+        "prepare_pool.py",
+        "COLT's out-of-distribution pool file, checked against the dataset, as a tensor file.",
+        ("dataset", "pool"),
+        {
+            "settings": _settings("pool/{pool}"),
+            "data": File(paths.DATASET),
+            "source": Collected(
+                lambda config, w: [paths.pool_sources(config, w.dataset)[w.pool]],
+                "{source}",
+                flag="--source",
+            ),
+        },
+        {"pool": File(paths.POOL, flag="--out")},
+        runs="colt",
+    ),
+    Stage(
         "make_split",
         "make_split.py",
         "One long-tail split: D_i, D_b, S_b, the probe pools, validation.",
@@ -175,6 +196,7 @@ STAGES: tuple[Stage, ...] = (
             "settings": _settings("pretrain/{method}"),
             **_MODEL_INPUTS,
             "removal": File(paths.REMOVAL, only="removal"),
+            "pool": File(paths.POOL, only="colt"),
         },
         {
             "model": File(paths.MODEL, flag=None),
@@ -336,6 +358,7 @@ SETTINGS_SCRIPTS = {
     "probe": "evaluate.py",
     "analysis": "analyse.py",
     "removal": "select_difficult.py",
+    "pool": "prepare_pool.py",
 }
 #: The report stages (one settings file each, ``sdclr.pipeline.paths.REPORT_SETTINGS``) and scripts.
 REPORT_STAGES = {
@@ -363,6 +386,8 @@ def stage_needed(stage: Stage, config: dict[str, Any]) -> bool:
     the analyses' need analyses)."""
     if stage.runs == "removal":
         return bool(paths.removal_runs(config))
+    if stage.runs == "colt":
+        return bool(paths.pool_runs(config))
     if stage.name in ("analyse", "make_analysis_report"):
         return bool(paths.analyses(config))
     return True

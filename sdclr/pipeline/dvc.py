@@ -142,6 +142,8 @@ def _stage(r: _Renderer, config: dict[str, Any], config_file: str) -> dict[str, 
     for name, spec in stage.inputs.items():
         if isinstance(spec, dag.File) and spec.only == "removal" and not r.removal:
             continue
+        if isinstance(spec, dag.File) and spec.only == "colt":  # no pool file: see dvc_pipeline
+            continue
         if isinstance(spec, dag.Collected):
             path = r.path(spec.dvc_dir)
         elif isinstance(spec, dag.RepoFile):
@@ -196,6 +198,11 @@ def dvc_pipeline(config_file: str, raw: Raw, config: dict[str, Any]) -> str:
     registry) is ``config``."""
     directory = experiment_dir(config_file)
     to_root = "" if directory == "." else os.path.relpath(".", directory) + "/"
+    if paths.pool_runs(config):
+        raise ConfigError(
+            f"{config_file}: COLT runs with a pool file (prepare_pool) are run by Snakemake "
+            "only; dvc.yaml's matrices cannot give them their pool input yet"
+        )
     stages: dict[str, Any] = {"settings": _settings_stage(raw, config_file, to_root)}
     has_removal = "removal_methods" in raw.merged
     for stage in dag.STAGES:
@@ -244,7 +251,11 @@ def main() -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="a config, relative to the repo")
     parser.add_argument("--check", action="store_true", help="only check the file is current")
     args = parser.parse_args()
-    path, text = generate(args.config)
+    try:
+        path, text = generate(args.config)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        raise SystemExit(1) from None
     if args.check:
         if not path.exists() or path.read_text() != text:
             print(f"{path} is stale: run `make dvc CONFIG={args.config}`", file=sys.stderr)

@@ -54,6 +54,10 @@ def stage_jobs(stage: dag.Stage, config: dict[str, Any]) -> list[Wildcards]:
         ]
     if stage.wildcards == ("dataset", "method"):  # a removal run's figure
         return [{"dataset": d, "method": m} for d, m in paths.removal_runs(config)]
+    if stage.wildcards == ("dataset", "pool"):  # COLT's pool files
+        return [
+            {"dataset": d, "pool": pool} for d in datasets for pool in paths.pool_sources(config, d)
+        ]
     if stage.wildcards == ("probe",):
         return [{"probe": p} for p in paths.probes(config)]
     if stage.wildcards == ("analysis",):

@@ -7,9 +7,11 @@ paper reports, the analyses) comes with the normalised config, under ``registry`
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+from sdclr.errors import ConfigError
 from sdclr.training.run_files import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME
 
 __all__ = ["CHECKPOINT_NAME", "LOG_NAME", "MODEL_NAME"]  # and the templates below
@@ -23,6 +25,10 @@ SETTINGS = "results/settings/{dataset}/{job}.json"
 REPORT_SETTINGS = "results/settings/report/{stage}.json"
 DATASET = "results/data/{dataset}/dataset.pt"
 DATASET_SUMMARY = "results/data/{dataset}/summary.json"
+# COLT's out-of-distribution pool as the config names it (``colt.pool``: a ``.npy`` file),
+# checked and written in the dataset's format, one per dataset and pool file (``{pool}``: the
+# file's stem), shared by the COLT runs that name it (``sdclr.pipeline.stages.prepare_pool``).
+POOL = "results/data/{dataset}/pool/{pool}.pt"
 SPLIT = "results/splits/{dataset}/split{split}.json"
 RUN_DIR = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}"
 MODEL = f"{RUN_DIR}/{MODEL_NAME}"
@@ -62,6 +68,7 @@ SUMMARY = {
 }  # The paper's reported numbers (data in the repository, not a pipeline output).
 REPORTED_FILE = "config/paper/reported.yaml"  # in the repository
 REPORTED = Path(__file__).resolve().parents[2] / REPORTED_FILE
+OUTSIDE_POOL = "outside_pretraining_set"  # COLT's pool of the demo (sdclr.data.ood_pool)
 
 
 def registry(config: dict[str, Any], kind: str) -> list[str]:
@@ -218,3 +225,38 @@ def removal_records(config: dict[str, Any], dataset: str, method: str) -> list[s
 def removal_figures(config: dict[str, Any]) -> list[str]:
     """The removal figure of every removal run."""
     return [REMOVAL_FIGURE.format(dataset=d, method=m) for d, m in removal_runs(config)]
+
+
+def pool_name(source: str) -> str:
+    """The ``{pool}`` of a pool file: its stem, with what the name rule forbids as ``_``."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", Path(source).stem).lstrip("-") or "pool"
+
+
+def pool_sources(config: dict[str, Any], dataset: str) -> dict[str, str]:
+    """``{pool name: file}`` of the pool files the COLT runs of ``dataset`` name (a run whose
+    pool is ``outside_pretraining_set`` derives it from its split's D_i in its own job)."""
+    sources: dict[str, str] = {}
+    for method in config["datasets"][dataset]["methods"].values():
+        source = method.get("colt", {}).get("pool", OUTSIDE_POOL)
+        if source == OUTSIDE_POOL:
+            continue
+        name = pool_name(source)
+        if sources.setdefault(name, source) != source:
+            raise ConfigError(
+                f"datasets.{dataset}: COLT pools {sources[name]} and {source} share the name "
+                f"{name!r}; rename one file"
+            )
+    return sources
+
+
+def pool_of(config: dict[str, Any], dataset: str, method: str) -> str | None:
+    """The prepared pool file a COLT run reads (None: not a COLT run with a pool file)."""
+    source = config["datasets"][dataset]["methods"][method].get("colt", {}).get("pool")
+    if source is None or source == OUTSIDE_POOL:
+        return None
+    return POOL.format(dataset=dataset, pool=pool_name(source))
+
+
+def pool_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(dataset, pool name) of every pool file of a normalised config, in config order."""
+    return [(d, name) for d in config["datasets"] for name in pool_sources(config, d)]

@@ -131,6 +131,7 @@ def dataset_jobs(config: dict[str, Any], dataset: str) -> list[str]:
         *(f"probe/{p}" for p in entry["probes"]),
         *(["analysis"] if entry["analyses"] else []),
         *(f"removal/{m}" for m, method in methods.items() if "remove_difficult" in method),
+        *(f"pool/{name}" for name in paths.pool_sources(config, dataset)),
     ]
 
 

@@ -49,6 +49,7 @@ class JobResources:
 RULE_DEFAULTS: dict[str, dict[str, Any]] = {
     "prepare_dataset": {"mem_mb": 16000, "runtime": 120},
     "make_split": {"mem_mb": 16000, "runtime": 30},
+    "prepare_pool": {"mem_mb": 8000, "runtime": 30},  # 300K x 32 x 32 x 3: ~1 GB, twice
     "pretrain": {"gpus": 1, "cpus_per_gpu": 8, "mem_mb": 32000, "runtime": 480},
     "probe": {"gpus": 1, "cpus_per_gpu": 8, "mem_mb": 16000, "runtime": 120},
     "analyse": {"gpus": 1, "cpus_per_gpu": 8, "mem_mb": 16000, "runtime": 120},

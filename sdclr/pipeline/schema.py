@@ -198,7 +198,7 @@ def _evaluation_lists() -> dict[str, Any]:
 
 def _structural_defs() -> dict[str, Any]:
     """The parts of the config that are not a settings dataclass: their shape is checked here
-    and by the code that reads them (``sdclr.pipeline.config._check_semantics``)."""
+    and by the code that reads them (``sdclr.pipeline.config_checks.check_semantics``)."""
     string = {"type": "string"}
     return {
         "dataset": {

@@ -44,7 +44,8 @@ wildcard_constraints:
     probe="|".join(paths.registry(config, "probes")),
     analysis="|".join(paths.registry(config, "analyses")),
     stage="|".join(dag.REPORT_STAGES),
-    job=f"dataset|split|features|analysis|(pretrain|removal)/{_NAME}|probe/("
+    pool=_NAME,
+    job=f"dataset|split|features|analysis|(pretrain|removal|pool)/{_NAME}|probe/("
     + "|".join(paths.registry(config, "probes"))
     + ")",
 
@@ -103,9 +104,32 @@ def _input(spec, wildcards):
         return spec.files(config, wildcards)
     if isinstance(spec, dag.RepoFile):
         return repo_file(spec.path)
+    if spec.only == "colt":  # a COLT run's prepared pool file (none: no pool file)
+        return paths.pool_of(config, wildcards.dataset, wildcards.method) or []
     if spec.only == "removal" and not is_removal_run(wildcards):
         return []
     return _formatted(spec.path, wildcards)
+
+
+def warn_missing_pools():
+    """One line per COLT pool file the config names that is not there. Planning a run that
+    needs it stops before any job, with Snakemake's "Missing input files for rule
+    prepare_pool" naming the file; a plan that needs no pool (re-aggregating tables from
+    records already there) goes on, so this is a warning here, not an error."""
+    for dataset, name in paths.pool_runs(config):
+        source = paths.pool_sources(config, dataset)[name]
+        if not Path(source).exists():
+            users = [
+                m
+                for m in config["datasets"][dataset]["methods"]
+                if paths.pool_of(config, dataset, m)
+                == paths.POOL.format(dataset=dataset, pool=name)
+            ]
+            keys = ", ".join(f"methods.{m}.colt.pool" for m in users)
+            logger.warning(f"{keys}: the OOD pool file {source} does not exist")
+
+
+warn_missing_pools()
 
 
 def stage_inputs(stage):
@@ -129,12 +153,13 @@ def stage_outputs(stage):
 
 def stage_params(stage):
     """The command's arguments (``--seed``, ``--out-dir``, ...) from the wildcards, and the
-    ``--removal <record>`` option that only a removal run's inputs give."""
+    ``--removal <record>`` and ``--pool <file>`` options that only a removal run's and a COLT
+    run's inputs give."""
     params = {
         name: (lambda w, t=template: _formatted(t, w)) for name, template in stage.args.items()
     }
     for name, spec in stage.inputs.items():
-        if isinstance(spec, dag.File) and spec.only == "removal":
+        if isinstance(spec, dag.File) and spec.only != "all":
             flag = dag.flag_of(name, spec)
             params[f"{name}_option"] = lambda w, s=spec, f=flag: (
                 f"{f} {shlex.quote(_input(s, w))}" if _input(s, w) else ""
@@ -150,7 +175,7 @@ def stage_command(stage):
         flag = dag.flag_of(name, spec)
         if flag is None:
             continue
-        if isinstance(spec, dag.File) and spec.only == "removal":
+        if isinstance(spec, dag.File) and spec.only != "all":
             parts.append(f"{{params.{name}_option}}")
         else:
             parts.append(f"{flag} {{input.{name}:q}}")

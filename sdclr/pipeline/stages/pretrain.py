@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from sdclr.data.ood_pool import load_pool
+from sdclr.data.ood_pool import run_pool
 from sdclr.data.pretraining_set import pretraining_indices
 from sdclr.io import remove_stale_temporaries
 from sdclr.methods.colt import COLT
@@ -34,10 +34,13 @@ def pretrain_stage(
     threads: int | None = None,
     progress: bool = True,
     removal: str | Path | None = None,
+    pool_file: str | Path | None = None,
 ) -> dict[str, Any]:
     """Pretrain on the split's ``D_i`` (or ``D_b``) images; resumes from ``out_dir/resume.pt``.
     A removal run (``remove_difficult``) pretrains on the D_i images its removal record
-    ``removal`` keeps (``sdclr.methods.difficult_removal``).
+    ``removal`` keeps (``sdclr.methods.difficult_removal``). A COLT run with a pool file reads
+    the pool ``prepare_pool`` wrote (``pool_file``); one with ``outside_pretraining_set``
+    derives its pool from this split's D_i here (``sdclr.data.ood_pool``).
 
     The job holds ``out_dir/run.lock`` while it runs (``sdclr.training.runlock``): a second job on
     the
@@ -58,7 +61,7 @@ def pretrain_stage(
             pool = None
             if colt is not None:  # COLT's out-of-distribution pool
                 spec = load(COLT.Settings, colt, COLT.name).pool
-                pool = load_pool(spec, dataset.train_images, indices)
+                pool = run_pool(spec, pool_file, dataset.train_images, indices)
             labels = dataset.train_labels[indices]
             return pretrain(
                 job, images, out_dir, seed, device, progress,
