@@ -82,6 +82,8 @@ def test_the_embedded_configs_show_every_method_family():
         "SimCLR + DE (all three)",
         "SDCLR + DE (all three)",
         "SDCLR + COLT",
+        "SDCLR + GH",
+        "SimCLR + difficult pairs",
     }
 
 
@@ -263,3 +265,22 @@ def test_a_config_extends_others_and_errors_name_the_file_that_set_the_key(tmp_p
     base.write_text(yaml.safe_dump({**tiny, "extends": [str(child)]}))
     with pytest.raises(ConfigError, match="extends it back"):
         load_config(child)
+
+
+def test_shared_runs_are_written_once():
+    """The CIFAR paper configs extend one base (the runs on SDCLR's protocol, the removal
+    family, seeds, splits, resources) and redefine none of its runs; the variants extend the
+    demo and add only what the demo lacks."""
+    paper = ROOT / "config" / "paper"
+    base = yaml.safe_load((paper / "cifar_base.yaml").read_text())
+    assert len(base["methods"]) >= 13
+    for name in ("cifar10_lt", "cifar100_lt"):
+        own = yaml.safe_load((paper / f"{name}.yaml").read_text())
+        assert own["extends"] == ["config/paper/cifar_base.yaml"], name
+        assert not set(own["methods"]) & set(base["methods"]), name
+        runs = load_config(paper / f"{name}.yaml")["datasets"][name]["methods"]
+        assert set(base["methods"]) <= set(runs), name
+    variants = yaml.safe_load((ROOT / "config" / "variants.yaml").read_text())
+    demo = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert variants["extends"] == ["config/config.yaml"] and "datasets" not in variants
+    assert not set(variants["methods"]) & set(demo["methods"])

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from sdclr.data.image_dataset import ImageDataset
 from sdclr.data.reference_splits import import_reference_split
@@ -272,8 +271,7 @@ def test_reaggregation_runs_no_training(tmp_path):
     command writes every table, figure and comparison of the paper config and runs nothing
     else (real Snakemake)."""
     config = PAPER / "cifar10_lt.yaml"
-    experiment = yaml.safe_load(config.read_text())
-    methods = [*experiment["methods"], *(r["name"] for r in experiment["removal_methods"])]
+    methods = list(load_config(config)["datasets"]["cifar10_lt"]["methods"])  # removal runs too
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(10), 5000)
     for split in range(1, 6):
