@@ -70,7 +70,7 @@ def on_post_build(config: Any) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Rendering (plain functions of the schema: tests/test_docs.py calls them)
+# Rendering (plain functions of the schema: tests/project/test_docs.py calls them)
 # --------------------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ augmentation (it draws from a ``torch.Generator``) and the optimiser step stay e
 optimiser is the ``foreach`` SGD (one multi-tensor kernel per update op instead of one per
 parameter, the same arithmetic). A run compiles at most once per batch shape (the last partial
 batch of an epoch is a second shape) and once more when a scheduled temperature first changes
-(then it is a graph input); ``tests/test_compile.py`` counts the compilations.
+(then it is a graph input); ``tests/training/test_compile.py`` counts the compilations.
 """
 
 from __future__ import annotations

@@ -1,0 +1,118 @@
+"""The pretraining benchmark (scripts/bench_pretrain.py, scripts/benchmark.py) on tiny settings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from benchmark import BenchConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _numbers(tree, path=""):
+    """Every number in a nested dict, with its key path (booleans are settings, not numbers)."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _numbers(value, f"{path}.{key}" if path else key)
+    elif isinstance(tree, int | float) and not isinstance(tree, bool):
+        yield path, tree
+
+
+def test_benchmark_runs_end_to_end_and_reports_positive_numbers(tmp_path):
+    """The entry point runs the real pretrain loop and the reference pipeline of both methods,
+    the operator counts and the augmentation comparison on tiny settings, prints views/s,
+    the ratio, the mask cost and the projected run, and writes a JSON whose every measured
+    number is positive."""
+    out = tmp_path / "bench.json"
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "bench_pretrain.py"),
+        *("--width", "0.125", "--batch-size", "32", "--steps", "2", "--warmup", "1"),
+        *("--dataset-size", "128", "--workers", "1", "--augment-batches", "1"),
+        *("--loop-epochs", "2", "--loop-warmup-epochs", "1"),
+        *("--augment-batch-size", "32", "--augment-rounds", "1"),
+        *("--pil-images", "32", "--threads", "1", "--json", str(out)),
+    ]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout
+    for needle in (
+        "batched on cpu",
+        "per-image PIL",
+        "simclr loop",
+        "simclr reference",
+        "sdclr  loop",
+        "sdclr  reference",
+        "real loop / reference",
+        "prune mask",
+        "operators per step, before",
+        "operators per step, now",
+        "projected 2000-epoch run (4 steps/epoch)",
+        "BCL's RandAugment alone",
+    ):
+        assert needle in text, (needle, text)
+
+    results = json.loads(out.read_text())
+    assert set(results["pretrain"]) == {"simclr", "sdclr"}
+    for method in ("simclr", "sdclr"):
+        entry = results["pretrain"][method]
+        for kind in ("loop", "reference"):
+            for key in ("step_seconds", "views_per_second", "projected_run_hours"):
+                assert key in entry[kind], (method, kind, key)
+        assert "speedup" in entry
+    assert "mask_seconds_per_epoch" in results["pretrain"]["sdclr"]["reference"]
+    assert results["randaugment"]["batched_vs_pil"] > 0
+    for method in ("simclr", "sdclr"):
+        loop = results["pretrain"][method]["loop"]
+        assert len(loop["warmup_epoch_seconds"]) == 1 and loop["compile"] is False  # CPU: eager
+        counts = results["pretrain"][method]["operators_per_step"]
+        # foreach SGD: one multi-tensor op per update step instead of one per parameter
+        assert counts["now"]["top_level_aten_ops"] < counts["before"]["top_level_aten_ops"]
+    numbers = dict(_numbers({k: v for k, v in results.items() if k != "settings"}))
+    assert len(numbers) > 20
+    assert all(value > 0 for value in numbers.values()), numbers
+
+
+def test_bench_config_refuses_impossible_settings():
+    """Unknown methods, a batch of one, or fewer images than a batch are refused up front."""
+    with pytest.raises(ValueError, match="byol"):
+        BenchConfig(methods=("byol",))
+    with pytest.raises(ValueError, match="batch_size"):
+        BenchConfig(batch_size=1)
+    with pytest.raises(ValueError, match="dataset_size"):
+        BenchConfig(batch_size=64, dataset_size=32)
+    assert BenchConfig().steps_per_epoch == 22  # CIFAR-10-LT: 21 of 512 and the last of 413
+
+
+def test_the_benchmarked_loop_is_the_pretrain_loop(monkeypatch):
+    """bench_loop times sdclr.training.loop.pretrain itself (the function every pretrain job
+    runs), for the warm-up plus the timed epochs, and its views/s follow from those epochs'
+    seconds."""
+    import benchmark
+    import torch
+    from benchmark import bench_loop
+
+    import sdclr.training.loop
+
+    calls = []
+    real = sdclr.training.loop.pretrain
+    assert benchmark.pretrain is real
+
+    def recording(job, images, out_dir, seed, device, progress, on_epoch_end):
+        calls.append(job)
+        return real(job, images, out_dir, seed, device, progress, on_epoch_end)
+
+    monkeypatch.setattr(benchmark, "pretrain", recording)
+    cfg = BenchConfig(
+        width=0.0625, batch_size=16, dataset_size=48, image_size=12, loop_epochs=2,
+        loop_warmup_epochs=1, methods=("sdclr",),
+    )  # fmt: skip
+    result = bench_loop(cfg, "sdclr", torch.device("cpu"))
+    assert len(calls) == 1 and calls[0].pretrain.epochs == 3
+    assert calls[0].method.hyperparameters["prune_ratio"] == cfg.prune_ratio
+    assert len(result["warmup_epoch_seconds"]) == 1
+    assert result["views_per_second"] == pytest.approx(2 * 48 / result["epoch_seconds"])
