@@ -339,7 +339,8 @@ def test_the_pretrain_stage_gives_colt_the_images_outside_d_i_and_the_labels(tmp
 def test_sdclr_colt_trains_through_snakemake(tmp_path):
     """SDCLR + COLT declared in the config alone, through the real Snakemake on the tiny
     config (pool: the training images outside D_i): the log has the pool images of each
-    epoch, the run directory the resampling record, and a probe follows."""
+    epoch, the run directory the resampling record, a probe follows, and the colt_resampling
+    analysis' table and figure are made from the run's files."""
     import yaml
 
     from tests.workflow.test_workflow import TINY, snakemake
@@ -350,13 +351,18 @@ def test_sdclr_colt_trains_through_snakemake(tmp_path):
         "sdclr_colt": {"label": "SDCLR + COLT", "algorithm": "sdclr", "colt": colt}
     }
     config["splits"] = [1]
-    config["analyses"] = ["pie"]
+    config["analyses"] = ["colt_resampling"]
     (tmp_path / "colt.yaml").write_text(yaml.safe_dump(config))
     target = "results/eval/fmnist_lt/sdclr_colt/split1/seed0/linear.json"
-    snakemake(tmp_path, target, "--configfile", "colt.yaml")
+    table = "results/tables/colt_resampling.csv"
+    snakemake(
+        tmp_path, target, table, "results/figures/colt_resampling.png", "--configfile", "colt.yaml"
+    )
     run_dir = tmp_path / "results" / "checkpoints" / "fmnist_lt" / "sdclr_colt" / "split1" / "seed0"
     rows = list(csv.DictReader((run_dir / LOG_NAME).read_text().splitlines()))
     assert [int(r["colt_pool"]) for r in rows] == [0, 64]
     record = read_json(run_dir / "colt_resampling.json")
     assert [r["before_epoch"] for r in record["resamplings"]] == [2]
     assert read_json(tmp_path / target)["summary"]["All"] > 10
+    shares = (tmp_path / table).read_text()
+    assert "Few pool %" in shares and "sdclr_colt" in shares
