@@ -113,7 +113,10 @@ def _pool_size(spec: str, outside: int) -> int:
     if spec == OUTSIDE:
         return outside
     if Path(spec).exists():
-        return int(np.load(spec, mmap_mode="r").shape[0])
+        try:
+            return int(np.load(spec, mmap_mode="r").shape[0])
+        except (ValueError, OSError) as err:
+            raise ConfigError(f"{spec}: COLT's pool is not a readable .npy array ({err})") from None
     return DEFAULT_OOD_POOL
 
 

@@ -15,7 +15,14 @@ from sdclr.pipeline.jobs import all_jobs
 from sdclr.pipeline.resolve import resolve
 from sdclr.pipeline.speeds import default_speeds, read_benchmark
 from sdclr.pipeline.workload import model_factor
-from tests.reporting.test_paper import PAPER, ROOT, _fake_imagenet_lists, job_counts, run_snakemake
+from tests.reporting.test_paper import (
+    PAPER,
+    ROOT,
+    _fake_imagenet_lists,
+    _fake_pool,
+    job_counts,
+    run_snakemake,
+)
 
 #: The paper grids' GPU jobs (tests/reporting/test_paper.py reads them from Snakemake's dry run).
 PAPER_JOBS = {
@@ -136,6 +143,7 @@ def test_a_measured_benchmark_and_bad_ones(tmp_path):
 def test_the_jobs_are_snakemakes(tmp_path):
     """The demo config's and the paper union's jobs per rule are those of Snakemake's dry run."""
     _fake_imagenet_lists(tmp_path)
+    _fake_pool(tmp_path)  # a dry run of the CIFAR configs needs COLT's pool file to exist
     for config in (ROOT / "config" / "config.yaml", PAPER / "all.yaml"):
         proc = run_snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(config))
         assert proc.returncode == 0, proc.stdout + proc.stderr
