@@ -7,9 +7,19 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """A test that pins torch's CPU threads (``torch.set_num_threads(1)`` for bit-identical
+    resumes) leaves the next test the count it found: results never depend on test order."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
