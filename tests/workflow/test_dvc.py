@@ -124,6 +124,7 @@ def test_changing_one_method_reruns_only_its_stages(reproduced):
     expected = {f"pretrain@fmnist_lt-sdclr-{s}-0" for s in (1, 2)}
     expected |= {f"probe@fmnist_lt-sdclr-{s}-0-{p}" for s in (1, 2) for p in ("linear", "fewshot")}
     expected |= {"make_tables@linear", "make_tables@fewshot", "make_figures", "compare_with_paper"}
+    expected |= {f"features@fmnist_lt-sdclr-{s}-0" for s in (1, 2)}  # the model's features
     expected |= {f"analyse@fmnist_lt-sdclr-{s}-0" for s in (1, 2)}
     expected |= {"make_analysis_report@pie", "make_analysis_report@geometry"}
     expected |= {"summarize"}
