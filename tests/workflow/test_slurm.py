@@ -135,7 +135,7 @@ def test_the_config_sizes_the_sbatch_calls_and_the_site_settings_place_them(tmp_
     work = tmp_path / "work"
     work.mkdir()
     config = yaml.safe_load(TINY.read_text())
-    paper = yaml.safe_load((ROOT / "config" / "paper" / "cifar10_lt.yaml").read_text())
+    paper = yaml.safe_load((ROOT / "config" / "paper" / "cifar_base.yaml").read_text())
     config["resources"] = paper["resources"]
     (work / "tiny.yaml").write_text(yaml.safe_dump(config))
     for name in (  # oldest first: the jobs' settings files, then their other inputs
