@@ -116,7 +116,10 @@ def submissions_by_rule(calls: Path) -> dict[str, list[dict]]:
     for line in calls.read_text().splitlines():
         options = sbatch_options(json.loads(line))
         attempt = int(re.search(r"--attempt (\d+)", options["--wrap"]).group(1))
-        rule = re.match(r"rule_([a-z_]+?)_wildcards", options["--comment"]).group(1)
+        named = re.match(r"rule_([a-z_]+?)_wildcards", options["--comment"])  # a job's comment
+        # a job group's comment names the group: its jobs' rule from the remote --target-jobs
+        named = named or re.search(r"--target-jobs\W+([a-z_]+):", options["--wrap"])
+        rule = named.group(1)
         by_rule.setdefault(rule, []).append({**options, "attempt": attempt})
     return by_rule
 
@@ -142,9 +145,11 @@ def test_the_config_sizes_the_sbatch_calls_and_the_site_settings_place_them(tmp_
         "results/settings/fmnist_lt/split.json",
         "results/settings/fmnist_lt/pretrain/sdclr.json",
         "results/settings/fmnist_lt/probe/linear.json",
+        "results/settings/fmnist_lt/features.json",
         "results/data/fmnist_lt/dataset.pt",
         "results/splits/fmnist_lt/split1.json",
         "results/checkpoints/fmnist_lt/simclr/split1/seed0/model.pt",
+        "results/features/fmnist_lt/simclr/split1/seed0.pt",  # the probe's model's features
     ):
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         (work / name).write_text("placeholder\n")
