@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 BIN = Path(sys.executable).parent
-SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
+SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 RESUMED = re.compile(r"resumed from \S+resume\.pt at epoch (\d+)/(\d+)")
 
 
