@@ -68,6 +68,12 @@ class Extension:
         """Raise ``ConfigError`` (naming ``section``) when it cannot compose with ``method``."""
 
     @classmethod
+    def check_model(cls, settings: Any, model: ModelConfig, where: str) -> None:
+        """Raise ``ConfigError`` (naming ``where``, its settings' key) when its ``settings``
+        cannot work with a dataset's ``model`` (a size it must fit); the config calls it for
+        every dataset, before any job."""
+
+    @classmethod
     def check_entry(cls, entry: dict[str, Any], where: str) -> None:
         """Raise ``ConfigError`` (naming ``where``) when a method's config entry, as the user
         wrote it, conflicts with it (a setting it overrides, say); the config calls it."""

@@ -80,6 +80,7 @@ from torch import nn
 from sdclr import distributed
 from sdclr.errors import ConfigError
 from sdclr.methods.base import Extension, Method, register_extension
+from sdclr.models import ModelConfig
 from sdclr.settings import setting
 
 
@@ -232,6 +233,14 @@ class GeometricHarmonization(Extension):
             minimum=1,
         )  # fmt: skip
         target_seed: int = setting(0, doc="Seed of the simplex ETF's Gaussian matrix.", minimum=0)
+
+    @classmethod
+    def check_model(cls, settings: Any, model: ModelConfig, where: str) -> None:
+        if settings.clusters > model.projection_dim:
+            raise ConfigError(
+                f"{where}.clusters: {settings.clusters} exceeds the projection dimension "
+                f"{model.projection_dim} (model.projection_dim); a simplex ETF needs K <= d"
+            )
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)

@@ -15,6 +15,7 @@ from sdclr.data.splits import LongTailConfig, planned_sizes
 from sdclr.errors import ConfigError
 from sdclr.methods import EXTENSIONS, METHODS, create_method
 from sdclr.methods.difficult_removal import merge_removal_methods
+from sdclr.models import ModelConfig
 from sdclr.pipeline.resources import check_gpus, load_resources
 from sdclr.pipeline.schema import _sections, config_schema
 from sdclr.probes import DEFAULT_PROBES, PROBES
@@ -99,6 +100,11 @@ def check_semantics(config: dict[str, Any]) -> None:
             EXTENSIONS[name].check_entry(method, where)
         for dataset in config["datasets"].values():
             load(PretrainConfig, method_pretrain(dataset, method), f"{where}.pretrain")
+            model = load(ModelConfig, dataset.get("model"), "model")
+            for name in extensions:  # what must fit each dataset's network
+                extension = EXTENSIONS[name]
+                settings = load(extension.Settings, extensions[name], f"{where}.{name}")
+                extension.check_model(settings, model, f"{where}.{name}")
 
 
 def _check_resources(config: dict[str, Any]) -> None:

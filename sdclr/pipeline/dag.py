@@ -43,9 +43,11 @@ class File:
     flag: str | None = ""  # "": --<name>; None: not on the command line
     dvc: Literal["out", "plot", "metric"] = "out"
     persist: bool = False  # DVC keeps it when the stage reruns (a checkpoint to resume from)
-    #: An input of removal runs only, or of COLT runs with a pool file only (their prepared
-    #: pool, ``paths.pool_of``: the template is ``paths.POOL``).
-    only: Literal["all", "removal", "colt"] = "all"
+    #: A file of some runs only: an input of removal runs (``removal``) or of COLT runs with a
+    #: pool file (``pool``: their prepared pool, ``paths.pool_of``; the template is
+    #: ``paths.POOL``); an output of COLT runs (``colt``: dvc.yaml declares it for them; a
+    #: Snakemake rule's outputs cannot depend on its wildcards, so the rule leaves it out).
+    only: Literal["all", "removal", "pool", "colt"] = "all"
     report: tuple[str, str] | None = None  # Snakemake report(): (category, caption file)
 
 
@@ -196,12 +198,13 @@ STAGES: tuple[Stage, ...] = (
             "settings": _settings("pretrain/{method}"),
             **_MODEL_INPUTS,
             "removal": File(paths.REMOVAL, only="removal"),
-            "pool": File(paths.POOL, only="colt"),
+            "pool": File(paths.POOL, only="pool"),
         },
         {
             "model": File(paths.MODEL, flag=None),
             "train_log": File(paths.TRAIN_LOG, flag=None),
             "checkpoint": File(f"{paths.RUN_DIR}/{paths.CHECKPOINT_NAME}", flag=None, persist=True),
+            "colt_record": File(paths.COLT_RECORD, flag=None, only="colt"),
         },
         args={"seed": "{seed}", "out_dir": paths.RUN_DIR},
         threads=True,

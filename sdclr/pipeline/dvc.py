@@ -13,6 +13,10 @@ job's settings file (``sdclr.pipeline.resolve``): it depends on the config and o
 reruns on any change to either, and rewrites every file; a stage after it reruns only when
 its own settings file -- its settings and its code -- changed.
 
+COLT runs write a resampling record, and those naming a pool file read its prepared copy
+(``prepare_pool``): a config with COLT runs gets ``pretrain_colt`` and ``pretrain_colt_pool``
+beside ``pretrain``, each listing its runs, so there a new method needs ``make dvc``.
+
     python -m sdclr.pipeline.dvc [--config FILE]
 """
 
@@ -89,8 +93,21 @@ class Raw:
 class _Renderer:
     """Turns the stage table's templates into DVC's ``${item.*}`` for one stage variant."""
 
-    def __init__(self, stage: dag.Stage, removal: bool, raw: Raw, to_root: str):
+    def __init__(
+        self,
+        stage: dag.Stage,
+        removal: bool,
+        raw: Raw,
+        to_root: str,
+        runs: list[dict[str, str]] | None = None,
+        colt: bool = False,
+    ):
         self.stage, self.removal, self.raw, self.to_root = stage, removal, raw, to_root
+        #: Whether the runs are COLT runs (their resampling record is an output).
+        self.colt = colt
+        #: Literal run items (a matrix ``run`` list) whose keys stand for those wildcards (and
+        #: ``pool``, ``source``): the stage variants the config's own lists cannot give.
+        self.runs = runs
 
     def _list(self, key: str, value: Any) -> Any:
         """``${key}`` where the config file itself has the key (`dvc exp run -S` can change
@@ -107,7 +124,11 @@ class _Renderer:
             "analysis": self._list("analyses", paths.analyses(config)),
         }
         matrix: dict[str, Any] = {}
+        if self.runs is not None:
+            matrix["run"] = self.runs
         for wildcard in self.stage.wildcards:
+            if self.runs is not None and wildcard in self.runs[0]:
+                continue
             if wildcard == "method" and self.removal:
                 matrix["run"] = self._list("removal_methods", merged.get("removal_methods"))
             elif wildcard == "method":
@@ -120,10 +141,17 @@ class _Renderer:
         values = {w: f"${{item.{w}}}" for w in self.stage.wildcards}
         if self.removal:
             values.update(method="${item.run.name}", selector="${item.run.selector}")
+        if self.runs is not None:
+            values.update({key: f"${{item.run.{key}}}" for key in self.runs[0]})
         return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)
 
     def repo(self, name: str) -> str:
         return f"{self.to_root}{name}"
+
+    @property
+    def reads_pool(self) -> bool:
+        """Whether this variant's runs are COLT runs reading a prepared pool file."""
+        return self.colt and self.runs is not None and "pool" in self.runs[0]
 
 
 def _threads(rule: str, config: dict[str, Any]) -> int | None:
@@ -142,7 +170,7 @@ def _stage(r: _Renderer, config: dict[str, Any], config_file: str) -> dict[str, 
     for name, spec in stage.inputs.items():
         if isinstance(spec, dag.File) and spec.only == "removal" and not r.removal:
             continue
-        if isinstance(spec, dag.File) and spec.only == "colt":  # no pool file: see dvc_pipeline
+        if isinstance(spec, dag.File) and spec.only == "pool" and not r.reads_pool:
             continue
         if isinstance(spec, dag.Collected):
             path = r.path(spec.dvc_dir)
@@ -157,6 +185,8 @@ def _stage(r: _Renderer, config: dict[str, Any], config_file: str) -> dict[str, 
     plots: list[Any] = []
     metrics: list[Any] = []
     for name, spec in dag.stage_outputs(stage, config).items():
+        if spec.only == "colt" and not r.colt:
+            continue
         path = r.path(spec.path)
         if (flag := dag.flag_of(name, spec)) is not None:
             command.append(f"{flag} {path}")
@@ -192,32 +222,85 @@ def _settings_stage(raw: Raw, config_file: str, to_root: str) -> dict[str, Any]:
     }
 
 
+def _colt_items(config: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """COLT's runs and pool files as literal matrix items (all empty without COLT runs):
+    ``files`` (dataset, pool, source: one ``prepare_pool`` each); the pretrainings of
+    ``others`` (dataset, method), of ``colt`` runs (their resampling record is an output too)
+    and of ``colt_pool`` runs (and their prepared pool file is an input)."""
+    items: dict[str, list[dict[str, str]]] = {
+        "files": [],
+        "others": [],
+        "colt": [],
+        "colt_pool": [],
+    }
+    if not any(
+        paths.is_colt_run(config, d, m)
+        for d in config["datasets"]
+        for m in config["datasets"][d]["methods"]
+    ):
+        return items
+    for dataset, entry in config["datasets"].items():
+        for name, source in paths.pool_sources(config, dataset).items():  # as data_root:
+            # a relative path is read from where the stages run (an experiment's folder)
+            items["files"].append({"dataset": dataset, "pool": name, "source": source})
+        for method, spec in entry["methods"].items():
+            colt = paths.is_colt_run(config, dataset, method)
+            if colt and "remove_difficult" in spec:
+                raise ConfigError(
+                    f"removal_methods.{method}: a removal run with COLT cannot be made a "
+                    "dvc.yaml stage; run it with Snakemake"
+                )
+            if "remove_difficult" in spec:
+                continue
+            item = {"dataset": dataset, "method": method}
+            if not colt:
+                items["others"].append(item)
+            elif (pool := paths.pool_of(config, dataset, method)) is None:
+                items["colt"].append(item)
+            else:
+                items["colt_pool"].append({**item, "pool": Path(pool).stem})
+    return items
+
+
+def _has_colt_files(stage: dag.Stage) -> bool:
+    """Whether some of ``stage``'s files are COLT runs' only (the pool, the record)."""
+    specs = [*stage.inputs.values(), *stage.outputs.values()]
+    return any(getattr(spec, "only", "all") in ("pool", "colt") for spec in specs)
+
+
 def dvc_pipeline(config_file: str, raw: Raw, config: dict[str, Any]) -> str:
     """The text of the dvc.yaml of ``config_file`` (relative to the repository root), whose
     user config is ``raw`` (its own keys, what it extends) and normalised config (with its
     registry) is ``config``."""
     directory = experiment_dir(config_file)
     to_root = "" if directory == "." else os.path.relpath(".", directory) + "/"
-    if paths.pool_runs(config):
-        raise ConfigError(
-            f"{config_file}: COLT runs with a pool file (prepare_pool) are run by Snakemake "
-            "only; dvc.yaml's matrices cannot give them their pool input yet"
-        )
     stages: dict[str, Any] = {"settings": _settings_stage(raw, config_file, to_root)}
     has_removal = "removal_methods" in raw.merged
+    colt = _colt_items(config)
     for stage in dag.STAGES:
-        if stage.name in ("analyse", "make_analysis_report") and not dag.stage_needed(
-            stage, config
-        ):
-            continue
-        variants = []
-        if stage.runs == "all":
-            variants.append((stage.name, False))
+        if stage.runs == "colt" or stage.name in ("analyse", "make_analysis_report"):
+            if not dag.stage_needed(stage, config):
+                continue
+        variants: list[tuple[str, bool, list[dict[str, str]] | None, bool]] = []
+        if stage.runs == "colt":
+            variants.append((stage.name, False, colt["files"], False))
+        elif stage.runs == "all" and _has_colt_files(stage) and (colt["colt"] or colt["colt_pool"]):
+            # A COLT run writes its resampling record, and one with a pool file reads it:
+            # their pretrainings are variants of their own, and the other runs' matrix lists
+            # those runs (the config's ``${methods}`` cannot).
+            variants.append((stage.name, False, colt["others"], False))
+            variants.append((f"{stage.name}_colt", False, colt["colt"], True))
+            variants.append((f"{stage.name}_colt_pool", False, colt["colt_pool"], True))
+        elif stage.runs == "all":
+            variants.append((stage.name, False, None, False))
         if "method" in stage.wildcards and has_removal:
             name = stage.name if stage.runs == "removal" else f"{stage.name}_removal"
-            variants.append((name, True))
-        for name, removal in variants:
-            stages[name] = _stage(_Renderer(stage, removal, raw, to_root), config, config_file)
+            variants.append((name, True, None, False))
+        for name, removal, runs, colt_runs in variants:
+            if runs == []:
+                continue
+            renderer = _Renderer(stage, removal, raw, to_root, runs, colt_runs)
+            stages[name] = _stage(renderer, config, config_file)
     document: dict[str, Any] = {}
     document["vars"] = [f"{to_root}{config_file}"]
     document["stages"] = stages

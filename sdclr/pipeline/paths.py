@@ -33,6 +33,9 @@ SPLIT = "results/splits/{dataset}/split{split}.json"
 RUN_DIR = "results/checkpoints/{dataset}/{method}/split{split}/seed{seed}"
 MODEL = f"{RUN_DIR}/{MODEL_NAME}"
 TRAIN_LOG = f"{RUN_DIR}/{LOG_NAME}"
+# A COLT run's record of its resamplings (``sdclr.methods.colt.RECORD_NAME``, which imports
+# torch: a test checks the two names agree), written by its pretraining.
+COLT_RECORD = f"{RUN_DIR}/colt_resampling.json"
 # A removal run's record of the difficult examples it removes from D_i
 # (sdclr.methods.difficult_removal)
 # and the figure of where they come from, by class ordered by D_i frequency.
@@ -255,6 +258,11 @@ def pool_of(config: dict[str, Any], dataset: str, method: str) -> str | None:
     if source is None or source == OUTSIDE_POOL:
         return None
     return POOL.format(dataset=dataset, pool=pool_name(source))
+
+
+def is_colt_run(config: dict[str, Any], dataset: str, method: str) -> bool:
+    """Whether a run of a normalised config is a COLT run (it writes ``COLT_RECORD``)."""
+    return "colt" in config["datasets"][dataset]["methods"][method]
 
 
 def pool_runs(config: dict[str, Any]) -> list[tuple[str, str]]:

@@ -273,6 +273,23 @@ def test_more_clusters_than_projection_dimensions_is_a_config_error_naming_the_k
         method.setup(4, torch.device("cpu"), model)
 
 
+def test_more_clusters_than_a_datasets_projection_dimension_stops_the_config_before_any_job():
+    """The default K = 100 on the tiny config's 32-dimensional projection is refused when the
+    config loads (one line naming the key), not when the pretraining job starts."""
+    import yaml
+
+    from sdclr.pipeline.config import validate_config
+    from tests.workflow.test_workflow import TINY
+
+    config = yaml.safe_load(TINY.read_text())
+    config["methods"]["sdclr_gh"] = {"algorithm": "sdclr", "geometric_harmonization": {}}
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    message = str(info.value)
+    assert message.startswith("methods.sdclr_gh.geometric_harmonization.clusters: 100 exceeds")
+    assert "\n" not in message and "model.projection_dim" in message
+
+
 class Interrupt(Exception):
     pass
 

@@ -32,6 +32,33 @@ def test_committed_dvc_yaml_is_the_one_the_stage_table_makes():
     assert path.read_text() == text, "dvc.yaml is stale: run `make dvc`"
 
 
+def test_colt_runs_pretrain_in_dvc_stages_that_declare_their_record_and_pool():
+    """In a paper config's dvc.yaml, the COLT runs (pool file: the 300K Random Images) pretrain
+    in ``pretrain_colt_pool``, which reads the prepared pool and declares the resampling
+    record; ``prepare_pool`` depends on the file, read from the experiment's folder as its
+    data is; the other runs keep ``pretrain``. In the variants' (COLT on the demo's pool of
+    images outside D_i) the COLT run is in ``pretrain_colt``: a record, no pool file."""
+    from sdclr.methods.colt import RECORD_NAME
+    from sdclr.pipeline import paths
+
+    assert paths.COLT_RECORD.endswith("/" + RECORD_NAME)
+    stages = yaml.safe_load(generate("config/paper/cifar10_lt.yaml")[1])["stages"]
+    pooled = stages["pretrain_colt_pool"]
+    assert [item["method"] for item in pooled["matrix"]["run"]] == ["simclr_colt", "sdclr_colt"]
+    assert "results/data/${item.run.dataset}/pool/${item.run.pool}.pt" in pooled["deps"]
+    assert any(str(out).endswith("/colt_resampling.json") for out in pooled["outs"])
+    pool = "results/data/raw/300K_random_images.npy"
+    expected = {"dataset": "cifar10_lt", "pool": "300K_random_images", "source": pool}
+    assert stages["prepare_pool"]["matrix"]["run"] == [expected]
+    others = [item["method"] for item in stages["pretrain"]["matrix"]["run"]]
+    assert "sdclr" in others and not {"simclr_colt", "sdclr_colt"} & set(others)
+    assert not any("colt_resampling" in str(out) for out in stages["pretrain"]["outs"])
+    variants = yaml.safe_load(generate("config/variants.yaml")[1])["stages"]
+    assert [item["method"] for item in variants["pretrain_colt"]["matrix"]["run"]] == ["sdclr_colt"]
+    assert "prepare_pool" not in variants and "pretrain_colt_pool" not in variants
+    assert "--pool" not in variants["pretrain_colt"]["cmd"]
+
+
 def test_the_snakefile_loads_neither_torch_nor_numpy():
     """Every sdclr module the workflow's rules import is pure: parsing the workflow (every
     SLURM job parses it again) never pays for torch."""

@@ -179,3 +179,72 @@ def test_push_then_pull_restores_identical_files(reproduced, tmp_path):
     run(reproduced, DVC, "pull")
     after = {name: digest for name, digest in output_hashes(reproduced).items() if name in declared}
     assert after == before
+
+
+def test_gh_and_colt_with_a_pool_file_give_the_same_bytes_through_dvc_and_snakemake(tmp_path):
+    """SDCLR + GH and SDCLR + COLT with an external pool file (a ``.npy`` the config names,
+    prepared by its own stage) on the tiny config: `dvc repro` of the dvc.yaml `make dvc`
+    writes and a Snakemake run write the same bytes, COLT's resampling record and its
+    analysis among them, and every file dvc.yaml declares is made."""
+    import numpy as np
+
+    config = yaml.safe_load(TINY.read_text())
+    config["splits"] = [1]
+    config["probes"] = ["linear"]
+    config["analyses"] = ["colt_resampling"]
+    config["methods"] = {
+        "sdclr_gh": {
+            "label": "SDCLR + GH",
+            "algorithm": "sdclr",
+            "geometric_harmonization": {
+                "clusters": 10,
+                "warmup_epochs": 1,
+                "ramp_epochs": 1,
+                "prior_period": 1,
+            },
+        },
+        "sdclr_colt": {
+            "label": "SDCLR + COLT",
+            "algorithm": "sdclr",
+            "colt": {
+                "pool": "pool/noise_images.npy",
+                "warmup_epochs": 1,
+                "period": 1,
+                "budget": 48,
+                "clusters": 3,
+            },
+        },
+    }
+    (tmp_path / "gh_colt.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    pool = np.random.default_rng(0).integers(0, 256, (120, 28, 28, 1), dtype=np.uint8)
+    repos = {}
+    for tool in ("dvc", "snakemake"):
+        repo = tmp_path / tool
+        repo.mkdir()
+        copy_project(repo, tmp_path / "gh_colt.yaml")
+        (repo / "pool").mkdir()
+        np.save(repo / "pool" / "noise_images.npy", pool)
+        write_dvc_yaml(repo)
+        run(repo, "git", "init", "-q")
+        git_commit(repo, "empty")
+        run(repo, DVC, "init", "-q")
+        git_commit(repo, "project")
+        repos[tool] = repo
+    dvc_yaml = (repos["dvc"] / "dvc.yaml").read_text()
+    assert "prepare_pool:" in dvc_yaml and "pretrain_colt_pool:" in dvc_yaml
+    ran = stages_run(run(repos["dvc"], DVC, "repro").stdout)
+    assert {"prepare_pool@run0", "pretrain_colt_pool@run0-1-0", "pretrain@run0-1-0"} <= ran, ran
+    run(repos["snakemake"], str(BIN / "snakemake"), "--cores", "2")
+
+    hashes = {tool: output_hashes(repo) for tool, repo in repos.items()}
+    for found in hashes.values():
+        found.pop("results/README.md", None)
+    differing = sorted(n for n in hashes["dvc"] if hashes["dvc"][n] != hashes["snakemake"].get(n))
+    assert set(hashes["dvc"]) == set(hashes["snakemake"]) and not differing, differing
+    assert declared_outputs(repos["dvc"]) == set(hashes["dvc"])
+    run_dir = repos["dvc"] / "results" / "checkpoints" / "fmnist_lt"
+    record = yaml.safe_load((run_dir / "sdclr_colt/split1/seed0/colt_resampling.json").read_text())
+    assert sum(c["pool_images"] for c in record["resamplings"][0]["clusters"]) == 48
+    gh_log = (run_dir / "sdclr_gh/split1/seed0/train_log.csv").read_text().splitlines()
+    assert {"gh_weight", "gh_loss"} <= set(gh_log[0].split(",")) and len(gh_log) == 3
+    assert "sdclr_colt" in (repos["dvc"] / "results" / "tables" / "colt_resampling.csv").read_text()

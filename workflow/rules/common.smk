@@ -104,7 +104,7 @@ def _input(spec, wildcards):
         return spec.files(config, wildcards)
     if isinstance(spec, dag.RepoFile):
         return repo_file(spec.path)
-    if spec.only == "colt":  # a COLT run's prepared pool file (none: no pool file)
+    if spec.only == "pool":  # a COLT run's prepared pool file (none: no pool file)
         return paths.pool_of(config, wildcards.dataset, wildcards.method) or []
     if spec.only == "removal" and not is_removal_run(wildcards):
         return []
@@ -142,7 +142,7 @@ def stage_outputs(stage):
     failed attempt keeps it for the next to resume from); report() where the stage says."""
     outputs = {}
     for name, spec in dag.stage_outputs(stage, config).items():
-        if spec.persist:
+        if spec.persist or spec.only != "all":  # some runs' only: not declarable per wildcard
             continue
         path = spec.path
         if spec.report:
@@ -181,7 +181,7 @@ def stage_command(stage):
             parts.append(f"{flag} {{input.{name}:q}}")
     for name, spec in dag.stage_outputs(stage, config).items():
         flag = dag.flag_of(name, spec)
-        if flag is not None and not spec.persist:
+        if flag is not None and not spec.persist and spec.only == "all":
             parts.append(f"{flag} {{output.{name}:q}}")
     for name in stage.args:
         parts.append(f"{dag.flag_of(name)} {{params.{name}:q}}")
