@@ -8,19 +8,18 @@ needed for the registry to know it.
 import importlib
 import pkgutil
 
-from sdclr.methods.base import (
+from sdclr.methods.base import Extension, Method
+from sdclr.methods.losses import nt_xent
+from sdclr.methods.registry import (
     EXTENSIONS,
     METHODS,
-    Extension,
-    Method,
     create_method,
     get_method,
     register,
     register_extension,
 )
-from sdclr.methods.losses import nt_xent
 
-_INFRASTRUCTURE = {"base", "losses"}
+_INFRASTRUCTURE = {"base", "losses", "registry"}
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")

@@ -1,5 +1,5 @@
-"""The contract every pretraining method follows, the extensions that compose with it, and
-their registries.
+"""The contract every pretraining method follows and the extensions that compose with it
+(their registries and a run's composition: ``sdclr.methods.registry``).
 
 A **method** declares its hyperparameters (``setting`` fields), builds its model, may act at
 the start of every epoch, and turns two augmented views of a batch into a loss. An
@@ -31,13 +31,9 @@ import torch
 from torch import nn
 
 from sdclr import distributed
-from sdclr.errors import ConfigError
 from sdclr.methods.losses import nt_xent
 from sdclr.models import ContrastiveModel, ModelConfig, build_model
 from sdclr.settings import load, setting
-
-METHODS: dict[str, type[Method]] = {}
-EXTENSIONS: dict[str, type[Extension]] = {}
 
 
 class Extension:
@@ -174,29 +170,18 @@ class Method:
     dual_bn: ClassVar[bool] = False
 
     def __init__(
-        self,
-        hyperparameters: dict[str, Any] | None = None,
-        section: str = "hyperparameters",
-        extensions: dict[str, dict[str, Any]] | None = None,
+        self, hyperparameters: dict[str, Any] | None = None, section: str = "hyperparameters"
     ) -> None:
         self.hparams = load(self.Hyperparameters, hyperparameters, section)
         #: The NT-Xent temperature of the current epoch (an extension may schedule it).
         self.temperature: float | None = getattr(self.hparams, "temperature", None)
-        self.extensions = [
-            create_extension(name, values, section.rsplit(".", 1)[0], self)
-            for name, values in (extensions or {}).items()
-        ]
+        #: The extensions composed with it (``sdclr.methods.registry.create_method`` adds them).
+        self.extensions: list[Extension] = []
         #: The step's per-sample contrastive losses when a ``loss_term`` was added to them
         #: (set inside the loss, read by ``training_loss`` for the observers).
         self.sample_contrastive_losses: torch.Tensor | None = None
         #: The pretraining set's labels when the loop knows them (for extensions' records).
         self.sample_labels: torch.Tensor | None = None
-        replacing = [e.name for e in self.extensions if e.replaces_loss]
-        if len(replacing) > 1:
-            raise ConfigError(
-                f"{section.rsplit('.', 1)[0]}: {' and '.join(replacing)} both replace the "
-                "contrastive loss; keep one"
-            )
 
     def build_model(self, model_config: ModelConfig, in_channels: int) -> ContrastiveModel:
         """The network this method trains."""
@@ -352,55 +337,3 @@ class Method:
         """Every extension's per-sample numbers for the reports (those that keep any)."""
         found = {e.name: e.sample_statistics() for e in self.extensions}
         return {name: values for name, values in found.items() if values}
-
-
-def _add(registry: dict[str, Any], cls: Any, kind: str) -> Any:
-    if registry.setdefault(cls.name, cls) is not cls:
-        raise ValueError(f"{kind} name {cls.name!r} is registered twice")
-    return cls
-
-
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator adding a method to the registry under ``cls.name``."""
-    return _add(METHODS, cls, "method")
-
-
-def register_extension(cls: type[Extension]) -> type[Extension]:
-    """Class decorator adding an extension to the registry under ``cls.name``."""
-    return _add(EXTENSIONS, cls, "extension")
-
-
-def get_method(name: str) -> type[Method]:
-    """The method class registered as ``name``; an unknown name lists the known ones."""
-    if name not in METHODS:
-        raise ValueError(
-            f"unknown method {name!r}; known methods: {', '.join(sorted(METHODS))} "
-            "(add one as a module in sdclr/methods/ decorated with @register)"
-        )
-    return METHODS[name]
-
-
-def create_extension(
-    name: str, values: dict[str, Any] | None, section: str, method: Method
-) -> Extension:
-    """The extension ``name`` with its settings (config key ``section.name``), checked
-    against ``method``."""
-    if name not in EXTENSIONS:
-        raise ConfigError(
-            f"{section}.{name}: unknown extension; known: {', '.join(sorted(EXTENSIONS))}"
-        )
-    cls = EXTENSIONS[name]
-    extension = cls(load(cls.Settings, values, f"{section}.{name}"))
-    extension.check(method, f"{section}.{name}")
-    return extension
-
-
-def create_method(
-    name: str,
-    hyperparameters: dict[str, Any] | None = None,
-    section: str = "hyperparameters",
-    extensions: dict[str, dict[str, Any]] | None = None,
-) -> Method:
-    """Instantiate the method ``name`` with its hyperparameters and extensions (validated;
-    errors name ``section``, the config key the hyperparameters came from)."""
-    return get_method(name)(hyperparameters, section, extensions)

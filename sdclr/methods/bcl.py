@@ -46,7 +46,8 @@ from typing import Any
 import torch
 
 from sdclr.data.augment.randaugment import RandAugmentConfig, rand_augment
-from sdclr.methods.base import Extension, register_extension
+from sdclr.methods.base import Extension
+from sdclr.methods.registry import register_extension
 from sdclr.settings import setting
 
 

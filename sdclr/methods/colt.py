@@ -55,7 +55,7 @@ from torch import nn
 
 from sdclr import distributed
 from sdclr.errors import ConfigError
-from sdclr.methods.base import Extension, Method, register_extension
+from sdclr.methods.base import Extension, Method
 from sdclr.methods.colt_functions import (
     cluster_budgets,
     domain_supcon,
@@ -64,6 +64,7 @@ from sdclr.methods.colt_functions import (
     topk_negative_mass,
     update_scores,
 )
+from sdclr.methods.registry import register_extension
 from sdclr.settings import setting
 
 RECORD_NAME = "colt_resampling.json"

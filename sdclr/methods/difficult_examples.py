@@ -71,8 +71,9 @@ from typing import Any
 import torch
 
 from sdclr.errors import ConfigError
-from sdclr.methods.base import Extension, Method, register_extension
+from sdclr.methods.base import Extension, Method
 from sdclr.methods.losses import pair_cross_entropy, pair_similarities
+from sdclr.methods.registry import register_extension
 from sdclr.settings import setting
 
 

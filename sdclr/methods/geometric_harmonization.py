@@ -79,7 +79,8 @@ from torch import nn
 
 from sdclr import distributed
 from sdclr.errors import ConfigError
-from sdclr.methods.base import Extension, Method, register_extension
+from sdclr.methods.base import Extension, Method
+from sdclr.methods.registry import register_extension
 from sdclr.models import ModelConfig
 from sdclr.settings import setting
 

@@ -18,7 +18,8 @@ import dataclasses
 import torch
 from torch import nn
 
-from sdclr.methods.base import Method, register
+from sdclr.methods.base import Method
+from sdclr.methods.registry import register
 from sdclr.models import branch, global_magnitude_prune
 from sdclr.settings import setting
 

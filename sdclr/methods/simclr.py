@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sdclr.methods.base import Method, register
+from sdclr.methods.base import Method
+from sdclr.methods.registry import register
 
 
 @register

@@ -29,7 +29,8 @@ import math
 from typing import Any
 
 from sdclr.errors import ConfigError
-from sdclr.methods.base import Extension, Method, register_extension
+from sdclr.methods.base import Extension, Method
+from sdclr.methods.registry import register_extension
 from sdclr.settings import setting
 
 

@@ -92,7 +92,7 @@ def test_a_new_method_module_is_registered_without_other_edits():
     name = f"zz_test_{uuid.uuid4().hex[:8]}"
     module = Path(methods_package.__path__[0]) / f"{name}.py"
     module.write_text(
-        "from sdclr.methods.base import Method, register\n"
+        "from sdclr.methods.base import Method\nfrom sdclr.methods.registry import register\n"
         "from sdclr.methods.losses import nt_xent\n\n\n"
         f"@register\nclass Toy(Method):\n    name = {name!r}\n\n"
         "    def loss(self, model, view1, view2):\n"
