@@ -41,7 +41,11 @@ def _count(path: str) -> int:
     """Images in a reference split file: a ``.npy`` index array or a ``path label`` list."""
     file = Path(path)
     if not file.exists():
-        raise ConfigError(f"{path} (a reference split or list file) does not exist")
+        raise ConfigError(
+            f"{path} (a reference split or list file) does not exist: its split's sizes are "
+            "counted from it; put the file there (the config's comments say where it comes "
+            "from) or leave that dataset out of the config"
+        )
     if file.suffix == ".npy":
         return int(np.load(file, mmap_mode="r").shape[0])
     return sum(1 for line in file.read_text().splitlines() if line.strip())
