@@ -97,7 +97,8 @@ class ColtResamplingAnalysis(Analysis):
         "COLT runs only. Pool %: the group's share of the pool images the run added, summed "
         "over its resamplings, each K-means cluster's images credited to its most frequent D_i "
         "class (a fair share is the group's share of D_i). Tailness: the mean tailness score "
-        "of the group's pretraining images at the end of the run (higher: more tail-like)."
+        "of the group's pretraining images at the end of the run (lower: more tail-like, "
+        "fewer near negatives; the lowest cluster takes the most pool images)."
     )
     number_format = "{:.3f}"
     empty = "no analysis record holds COLT's numbers: no run of this config uses colt"
