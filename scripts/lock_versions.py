@@ -1,6 +1,7 @@
 """Write `pip freeze` output (stdin) as constraints.txt, keeping its header, and give the
 conda packages of environment.yml the same versions (`make lock`)."""
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -12,7 +13,16 @@ CONDA_PIN = re.compile(r"^(  - )([A-Za-z0-9_.-]+)=[^=\s]+$")
 
 
 def main() -> None:
+    argparse.ArgumentParser(
+        description=__doc__
+        + " Usage: pip freeze --exclude-editable | python scripts/lock_versions.py"
+    ).parse_args()
     freeze = [line for line in sys.stdin.read().splitlines() if "==" in line]
+    if not freeze:  # an empty pipe would leave constraints.txt without a single pin
+        sys.exit(
+            "lock_versions: no 'name==version' lines on stdin; constraints.txt is unchanged "
+            "(pipe `pip freeze --exclude-editable` into it, as `make lock` does)"
+        )
     versions = {name.lower().replace("_", "-"): v for name, v in (x.split("==") for x in freeze)}
     header = [line for line in CONSTRAINTS.read_text().splitlines() if line.startswith("#")]
     CONSTRAINTS.write_text("\n".join(header[:5] + sorted(freeze, key=str.lower)) + "\n")

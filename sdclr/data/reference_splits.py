@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from sdclr.data.sources.image_list import read_image_list
+from sdclr.data.image_list_file import read_image_list
 from sdclr.data.splits import SUBSETS, check_split, split_record
 from sdclr.errors import InputError
 

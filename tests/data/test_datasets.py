@@ -19,9 +19,9 @@ from fakes import (
 from PIL import Image
 
 from sdclr.data.image_dataset import ImageDataset, dataset_summary, load_saved_dataset, save_dataset
+from sdclr.data.image_list_file import read_image_list
 from sdclr.data.sources import SOURCES, load_dataset
 from sdclr.data.sources import fashion_mnist as D
-from sdclr.data.sources.image_list import read_image_list
 from sdclr.torch_files import torch_save
 
 REAL_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")

@@ -2,8 +2,12 @@
 and environment.yml install with it, and this environment has those versions."""
 
 import re
+import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
+
+from tests.checkout import copy_project
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,3 +45,16 @@ def test_this_environment_has_the_pinned_versions():
         if installed != version:
             wrong[name] = (installed, version)
     assert not wrong, f"installed vs constraints.txt: {wrong}"
+
+
+def test_an_empty_freeze_leaves_the_pins_alone(tmp_path):
+    """`scripts/lock_versions.py` with nothing on stdin (run by hand, or `--help`) stops with
+    a message and leaves constraints.txt and environment.yml as they were."""
+    copy_project(tmp_path)
+    before = {n: (tmp_path / n).read_text() for n in ("constraints.txt", "environment.yml")}
+    script = str(tmp_path / "scripts" / "lock_versions.py")
+    empty = subprocess.run([sys.executable, script], input="", capture_output=True, text=True)
+    assert empty.returncode != 0 and "constraints.txt is unchanged" in empty.stderr
+    helped = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "usage" in helped.stdout
+    assert {n: (tmp_path / n).read_text() for n in before} == before

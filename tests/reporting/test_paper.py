@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from sdclr.data.image_dataset import ImageDataset
+from sdclr.data.image_list_file import read_image_list
 from sdclr.data.reference_splits import import_reference_split
-from sdclr.data.sources.image_list import read_image_list
 from sdclr.data.splits import (
     LongTailConfig,
     make_longtail_split,

@@ -16,44 +16,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from sdclr.data.image_dataset import ImageDataset
+from sdclr.data.image_list_file import read_image_list
 from sdclr.data.sources.base import Source, register_source
 from sdclr.settings import setting
 
 DEFAULT_IMAGE_SIZE = 256
-
-
-def read_image_list(path: str | os.PathLike) -> tuple[list[str], torch.Tensor]:
-    """Parse a list file of ``relative/path label`` lines; blank lines are skipped.
-
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and
-    line number for a malformed line.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image list {path} does not exist")
-    paths: list[str] = []
-    labels: list[int] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            label = None
-            if len(parts) == 2:
-                try:
-                    label = int(parts[1])
-                except ValueError:
-                    label = None
-            if label is None or label < 0:
-                raise ValueError(
-                    f"{path}, line {number}: expected 'relative/path non-negative-integer-label', "
-                    f"got {line.rstrip()!r}"
-                )
-            paths.append(parts[0])
-            labels.append(label)
-    if not paths:
-        raise ValueError(f"image list {path} has no entries")
-    return paths, torch.tensor(labels, dtype=torch.int64)
 
 
 def load_image_list_source(source: dict) -> ImageDataset:
