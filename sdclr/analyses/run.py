@@ -19,9 +19,7 @@ import torch
 
 from sdclr.analyses import ANALYSES, AnalysisContext, get_analysis
 from sdclr.groups import class_groups
-from sdclr.probes.base import ProbeInputs
-from sdclr.probes.feature_file import read_features
-from sdclr.probes.features import load_model
+from sdclr.probes.model_job import open_model_job
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +36,8 @@ def run_analysis(
     """Run the ``settings["analyses"]`` of one pretrained model; return its analysis record.
     ``features``: the model's feature file (``sdclr.probes.feature_file``), whose dense
     features the analyses read (None: computed once)."""
-    model, method, meta = load_model(model_path)
-    model.to(device)
-    crop = settings.get("crop_size") or dataset.train_images.shape[-1]
-    stored = None if features is None else read_features(features, split, crop)
-    inputs = ProbeInputs(model.backbone, dataset, split, crop, seed, device, False, stored)
+    job = open_model_job(model_path, dataset, split, settings, seed, device, False, features)
+    model, method, meta, inputs = job.model, job.method, job.meta, job.inputs
     groups = class_groups(split["counts"]["D_i"], settings["groups"])
     context = AnalysisContext(model, method, meta, str(model_path), inputs, groups, settings)
     record: dict[str, Any] = {

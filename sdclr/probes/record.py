@@ -8,11 +8,9 @@ from typing import Any
 
 import torch
 
-from sdclr.device import set_fp32_arithmetic
 from sdclr.groups import class_groups, group_summary
-from sdclr.probes.base import ProbeInputs, get_probe
-from sdclr.probes.feature_file import read_features
-from sdclr.probes.features import load_backbone
+from sdclr.probes.base import get_probe
+from sdclr.probes.model_job import open_model_job
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +40,9 @@ def run_probe(
     ``settings["groups"]``.
     """
     probe = get_probe(settings["probe"])
-    set_fp32_arithmetic(conv_tf32=False, matmul_tf32=False)  # probes: IEEE fp32, as the reference
-    backbone, meta = load_backbone(model_path)
-    backbone.to(device)
-    crop = settings.get("crop_size") or dataset.train_images.shape[-1]
-    stored = None if features is None else read_features(features, split, crop)
-    inputs = ProbeInputs(backbone, dataset, split, crop, seed, device, progress, stored)
-    result = probe.evaluate(inputs, settings)
+    job = open_model_job(model_path, dataset, split, settings, seed, device, progress, features)
+    meta = job.meta
+    result = probe.evaluate(job.inputs, settings)
     per_class = result.pop("per_class_accuracy")
     groups = class_groups(split["counts"]["D_i"], settings["groups"])
     summary = group_summary(per_class, groups)

@@ -253,25 +253,38 @@ def test_precision_sets_cudas_float32_arithmetic(restore_fp32_flags, precision, 
         assert region.fast_dtype == torch.bfloat16 and region.device == "cuda"
 
 
-def test_cpu_runs_are_float32_and_probes_are_ieee(tmp_path, restore_fp32_flags):
-    """On a CPU ``auto`` is fp32 (no autocast); a probe job switches CUDA's TF32 off too, so
-    probes compute IEEE float32 features as the reference."""
+def test_cpu_runs_are_float32_and_model_jobs_are_ieee(tmp_path, monkeypatch, restore_fp32_flags):
+    """On a CPU ``auto`` is fp32 (no autocast); the features, probe and analysis jobs each
+    switch CUDA's TF32 off, so a dense pass of the features job and PIE's pruned pass of the
+    analysis job compute IEEE float32 alike, as the reference evaluates."""
+    from sdclr.analyses.run import run_analysis
     from sdclr.device import set_fp32_arithmetic
+    from sdclr.pipeline.stages import features
     from sdclr.probes import run_probe
     from sdclr.training.loop import PretrainConfig
     from sdclr.training.step import resolve_runtime
     from tests.helpers import saved_model, toy_dataset, toy_split
 
     assert resolve_runtime(PretrainConfig(epochs=1), "cpu").precision == "fp32"
-    set_fp32_arithmetic(conv_tf32=True, matmul_tf32=True)
     dataset = toy_dataset()
-    saved_model(tmp_path / "model.pt")
+    split = toy_split(dataset)
+    model = tmp_path / "model.pt"
+    saved_model(model)
     settings = {"dataset": "toy", "probe": "mean", "groups": {"kind": "thirds"}, "crop_size": 12}
-    run_probe(
-        tmp_path / "model.pt", dataset, toy_split(dataset), settings, seed=0,
-        device=torch.device("cpu"), progress=False,
-    )  # fmt: skip
-    assert _fp32_flags() == ("ieee", "ieee")
+    cpu = torch.device("cpu")
+    analysis = {**settings, "analyses": ["pie"], "pie_analysis": {"prune_ratio": 0.5}}
+    jobs = {
+        "probe": lambda: run_probe(model, dataset, split, settings, 0, cpu, progress=False),
+        "analysis": lambda: run_analysis(model, dataset, split, analysis, 0, cpu),
+        "features": lambda: features.features_stage(
+            "d", "s", model, settings, 0, tmp_path / "features.pt"
+        ),
+    }
+    monkeypatch.setattr(features, "job_inputs", lambda *_: (dataset, split, cpu))
+    for name, job in jobs.items():
+        set_fp32_arithmetic(conv_tf32=True, matmul_tf32=True)
+        job()
+        assert _fp32_flags() == ("ieee", "ieee"), name
 
 
 def test_paper_configs_pretrain_in_the_references_fp32_and_keep_the_partial_batch():

@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sdclr.device import set_fp32_arithmetic
 from sdclr.pipeline.stages.common import job_inputs
-from sdclr.probes.base import ProbeInputs
 from sdclr.probes.feature_file import write_features
-from sdclr.probes.features import load_backbone
+from sdclr.probes.model_job import open_model_job
 
 
 def features_stage(
@@ -25,9 +23,5 @@ def features_stage(
     """Extract the model's features at the settings' crop size and write its feature file;
     return its content."""
     dataset, split, device = job_inputs(data, split_path, settings, threads)
-    set_fp32_arithmetic(conv_tf32=False, matmul_tf32=False)  # IEEE fp32, as the probes
-    backbone, _ = load_backbone(model_path)
-    backbone.to(device)
-    crop = settings.get("crop_size") or dataset.train_images.shape[-1]
-    inputs = ProbeInputs(backbone, dataset, split, crop, seed, device, progress=False)
-    return write_features(out, inputs)
+    job = open_model_job(model_path, dataset, split, settings, seed, device)
+    return write_features(out, job.inputs)
