@@ -24,11 +24,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from sdclr.errors import ConfigError
 from sdclr.probes.base import POOL, ProbeInputs
+from sdclr.registry import Registry
 from sdclr.settings import load
 
-ANALYSES: dict[str, Analysis] = {}
+ANALYSES: Registry[Analysis] = Registry("analysis", "analyses", "sdclr/analyses/", "register")
 
 
 @dataclass
@@ -115,17 +115,9 @@ def by_dataset_method(records: Sequence[dict[str, Any]], analysis: str) -> dict:
 
 def register(cls: type[Analysis]) -> type[Analysis]:
     """Class decorator adding an analysis (one instance) to the registry under ``cls.name``."""
-    if cls.name in ANALYSES:
-        raise ValueError(f"analysis name {cls.name!r} is registered twice")
-    ANALYSES[cls.name] = cls()
-    return cls
+    return ANALYSES.register(cls)
 
 
 def get_analysis(name: str) -> Analysis:
     """The analysis registered as ``name``; an unknown name lists the known ones."""
-    if name not in ANALYSES:
-        raise ConfigError(
-            f"unknown analysis {name!r}; known analyses: {', '.join(ANALYSES)} (add one as a "
-            "module in sdclr/analyses/ with a class decorated by @register)"
-        )
-    return ANALYSES[name]
+    return ANALYSES.lookup(name)

@@ -8,36 +8,30 @@ from typing import Any
 
 from sdclr.errors import ConfigError
 from sdclr.methods.base import Extension, Method
+from sdclr.registry import Registry
 from sdclr.settings import load
 
-METHODS: dict[str, type[Method]] = {}
-EXTENSIONS: dict[str, type[Extension]] = {}
-
-
-def _add(registry: dict[str, Any], cls: Any, kind: str) -> Any:
-    if registry.setdefault(cls.name, cls) is not cls:
-        raise ValueError(f"{kind} name {cls.name!r} is registered twice")
-    return cls
+METHODS: Registry[type[Method]] = Registry(
+    "method", "methods", "sdclr/methods/", "register", instances=False
+)
+EXTENSIONS: Registry[type[Extension]] = Registry(
+    "extension", "extensions", "sdclr/methods/", "register_extension", instances=False
+)
 
 
 def register(cls: type[Method]) -> type[Method]:
     """Class decorator adding a method to the registry under ``cls.name``."""
-    return _add(METHODS, cls, "method")
+    return METHODS.register(cls)
 
 
 def register_extension(cls: type[Extension]) -> type[Extension]:
     """Class decorator adding an extension to the registry under ``cls.name``."""
-    return _add(EXTENSIONS, cls, "extension")
+    return EXTENSIONS.register(cls)
 
 
 def get_method(name: str) -> type[Method]:
     """The method class registered as ``name``; an unknown name lists the known ones."""
-    if name not in METHODS:
-        raise ValueError(
-            f"unknown method {name!r}; known methods: {', '.join(sorted(METHODS))} "
-            "(add one as a module in sdclr/methods/ decorated with @register)"
-        )
-    return METHODS[name]
+    return METHODS.lookup(name)
 
 
 def create_extension(

@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 from sdclr.probes.features import center_crop, extract_features, per_class_accuracy
+from sdclr.registry import Registry
 from sdclr.settings import load
 
-PROBES: dict[str, Probe] = {}
+PROBES: Registry[Probe] = Registry("probe", "probes", "sdclr/probes/", "register")
 #: The split subset of the balanced train pool, whose features a model's feature file holds.
 POOL = "train"
 
@@ -120,14 +121,9 @@ class Probe:
 
 def register(cls: type[Probe]) -> type[Probe]:
     """Class decorator adding a probe (one instance) to the registry under ``cls.name``."""
-    if cls.name in PROBES:
-        raise ValueError(f"probe name {cls.name!r} is registered twice")
-    PROBES[cls.name] = cls()
-    return cls
+    return PROBES.register(cls)
 
 
 def get_probe(name: str) -> Probe:
     """The probe registered as ``name``; an unknown name lists the known ones."""
-    if name not in PROBES:
-        raise ValueError(f"unknown probe {name!r}; known probes: {', '.join(PROBES)}")
-    return PROBES[name]
+    return PROBES.lookup(name)

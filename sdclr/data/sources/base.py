@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from sdclr.data.image_dataset import ImageDataset
-from sdclr.errors import ConfigError
+from sdclr.registry import Registry
 from sdclr.settings import load
 
-SOURCES: dict[str, Source] = {}
+SOURCES: Registry[Source] = Registry(
+    "dataset source", "sources", "sdclr/data/sources/", "register_source"
+)
 
 
 class Source:
@@ -44,17 +46,9 @@ class Source:
 
 def register_source(cls: type[Source]) -> type[Source]:
     """Class decorator adding a source (one instance) to the registry under ``cls.name``."""
-    if cls.name in SOURCES:
-        raise ValueError(f"dataset source {cls.name!r} is registered twice")
-    SOURCES[cls.name] = cls()
-    return cls
+    return SOURCES.register(cls)
 
 
 def get_source(name: str) -> Source:
     """The source registered as ``name``; an unknown name lists the known ones."""
-    if name not in SOURCES:
-        raise ConfigError(
-            f"unknown dataset source {name!r}; known sources: {', '.join(SOURCES)} (add one "
-            "as a module in sdclr/data/sources/ with a class decorated by @register_source)"
-        )
-    return SOURCES[name]
+    return SOURCES.lookup(name)
