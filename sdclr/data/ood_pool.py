@@ -27,13 +27,30 @@ OUTSIDE = "outside_pretraining_set"
 _FORMAT = "sdclr-ood-pool"
 
 
+def _pool_array(path: Path) -> np.ndarray:
+    """The ``.npy`` array of ``path``, memory-mapped (nothing is read yet, no pickle is
+    loaded); a missing or unreadable file is a one-line error naming it."""
+    if not path.exists():
+        raise InputError(f"{path}: the OOD pool file does not exist; put it there or fix colt.pool")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(
+            f"{path}: COLT's OOD pool is not a readable .npy array ({first}); replace the file"
+        ) from None
+
+
+def pool_file_length(path: str | Path) -> int:
+    """How many images the pool file ``path`` holds, read from its header."""
+    return int(_pool_array(Path(path)).shape[0])
+
+
 def read_pool_file(path: str | Path, channels: int, size: int) -> torch.Tensor:
     """The pool of ``path`` as uint8 ``[N, C, H, W]``, checked against the dataset's
     geometry (``channels`` x ``size`` x ``size``)."""
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: the OOD pool file does not exist; put it there or fix colt.pool")
-    array = np.load(path, mmap_mode="r")
+    array = _pool_array(path)
     expected = (size, size, channels)
     if array.ndim != 4 or tuple(array.shape[1:]) != expected or array.dtype != np.uint8:
         raise InputError(

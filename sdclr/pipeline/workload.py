@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sdclr.data.ood_pool import OUTSIDE
+from sdclr.data.ood_pool import OUTSIDE, pool_file_length
 from sdclr.data.reference_splits import reference_split_paths
 from sdclr.data.sources import get_source
 from sdclr.data.splits import LongTailConfig, planned_sizes
@@ -117,10 +117,7 @@ def _pool_size(spec: str, outside: int) -> int:
     if spec == OUTSIDE:
         return outside
     if Path(spec).exists():
-        try:
-            return int(np.load(spec, mmap_mode="r").shape[0])
-        except (ValueError, OSError) as err:
-            raise ConfigError(f"{spec}: COLT's pool is not a readable .npy array ({err})") from None
+        return pool_file_length(spec)
     return DEFAULT_OOD_POOL
 
 

@@ -271,6 +271,27 @@ def test_a_pool_file_is_read_as_nchw_and_a_wrong_one_is_one_line_naming_it(tmp_p
         read_pool_file(tmp_path / "missing.npy", channels=3, size=4)
 
 
+def test_a_corrupt_or_pickled_pool_file_is_one_line_naming_it_and_runs_nothing(tmp_path):
+    """A pool file that is not a ``.npy`` array (text, a truncated array, an object array that
+    would unpickle) is refused with one line naming it, by the pretraining job and by the cost
+    estimate's count alike; nothing in it is unpickled."""
+    from sdclr.data.ood_pool import pool_file_length
+
+    np.save(tmp_path / "pool.npy", np.zeros((8, 4, 4, 3), dtype=np.uint8))
+    assert pool_file_length(tmp_path / "pool.npy") == 8
+    (tmp_path / "text.npy").write_text("not an array\n")
+    whole = (tmp_path / "pool.npy").read_bytes()
+    (tmp_path / "header.npy").write_bytes(whole[:60])  # cut in the header
+    (tmp_path / "truncated.npy").write_bytes(whole[:200])  # cut in the images
+    np.save(tmp_path / "objects.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    for name in ("text.npy", "header.npy", "truncated.npy", "objects.npy"):
+        with pytest.raises(InputError, match=rf"{name}: COLT's OOD pool is not a readable") as err:
+            read_pool_file(tmp_path / name, channels=3, size=4)
+        assert "\n" not in str(err.value) and "replace the file" in str(err.value)
+        with pytest.raises(InputError, match=rf"{name}: COLT's OOD pool is not a readable"):
+            pool_file_length(tmp_path / name)
+
+
 def test_the_demo_pool_is_the_training_images_outside_the_pretraining_set():
     images = torch.arange(5).view(5, 1, 1, 1).to(torch.uint8)
     pool = load_pool("outside_pretraining_set", images, torch.tensor([0, 3]))
