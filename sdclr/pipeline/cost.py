@@ -24,20 +24,19 @@ from typing import Any
 from sdclr.pipeline import workload
 from sdclr.pipeline.cli import run
 from sdclr.pipeline.config_files import load_raw_config
-from sdclr.pipeline.dag import STAGES_BY_NAME
+from sdclr.pipeline.dag import STAGES, STAGES_BY_NAME
 from sdclr.pipeline.jobs import Wildcards, all_jobs
 from sdclr.pipeline.resolve import resolve
 from sdclr.pipeline.resources import load_resources
 from sdclr.pipeline.speeds import Speeds, default_speeds, read_benchmark
 from sdclr.probes import PROBES
 
-#: The rules whose jobs run on GPUs, and what their jobs are called in the total line.
+#: The rules whose jobs run on GPUs (the stage table says so), and what their jobs are called
+#: in the total line: the pretrainings (most of the cost) first, then the table's order.
 GPU_RULES = {
-    "pretrain": "pretrainings",
-    "select_difficult": "selections",
-    "features": "feature extractions",
-    "probe": "probes",
-    "analyse": "analyses",
+    stage.name: stage.gpu_jobs
+    for stage in sorted(STAGES, key=lambda stage: stage.name != "pretrain")
+    if stage.gpu_jobs
 }
 
 
