@@ -22,6 +22,7 @@ from sdclr.methods.colt_functions import (
     cluster_budgets,
     domain_supcon,
     kmeans,
+    kmeans_plus_plus,
     nearest_picks,
     topk_negative_mass,
     update_scores,
@@ -119,6 +120,24 @@ def test_kmeans_is_deterministic_and_leaves_no_cluster_empty():
         torch.testing.assert_close(a[0][c], x[a[1] == c].double().mean(0))
     dup = torch.zeros(5, 2)  # one distinct point, three clusters: still none empty
     assert (torch.bincount(kmeans(dup, 3, 0)[1], minlength=3) > 0).all()
+
+
+def test_kmeans_reaches_scikit_learns_lloyd_solution_from_the_same_seeding():
+    """Our K-means against scikit-learn's (Lloyd, one run from our k-means++ centres, run to
+    strict convergence): the same labels and the same centres to float64 rounding, on
+    normalised features of two unequal blobs (as COLT clusters its normalised projections)."""
+    from sklearn.cluster import KMeans
+
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.cat([torch.randn(300, 16, generator=g), torch.randn(100, 16, generator=g) + 3])
+        x = torch.nn.functional.normalize(x, dim=1)
+        centers, labels = kmeans(x, 10, seed)
+        init = kmeans_plus_plus(x, 10, torch.Generator().manual_seed(seed)).numpy()
+        reference = KMeans(10, init=init, n_init=1, max_iter=300, tol=0, algorithm="lloyd")
+        reference.fit(x.double().numpy())
+        assert (reference.labels_ == labels.numpy()).all(), seed
+        np.testing.assert_allclose(reference.cluster_centers_, centers.numpy(), atol=1e-12)
 
 
 def test_nearest_picks_by_cosine_skip_what_an_earlier_cluster_took():
