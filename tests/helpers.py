@@ -5,8 +5,10 @@ killed, and ``pretrain`` taking a settings file's dict (as a job reads it) for b
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,10 @@ import torch
 
 from sdclr.data.image_dataset import ImageDataset
 from sdclr.data.splits import LongTailConfig, make_longtail_split
+from sdclr.io import write_json
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig
-from sdclr.torch_files import torch_save
+from sdclr.torch_files import torch_load, torch_save
 from sdclr.training import loop
 from sdclr.training.config import PretrainJob
 
@@ -79,6 +82,26 @@ def _run(settings_path, out_dir, pause="0"):
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])},
     )
+
+
+def assert_a_killed_run_resumes_bit_identically(settings: dict[str, Any], tmp_path: Path) -> None:
+    """Pretrain ``settings`` straight through in a child process; pretrain it again in another,
+    SIGKILLed once it reports epoch 2 (a scheduler's kill: no handler runs) and then rerun; the
+    resumed run ends with the uninterrupted run's bytes (model, checkpoint, log)."""
+    settings_path = tmp_path / "settings.json"
+    write_json(settings_path, settings)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert _run(settings_path, straight).wait(timeout=600) == 0
+    killed = _run(settings_path, resumed, pause="30")
+    deadline = time.monotonic() + 600
+    while killed.stdout.readline().strip() != "epoch 2":
+        assert time.monotonic() < deadline and killed.poll() is None
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert torch_load(resumed / loop.CHECKPOINT_NAME)["epoch"] == 2
+    assert _run(settings_path, resumed).wait(timeout=600) == 0
+    for name in (loop.MODEL_NAME, loop.CHECKPOINT_NAME, loop.LOG_NAME):
+        assert (straight / name).read_bytes() == (resumed / name).read_bytes(), name
 
 
 def bcl_settings(epochs=4):

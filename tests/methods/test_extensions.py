@@ -4,8 +4,6 @@ how they compose with SimCLR and SDCLR by configuration."""
 import copy
 import csv
 import math
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -14,14 +12,19 @@ import yaml
 
 from sdclr.data.augment.randaugment import sample_randaugment_params
 from sdclr.errors import ConfigError
-from sdclr.io import write_json
 from sdclr.methods import bcl, create_method
 from sdclr.methods.bcl import BoostedMemorization, boost_weights, momentum_update
 from sdclr.methods.temperature_schedule import scheduled_temperature
 from sdclr.pipeline.config import normalize_config, pretrain_settings
 from sdclr.torch_files import torch_load
-from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME
-from tests.helpers import _run, bcl_settings, difficult_settings, pretrain, toy_images
+from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME
+from tests.helpers import (
+    assert_a_killed_run_resumes_bit_identically,
+    bcl_settings,
+    difficult_settings,
+    pretrain,
+    toy_images,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -223,23 +226,7 @@ def test_a_run_with_state_or_selection_survives_a_kill_bit_identically(tmp_path,
     """A BCL-D + schedule run (per-sample state) or an SDCLR + difficult-pairs + schedule run
     (in-batch selection) SIGKILLed after its second epoch and run again ends with the same
     bytes (model, checkpoint with the per-sample state, log) as an uninterrupted run."""
-    settings_path = tmp_path / "settings.json"
-    write_json(settings_path, make_settings())
-    straight = _run(settings_path, tmp_path / "straight")
-    assert straight.wait(timeout=600) == 0
-
-    killed = _run(settings_path, tmp_path / "resumed", pause="30")
-    deadline = time.monotonic() + 600
-    while killed.stdout.readline().strip() != "epoch 2":
-        assert time.monotonic() < deadline and killed.poll() is None
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=60)
-    assert torch_load(tmp_path / "resumed" / CHECKPOINT_NAME)["epoch"] == 2
-    resumed = _run(settings_path, tmp_path / "resumed")
-    assert resumed.wait(timeout=600) == 0
-    for name in (MODEL_NAME, CHECKPOINT_NAME, LOG_NAME):
-        a = (tmp_path / "straight" / name).read_bytes()
-        assert a == (tmp_path / "resumed" / name).read_bytes(), name
+    assert_a_killed_run_resumes_bit_identically(make_settings(), tmp_path)
 
 
 def test_a_plain_method_trains_exactly_as_before_the_contract_grew(tmp_path):

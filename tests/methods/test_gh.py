@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 import functools
 import math
-import signal
-import time
 
 import numpy as np
 import pytest
@@ -17,7 +15,6 @@ import torch._dynamo
 from torch._dynamo.testing import CompileCounter
 
 from sdclr.errors import ConfigError
-from sdclr.io import write_json
 from sdclr.methods import create_method, nt_xent
 from sdclr.methods.geometric_harmonization import (
     cluster_scores,
@@ -33,7 +30,12 @@ from sdclr.models import ModelConfig
 from sdclr.torch_files import torch_load
 from sdclr.training import step as train_step
 from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME
-from tests.helpers import pretrain, tiny_settings, toy_images
+from tests.helpers import (
+    assert_a_killed_run_resumes_bit_identically,
+    pretrain,
+    tiny_settings,
+    toy_images,
+)
 
 GH = "geometric_harmonization"
 
@@ -321,23 +323,8 @@ def test_an_interrupted_gh_run_resumes_bit_identically(tmp_path):
 def test_a_gh_run_survives_a_kill_bit_identically(tmp_path):
     """The same run SIGKILLed after its second epoch (a separate process, as a scheduler kills
     a job) and run again ends with the bytes of an uninterrupted run."""
-    from tests.helpers import _run
-
-    settings_path = tmp_path / "settings.json"
-    write_json(settings_path, gh_settings("sdclr", 4, bcl={"num_ops": 2, "min_magnitude": 5}))
-    straight = _run(settings_path, tmp_path / "straight")
-    assert straight.wait(timeout=600) == 0
-    killed = _run(settings_path, tmp_path / "resumed", pause="30")
-    deadline = time.monotonic() + 600
-    while killed.stdout.readline().strip() != "epoch 2":
-        assert time.monotonic() < deadline and killed.poll() is None
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=60)
-    assert torch_load(tmp_path / "resumed" / CHECKPOINT_NAME)["epoch"] == 2
-    assert _run(settings_path, tmp_path / "resumed").wait(timeout=600) == 0
-    for name in (MODEL_NAME, CHECKPOINT_NAME, LOG_NAME):
-        a = (tmp_path / "straight" / name).read_bytes()
-        assert a == (tmp_path / "resumed" / name).read_bytes(), name
+    settings = gh_settings("sdclr", 4, bcl={"num_ops": 2, "min_magnitude": 5})
+    assert_a_killed_run_resumes_bit_identically(settings, tmp_path)
 
 
 @pytest.fixture
