@@ -1,16 +1,22 @@
-"""Time the pipeline's own pretraining loop (SimCLR, SDCLR) against a reference-style
-pipeline on this machine's device, count the operators one step dispatches, and time the
-augmentation alone.
+"""Time the pipeline's own pretraining loop (SimCLR, SDCLR; BCL-D and SDCLR + difficult pairs
+with ``--methods``) against a reference-style pipeline on this machine's device, count the
+operators one step dispatches, and time the augmentation alone (``sdclr.benchmark``).
 
 The defaults are the paper's settings (ResNet-18 CIFAR stem, batch 512, 32 px, 2,000 epochs
 of CIFAR-10-LT's 11,165 images). On a CPU, shrink them, e.g.
 ``--width 0.125 --batch-size 64 --dataset-size 512 --steps 3 --warmup 1 --loop-epochs 1``.
+Every method at the paper's settings, compiled and then eager::
+
+    python scripts/bench_pretrain.py --methods simclr sdclr bcl_d sdclr_de --json compiled.json
+    python scripts/bench_pretrain.py --methods simclr sdclr bcl_d sdclr_de --compile false \
+        --no-reference --json eager.json
 """
 
 import argparse
 
 import torch
-from benchmark import METHODS, BenchConfig, format_results, run_benchmark, write_json
+
+from sdclr.benchmark import METHODS, BenchConfig, format_results, run_benchmark, write_results
 
 defaults = BenchConfig()
 parser = argparse.ArgumentParser(description=__doc__)
@@ -30,7 +36,13 @@ parser.add_argument(
     default=defaults.loop_warmup_epochs,
     help="epochs of the loop timed apart first (compilation)",
 )
-parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(defaults.methods))
+parser.add_argument(
+    "--methods",
+    nargs="+",
+    choices=METHODS,
+    default=list(defaults.methods),
+    help="bcl_d, sdclr_de: the paper configs' BCL-D and SDCLR + difficult pairs (loop only)",
+)
 parser.add_argument("--no-reference", action="store_true", help="skip the reference pipeline")
 parser.add_argument("--workers", type=int, default=None, help="reference DataLoader workers")
 parser.add_argument("--dataset-size", type=int, default=defaults.dataset_size)
@@ -89,4 +101,4 @@ config = BenchConfig(
 results = run_benchmark(config)
 print(format_results(results), flush=True)
 if args.json:
-    write_json(results, args.json)
+    write_results(results, args.json)

@@ -1,6 +1,7 @@
 """Time BCL's RandAugment alone: torchvision's per-image PIL ``RandAugment(num_ops=k)`` against
 the batched one (``sdclr.data.augment.randaugment``) in its all-ops and grouped schedules, for
-k = 1 and 2 with every drawn op applied, and print the table (images per second).
+k = 1 and 2 with every drawn op applied, and print the table (images per second;
+``sdclr.benchmark`` times it).
 
 One CPU thread by default, e.g. ``python scripts/bench_randaugment.py --rounds 5``.
 """
@@ -9,8 +10,8 @@ import argparse
 import dataclasses
 
 import torch
-from benchmark import BenchConfig, bench_randaugment, randaugment_lines, write_json
 
+from sdclr.benchmark import BenchConfig, bench_randaugment, randaugment_lines, write_results
 from sdclr.device import pick_device
 
 defaults = BenchConfig()
@@ -38,4 +39,4 @@ results = bench_randaugment(config, device)
 print(f"device: {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
 print("\n".join(randaugment_lines(results, dataclasses.asdict(config))))
 if args.json:
-    write_json(results, args.json)
+    write_results(results, args.json)

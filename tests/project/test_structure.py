@@ -24,6 +24,7 @@ LAYERS = (
     "models",
     "methods",
     "training",
+    "benchmark",  # the pretraining benchmark: times training, imports nothing above it
     "probes",
     "analyses",
     "reporting",

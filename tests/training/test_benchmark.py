@@ -1,4 +1,4 @@
-"""The pretraining benchmark (scripts/bench_pretrain.py, scripts/benchmark.py) on tiny settings."""
+"""The pretraining benchmark (scripts/bench_pretrain.py, sdclr/benchmark/) on tiny settings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from benchmark import BenchConfig
+import torch
+import yaml
+
+import sdclr.benchmark.loop
+import sdclr.training.loop
+from sdclr.benchmark import METHOD_SPECS, BenchConfig, bench_loop, step_operator_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,21 +97,15 @@ def test_the_benchmarked_loop_is_the_pretrain_loop(monkeypatch):
     """bench_loop times sdclr.training.loop.pretrain itself (the function every pretrain job
     runs), for the warm-up plus the timed epochs, and its views/s follow from those epochs'
     seconds."""
-    import benchmark
-    import torch
-    from benchmark import bench_loop
-
-    import sdclr.training.loop
-
     calls = []
     real = sdclr.training.loop.pretrain
-    assert benchmark.pretrain is real
+    assert sdclr.benchmark.loop.pretrain is real
 
     def recording(job, images, out_dir, seed, device, progress, on_epoch_end):
         calls.append(job)
         return real(job, images, out_dir, seed, device, progress, on_epoch_end)
 
-    monkeypatch.setattr(benchmark, "pretrain", recording)
+    monkeypatch.setattr(sdclr.benchmark.loop, "pretrain", recording)
     cfg = BenchConfig(
         width=0.0625, batch_size=16, dataset_size=48, image_size=12, loop_epochs=2,
         loop_warmup_epochs=1, methods=("sdclr",),
@@ -116,3 +115,41 @@ def test_the_benchmarked_loop_is_the_pretrain_loop(monkeypatch):
     assert calls[0].method.hyperparameters["prune_ratio"] == cfg.prune_ratio
     assert len(result["warmup_epoch_seconds"]) == 1
     assert result["views_per_second"] == pytest.approx(2 * 48 / result["epoch_seconds"])
+
+
+def test_the_benchmarks_bcl_d_and_difficult_pairs_are_the_paper_configs():
+    """``bcl_d`` and ``sdclr_de`` run the algorithm and extensions of the paper config's entries
+    of those names, so the speed measured is the speed of the rows the grid runs."""
+    methods = yaml.safe_load((ROOT / "config/paper/cifar_base.yaml").read_text())["methods"]
+    for name, (algorithm, extensions) in METHOD_SPECS.items():
+        entry = methods[name]
+        assert entry.get("algorithm", name) == algorithm, name
+        assert {key: entry[key] for key in extensions} == extensions, name
+        others = set(entry) - {"algorithm", "label", "paper", "pretrain_set", "hyperparameters"}
+        assert others == set(extensions), name  # no extension of the entry left out
+
+
+@pytest.mark.parametrize("name", ["bcl_d", "sdclr_de"])
+def test_bcl_d_and_difficult_pairs_are_timed_in_the_loop_with_their_extensions(name, monkeypatch):
+    """The loop the benchmark times for BCL-D / SDCLR + difficult pairs is the pretrain loop
+    with the entry's extensions (BCL's per-sample state, the difficult band in the log), and
+    one of its steps dispatches more operators than plain SDCLR's."""
+    calls = []
+    real = sdclr.training.loop.pretrain
+
+    def recording(job, *args, **kwargs):
+        calls.append(job)
+        return real(job, *args, **kwargs)
+
+    monkeypatch.setattr(sdclr.benchmark.loop, "pretrain", recording)
+    cfg = BenchConfig(
+        width=0.0625, batch_size=16, dataset_size=48, image_size=12, loop_epochs=1,
+        loop_warmup_epochs=1, methods=(name,),
+    )  # fmt: skip
+    cpu = torch.device("cpu")
+    result = bench_loop(cfg, name, cpu)
+    assert calls[0].method.algorithm == "sdclr"
+    assert set(calls[0].method.extensions) == set(METHOD_SPECS[name][1])
+    assert result["views_per_second"] > 0
+    ops = step_operator_counts(cfg, name, cpu)["now"]["aten_ops"]
+    assert ops > step_operator_counts(cfg, "sdclr", cpu)["now"]["aten_ops"]

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from benchmark import numpy_prune, reference_nt_xent
 from torch.overrides import TorchFunctionMode
 
+from sdclr.benchmark import numpy_prune, reference_nt_xent
 from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.methods import create_method, nt_xent
 from sdclr.models import ModelConfig, branch, global_magnitude_prune, masked_convs
