@@ -26,7 +26,7 @@ def _hours(hours: float) -> str:
 def _loop_lines(name: str, r: dict[str, Any], s: dict[str, Any]) -> list[str]:
     warmup = ", ".join(f"{x:.1f}" for x in r["warmup_epoch_seconds"]) or "none"
     line = (
-        f"  {name:<6} {'loop':<9} {r['views_per_second']:10,.0f} views/s  "
+        f"  {name:<8} {'loop':<9} {r['views_per_second']:10,.0f} views/s  "
         f"{r['step_seconds'] * 1e3:9.1f} ms/step  ({r['precision']}, channels_last "
         f"{r['channels_last']}, compile {r['compile']}; the pretrain loop, "
         f"{s['loop_epochs']} epochs after warm-up epochs of {warmup} s)"
@@ -38,7 +38,7 @@ def _loop_lines(name: str, r: dict[str, Any], s: dict[str, Any]) -> list[str]:
 
 def _reference_lines(name: str, r: dict[str, Any]) -> list[str]:
     line = (
-        f"  {name:<6} {'reference':<9} {r['views_per_second']:10,.0f} views/s  "
+        f"  {name:<8} {'reference':<9} {r['views_per_second']:10,.0f} views/s  "
         f"{r['step_seconds'] * 1e3:9.1f} ms/step  (fp32, PIL DataLoader x{r['workers']} workers)"
     )
     if "peak_gpu_memory_gib" in r:
@@ -46,7 +46,7 @@ def _reference_lines(name: str, r: dict[str, Any]) -> list[str]:
     lines = [line]
     if "mask_seconds_per_epoch" in r:
         lines.append(
-            f"  {'':<6} {'':<9} prune mask {r['mask_seconds_per_epoch'] * 1e3:.1f} ms/epoch "
+            f"  {'':<8} {'':<9} prune mask {r['mask_seconds_per_epoch'] * 1e3:.1f} ms/epoch "
             f"(numpy sort on the CPU), amortised {r['step_seconds_amortised'] * 1e3:.1f} ms/step"
         )
     return lines
@@ -105,7 +105,7 @@ def format_results(results: dict[str, Any]) -> str:
         if "reference" in entry:
             lines += _reference_lines(name, entry["reference"])
             lines.append(
-                f"  {name:<6} real loop / reference: {entry['speedup']:.1f}x views/s "
+                f"  {name:<8} real loop / reference: {entry['speedup']:.1f}x views/s "
                 f"({entry['speedup_amortised']:.1f}x with the reference's per-epoch mask)"
             )
         runs = [
@@ -114,13 +114,13 @@ def format_results(results: dict[str, Any]) -> str:
             if kind in entry
         ]
         lines.append(
-            f"  {name:<6} projected {s['epochs']}-epoch run "
+            f"  {name:<8} projected {s['epochs']}-epoch run "
             f"({results['steps_per_epoch']} steps/epoch): " + ", ".join(runs)
         )
         for label, counts in entry["operators_per_step"].items():
             kernels = f", {counts['cuda_kernels']} CUDA kernels" if "cuda_kernels" in counts else ""
             lines.append(
-                f"  {name:<6} operators per step, {label:<8} {counts['aten_ops']:6d} aten ops, "
+                f"  {name:<8} operators per step, {label:<8} {counts['aten_ops']:6d} aten ops, "
                 f"{counts['top_level_aten_ops']:5d} top-level{kernels} "
                 f"(compile {counts['compile']})"
             )
