@@ -89,7 +89,8 @@ class _Costing:
             job_settings = settings[f"pretrain/{job['method']}"]
             views, forward = workload.pretrain_work(job_settings, self.sizes(job))
             crop = job_settings["augmentation"]["crop_size"]
-            rate = self.speeds.training(job_settings["method"]["algorithm"])
+            spec = job_settings["method"]
+            rate = self.speeds.training(spec["algorithm"], spec["name"])
             return views * self.factor(job, crop) / rate + self.forward(job, forward, crop)
         if rule == "probe":
             probe = settings[f"probe/{job['probe']}"]
@@ -155,7 +156,8 @@ def format_table(name: str, rules: list[RuleCost], speeds: Speeds) -> str:
 
 
 def _notes(rules: list[RuleCost], speeds: Speeds) -> list[str]:
-    views = ", ".join(f"{a} {v:,.0f}" for a, v in speeds.views_per_second.items())
+    measured = {**speeds.views_per_second, **speeds.methods}
+    views = ", ".join(f"{a} {v:,.0f}" for a, v in measured.items())
     width, crop = speeds.reference
     notes = [
         f"speeds: {speeds.describe()}: pretraining views/s {views}; forward images/s "
@@ -182,6 +184,7 @@ def as_json(name: str, rules: list[RuleCost], speeds: Speeds) -> dict[str, Any]:
         "device": speeds.device,
         "measured": speeds.measured,
         "views_per_second": speeds.views_per_second,
+        "method_views_per_second": speeds.methods,
         "forward_images_per_second": speeds.forward_images_per_second,
         "reference_model": {"arch": "resnet18", "stem": "cifar", "width": speeds.reference[0],
                             "crop_size": speeds.reference[1]},

@@ -3,7 +3,9 @@ of ``scripts/bench_pretrain.py --json``, or the stated defaults.
 
 A speed is the pretraining loop's views per second per GPU for each algorithm (a view is
 one augmented image: every image is two views per epoch; SDCLR's dense and pruned forward
-passes are inside its figure), and a forward-only images-per-second for probes, analyses and
+passes are inside its figure), and for each other method the benchmark measured (``bcl_d``,
+``sdclr_de``: the paper configs' entries of those names, extensions included), which prices a
+run of a config entry of that name; and a forward-only images-per-second for probes, analyses and
 selections, taken as :data:`FORWARD_PER_VIEW` times SimCLR's training speed (a training
 view costs its forward and a backward about twice as long).
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +32,27 @@ DEFAULT_REFERENCE = (1.0, 32)
 
 @dataclass(frozen=True)
 class Speeds:
-    """Views/s per algorithm, forward images/s, the model they were measured on, and where
-    they come from."""
+    """Views/s per algorithm (and per measured method), forward images/s, the model they were
+    measured on, and where they come from."""
 
     views_per_second: dict[str, float]
     reference: tuple[float, int]  # (ResNet-18 width, crop size) of the benchmark
     device: str
     measured: bool
     notes: tuple[str, ...] = ()
+    #: Views/s of the benchmark's composed methods, by their config entry's name (``bcl_d``).
+    methods: dict[str, float] = field(default_factory=dict)
 
     @property
     def forward_images_per_second(self) -> float:
         return FORWARD_PER_VIEW * self.views_per_second["simclr"]
 
-    def training(self, algorithm: str) -> float:
-        """Views/s of ``algorithm`` (an algorithm the table lacks runs at SimCLR's speed)."""
+    def training(self, algorithm: str, method: str = "") -> float:
+        """Views/s of a run of config entry ``method``: the benchmark's figure for a method of
+        that name where it measured one, else its ``algorithm``'s (an algorithm the table
+        lacks runs at SimCLR's speed)."""
+        if method in self.methods:
+            return self.methods[method]
         return self.views_per_second.get(algorithm, self.views_per_second["simclr"])
 
     def describe(self) -> str:
@@ -115,4 +123,5 @@ def read_benchmark(path: str | Path) -> Speeds:
         if name not in found
     )
     device = str(results.get("device", "the benchmark's device"))
-    return Speeds(_fill(found), reference, device, True, notes)
+    methods = {name: speed for name, speed in found.items() if name not in ("simclr", "sdclr")}
+    return Speeds(_fill(found), reference, device, True, notes, methods)

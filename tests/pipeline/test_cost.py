@@ -139,6 +139,29 @@ def test_a_measured_benchmark_and_bad_ones(tmp_path):
         assert proc.stderr.startswith("error: ")
 
 
+def test_a_measured_bcl_d_prices_the_bcl_d_runs_and_nothing_else(cifar10_plan, tmp_path):
+    """bench_pretrain.py --methods ... bcl_d measures the paper configs' BCL-D: the config's
+    bcl_d runs cost their views at that speed; BCL-I (another SimCLR + BCL entry) and plain
+    SDCLR keep their algorithm's."""
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({
+        "device": "cuda (NVIDIA H200)", "settings": {"width": 1.0, "image_size": 32},
+        "pretrain": {
+            "simclr": {"loop": {"views_per_second": 100_000.0}},
+            "sdclr": {"loop": {"views_per_second": 80_000.0}},
+            "bcl_d": {"loop": {"views_per_second": 40_000.0}},
+        },
+    }))  # fmt: skip
+    speeds = read_benchmark(bench)
+    assert speeds.methods == {"bcl_d": 40_000.0}
+    costing = _Costing(cifar10_plan, speeds)
+    job = {"dataset": "cifar10_lt", "split": 1, "seed": 0}
+    views = 2000 * 11165 * 2
+    assert costing.seconds("pretrain", {**job, "method": "bcl_d"}) == pytest.approx(views / 40_000)
+    assert costing.seconds("pretrain", {**job, "method": "sdclr"}) == pytest.approx(views / 80_000)
+    assert costing.seconds("pretrain", {**job, "method": "bcl_i"}) == pytest.approx(views / 100_000)
+
+
 @pytest.mark.slow
 def test_the_jobs_are_snakemakes(tmp_path):
     """The demo config's and the paper union's jobs per rule are those of Snakemake's dry run."""
