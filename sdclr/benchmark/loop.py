@@ -50,16 +50,17 @@ def loop_settings(cfg: BenchConfig, method_name: str, epochs: int) -> dict[str, 
 
 def bench_loop(cfg: BenchConfig, method_name: str, device: torch.device) -> dict[str, Any]:
     """Whole epochs of :func:`sdclr.training.loop.pretrain`, the loop the pipeline runs: the
-    method's
-    per-epoch work (SDCLR's mask), every step, the epoch's loss read-back and the
+    method's per-epoch work (SDCLR's mask), every step, the epoch's loss read-back and the
     checkpoint writes, on synthetic images in a temporary run directory.
 
     The first ``loop_warmup_epochs`` epochs (compilation, cuDNN's kernel search) are timed
-    apart; the projection is ``warm-up epochs + (epochs - warm-up) x steady epoch``."""
+    apart; the projection is ``warm-up epochs + (epochs - warm-up) x steady epoch``. A compiled
+    loop also reports the graphs compiled after each epoch and the graph breaks: a step that
+    recompiles shows as a count that grows after the first epoch."""
     epochs = cfg.loop_warmup_epochs + cfg.loop_epochs
     settings = loop_settings(cfg, method_name, epochs)
     images = synthetic_images(cfg.dataset_size, cfg.image_size, cfg.seed)
-    seconds: list[float] = []
+    epochs_seen: list[dict[str, Any]] = []
     reset_peak(device)
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as run_dir:
         pretrain(
@@ -69,9 +70,10 @@ def bench_loop(cfg: BenchConfig, method_name: str, device: torch.device) -> dict
             cfg.seed,
             device,
             progress=False,
-            on_epoch_end=lambda epoch, metrics: seconds.append(metrics["seconds"]),
+            on_epoch_end=lambda epoch, metrics: epochs_seen.append(metrics),
         )
         runtime = torch.load(Path(run_dir) / "resume.pt", weights_only=True)["runtime"]
+    seconds = [epoch["seconds"] for epoch in epochs_seen]
     warmup, steady = seconds[: cfg.loop_warmup_epochs], seconds[cfg.loop_warmup_epochs :]
     epoch_seconds = sum(steady) / len(steady)
     views = 2 * cfg.dataset_size  # every image once per epoch, the partial batch included
@@ -86,6 +88,9 @@ def bench_loop(cfg: BenchConfig, method_name: str, device: torch.device) -> dict
         "projected_run_hours": (sum(warmup) + (cfg.epochs - len(warmup)) * epoch_seconds) / 3600.0,
     }
     result["step_seconds_amortised"] = result["step_seconds"]  # the loop includes the mask
+    if runtime["compile"]:
+        result["compiled_graphs_per_epoch"] = [e["compiled_graphs"] for e in epochs_seen]
+        result["graph_breaks"] = epochs_seen[-1]["graph_breaks"]
     peak = peak_gib(device)
     if peak is not None:
         result["peak_gpu_memory_gib"] = peak

@@ -33,7 +33,15 @@ def _loop_lines(name: str, r: dict[str, Any], s: dict[str, Any]) -> list[str]:
     )
     if "peak_gpu_memory_gib" in r:
         line += f"  peak GPU memory {r['peak_gpu_memory_gib']:.2f} GiB"
-    return [line]
+    lines = [line]
+    if "compiled_graphs_per_epoch" in r:
+        graphs, steps = r["compiled_graphs_per_epoch"], -(-s["dataset_size"] // s["batch_size"])
+        lines.append(
+            f"  {'':<8} {'':<9} graphs compiled by the end of each epoch {graphs}, "
+            f"{r['graph_breaks']} graph breaks (a step recompiling every time would add "
+            f"{steps} graphs an epoch)"
+        )
+    return lines
 
 
 def _reference_lines(name: str, r: dict[str, Any]) -> list[str]:

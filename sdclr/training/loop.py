@@ -46,6 +46,7 @@ from sdclr.provenance import provenance
 from sdclr.torch_files import torch_save
 from sdclr.training.batches import check_batch, rank_share, step_sizes
 from sdclr.training.checkpoint import plain_state_dict, resume, save_checkpoint
+from sdclr.training.compile_counts import compile_counts, counts_since
 from sdclr.training.config import PretrainConfig, PretrainJob
 from sdclr.training.live import LiveLog, log_line
 from sdclr.training.run_files import (
@@ -100,10 +101,13 @@ def pretrain(
         mininterval=2.0,
     )
     live = LiveLog(out_dir / LIVE_NAME, run.config.epochs, run.start_epoch, run.world.is_main)
+    compiled_before, compiled = compile_counts(), {}
     epoch_images = sum(run.step_sizes)
     run.model.train()
     for epoch in range(run.start_epoch, run.config.epochs):
         metrics, timing = _train_epoch(run, images, epoch, out_dir)
+        if run.runtime.compile:  # a recompiling step shows in the log and in timing.csv
+            compiled = _record_compilation(timing, compiled_before, compiled)
         run.history.append(metrics)
         if run.world.is_main and (warning := stuck_loss_warning(run.history)):
             log.warning(warning)
@@ -234,6 +238,22 @@ def _train_epoch(
         "views_per_second": round(2 * step_start / seconds, 1),
     }
     return metrics, timing
+
+
+def _record_compilation(
+    timing: dict[str, float], before: dict[str, int], last: dict[str, int]
+) -> dict[str, int]:
+    """Add the graphs compiled and graph breaks met since ``before`` to the epoch's ``timing``;
+    log them when they differ from ``last`` epoch's (the first epoch, and any recompilation)."""
+    compiled = counts_since(before)
+    timing.update(compiled)
+    if compiled != last:
+        log.info(
+            "compiled step: %d graphs, %d graph breaks in this run so far",
+            compiled["compiled_graphs"],
+            compiled["graph_breaks"],
+        )
+    return compiled
 
 
 def stuck_loss_warning(history: list[dict[str, Any]]) -> str | None:

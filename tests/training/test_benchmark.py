@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import subprocess
 import sys
@@ -9,11 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch._dynamo
 import yaml
+from torch._dynamo.testing import CompileCounter
 
 import sdclr.benchmark.loop
 import sdclr.training.loop
 from sdclr.benchmark import METHOD_SPECS, BenchConfig, bench_loop, step_operator_counts
+from sdclr.benchmark.report import _loop_lines
+from sdclr.training import step as train_step
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,3 +159,26 @@ def test_bcl_d_and_difficult_pairs_are_timed_in_the_loop_with_their_extensions(n
     assert result["views_per_second"] > 0
     ops = step_operator_counts(cfg, name, cpu)["now"]["aten_ops"]
     assert ops > step_operator_counts(cfg, "sdclr", cpu)["now"]["aten_ops"]
+
+
+def test_a_compiled_loop_reports_its_graphs_per_epoch_and_its_breaks(monkeypatch):
+    """With compile on, the benchmark reports the graphs the run compiled by the end of each
+    epoch (one per batch shape: 40 images at batch 16 give a full and a partial one, and no
+    more after the first epoch) and its graph breaks, and prints them. Dynamo's counting
+    backend stands in for inductor, as in tests/training/test_compile.py."""
+    torch._dynamo.reset()
+    monkeypatch.setattr(
+        train_step.torch, "compile", functools.partial(torch.compile, backend=CompileCounter())
+    )
+    cfg = BenchConfig(
+        width=0.0625, batch_size=16, dataset_size=40, image_size=12, loop_epochs=2,
+        loop_warmup_epochs=1, methods=("sdclr",), compile="true",
+    )  # fmt: skip
+    try:
+        result = bench_loop(cfg, "sdclr", torch.device("cpu"))
+    finally:
+        torch._dynamo.reset()
+    assert result["compile"] is True
+    assert result["compiled_graphs_per_epoch"] == [2, 2, 2] and result["graph_breaks"] == 0
+    line = _loop_lines("sdclr", result, dataclasses.asdict(cfg))[1]
+    assert "graphs compiled by the end of each epoch [2, 2, 2], 0 graph breaks" in line

@@ -10,7 +10,9 @@ inductor, as a CUDA run does.
 from __future__ import annotations
 
 import copy
+import csv
 import functools
+import logging
 
 import pytest
 import torch
@@ -21,6 +23,7 @@ from sdclr.data.augment import AugmentConfig, BatchAugment
 from sdclr.methods import create_method
 from sdclr.models import ModelConfig
 from sdclr.training import step as train_step
+from sdclr.training.run_files import TIMING_NAME
 from sdclr.training.step import Runtime, TrainStep
 from tests.helpers import pretrain, tiny_settings, toy_images
 
@@ -73,6 +76,24 @@ def test_the_last_partial_batch_compiles_once_more_and_only_once(tmp_path, count
     settings["method"]["hyperparameters"]["prune_ratio"] = 0.9
     counts = _run_counting(tmp_path, settings, counted_compile, toy_images(40))
     assert counts == [2, 2, 2]
+
+
+def test_a_compiled_run_records_its_graphs_and_breaks_per_epoch(tmp_path, counted_compile, caplog):
+    """A compiled run's timing.csv has, per epoch, the graphs compiled and graph breaks met so
+    far in the run (40 images: the full and the partial batch, 2 graphs from the first epoch
+    on, no break), and the log says so once, when they change; an eager run has neither."""
+    settings = tiny_settings("sdclr", epochs=3)
+    with caplog.at_level(logging.INFO, logger="sdclr.training.loop"):
+        counts = _run_counting(tmp_path / "compiled", settings, counted_compile, toy_images(40))
+    rows = list(csv.DictReader((tmp_path / "compiled" / TIMING_NAME).read_text().splitlines()))
+    assert [int(r["compiled_graphs"]) for r in rows] == counts == [2, 2, 2]
+    assert [int(r["graph_breaks"]) for r in rows] == [0, 0, 0]
+    said = [r.message for r in caplog.records if r.message.startswith("compiled step")]
+    assert said == ["compiled step: 2 graphs, 0 graph breaks in this run so far"]
+    settings["pretrain"]["compile"] = False
+    pretrain(settings, toy_images(40), tmp_path / "eager", seed=0, progress=False)
+    header = (tmp_path / "eager" / TIMING_NAME).read_text().splitlines()[0]
+    assert "compiled_graphs" not in header
 
 
 def test_a_scheduled_temperature_recompiles_once_then_is_an_input(tmp_path, counted_compile):
