@@ -88,16 +88,25 @@ def test_the_embedded_configs_show_every_method_family():
 
 
 def test_the_gpu_validation_config_is_the_papers_cifar_settings_on_fashion_mnist_lt():
-    """config/validation/fmnist_lt_gpu.yaml validates and runs SimCLR and SDCLR at the paper's
-    CIFAR settings (full-width ResNet-18, 32 px crops, batch 512, lr 0.5, t 0.2, p 0.9) for
-    300 epochs on 3 splits whose D_i is CIFAR-10-LT's size."""
+    """config/validation/fmnist_lt_gpu.yaml validates and runs every method family (SimCLR,
+    SDCLR, BCL-D, SDCLR + TS, SDCLR + difficult pairs, + GH, + COLT) at the paper's CIFAR
+    settings (full-width ResNet-18, 32 px crops, batch 512, lr 0.5, t 0.2 where no schedule
+    sets it, p 0.9) for 300 epochs on 3 splits whose D_i is CIFAR-10-LT's size."""
     from sdclr.data.splits import longtail_counts
 
+    raw = yaml.safe_load((ROOT / "config" / "validation" / "fmnist_lt_gpu.yaml").read_text())
     entry = load_config(ROOT / "config" / "validation" / "fmnist_lt_gpu.yaml")["datasets"]
     entry = entry["fmnist_lt"]
-    assert set(entry["methods"]) == {"simclr", "sdclr"} and entry["splits"] == [1, 2, 3]
-    assert entry["methods"]["sdclr"]["hyperparameters"]["prune_ratio"] == 0.9
-    assert {m["hyperparameters"]["temperature"] for m in entry["methods"].values()} == {0.2}
+    assert entry["splits"] == [1, 2, 3]
+    families = {"bcl", "temperature_schedule", "difficult_examples", "geometric_harmonization"}
+    extensions = {key for m in raw["methods"].values() for key in m} & (families | {"colt"})
+    assert extensions == families | {"colt"}
+    algorithms = {m.get("algorithm", name) for name, m in raw["methods"].items()}
+    assert algorithms == {"simclr", "sdclr"}
+    for name, method in raw["methods"].items():
+        hyper = method["hyperparameters"]
+        assert "temperature_schedule" in method or hyper["temperature"] == 0.2, name
+        assert method.get("algorithm", name) == "simclr" or hyper["prune_ratio"] == 0.9, name
     assert entry["model"]["width"] == 1.0 and entry["augmentation"]["crop_size"] == 32
     pretrain = entry["pretrain"]
     assert (pretrain["epochs"], pretrain["batch_size"], pretrain["lr"]) == (300, 512, 0.5)
