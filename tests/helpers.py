@@ -74,9 +74,18 @@ def difficult_settings(epochs=5):
     return settings
 
 
-def _run(settings_path, out_dir, pause="0"):
+def pool_images(n: int = 30) -> torch.Tensor:
+    """Images outside the pretraining set, for COLT's pool (toy_images' shape, another seed)."""
+    return torch.randint(
+        0, 256, (n, 3, 14, 14), generator=torch.Generator().manual_seed(7), dtype=torch.uint8
+    )
+
+
+def _run(settings_path, out_dir, pause="0", pool=False):
+    """Pretrain a settings file in a child process that prints ``epoch N`` after each epoch
+    and sleeps ``pause`` seconds; ``pool``: with :func:`pool_images` and 4 classes' labels."""
     return subprocess.Popen(
-        [sys.executable, "-c", _KILLABLE, str(settings_path), str(out_dir), pause],
+        [sys.executable, "-c", _KILLABLE, str(settings_path), str(out_dir), pause, str(pool)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -84,23 +93,26 @@ def _run(settings_path, out_dir, pause="0"):
     )
 
 
-def assert_a_killed_run_resumes_bit_identically(settings: dict[str, Any], tmp_path: Path) -> None:
+def assert_a_killed_run_resumes_bit_identically(
+    settings: dict[str, Any], tmp_path: Path, pool: bool = False, records: tuple[str, ...] = ()
+) -> None:
     """Pretrain ``settings`` straight through in a child process; pretrain it again in another,
     SIGKILLed once it reports epoch 2 (a scheduler's kill: no handler runs) and then rerun; the
-    resumed run ends with the uninterrupted run's bytes (model, checkpoint, log)."""
+    resumed run ends with the uninterrupted run's bytes (model, checkpoint, log and the
+    method's ``records``). ``pool``: the runs get :func:`pool_images` (COLT)."""
     settings_path = tmp_path / "settings.json"
     write_json(settings_path, settings)
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert _run(settings_path, straight).wait(timeout=600) == 0
-    killed = _run(settings_path, resumed, pause="30")
+    assert _run(settings_path, straight, pool=pool).wait(timeout=600) == 0
+    killed = _run(settings_path, resumed, pause="30", pool=pool)
     deadline = time.monotonic() + 600
     while killed.stdout.readline().strip() != "epoch 2":
         assert time.monotonic() < deadline and killed.poll() is None
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=60)
     assert torch_load(resumed / loop.CHECKPOINT_NAME)["epoch"] == 2
-    assert _run(settings_path, resumed).wait(timeout=600) == 0
-    for name in (loop.MODEL_NAME, loop.CHECKPOINT_NAME, loop.LOG_NAME):
+    assert _run(settings_path, resumed, pool=pool).wait(timeout=600) == 0
+    for name in (loop.MODEL_NAME, loop.CHECKPOINT_NAME, loop.LOG_NAME, *records):
         assert (straight / name).read_bytes() == (resumed / name).read_bytes(), name
 
 
@@ -182,13 +194,15 @@ def record(method, split, seed, many, medium, few, probe="linear", dataset="toy"
 
 _KILLABLE = """
 import sys, time
+import torch
 from sdclr.io import read_json
-from tests.helpers import pretrain, toy_images
+from tests.helpers import pool_images, pretrain, toy_images
 
 def slow(epoch, metrics):
     print(f"epoch {epoch}", flush=True)
     time.sleep(float(sys.argv[3]))
 
+pool = {"pool": pool_images(), "labels": torch.arange(48) % 4} if sys.argv[4] == "True" else {}
 pretrain(read_json(sys.argv[1]), toy_images(48), sys.argv[2], seed=0, progress=False,
-         on_epoch_end=slow)
+         on_epoch_end=slow, **pool)
 """

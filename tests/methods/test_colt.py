@@ -30,7 +30,13 @@ from sdclr.methods.colt_functions import (
 from sdclr.torch_files import torch_load
 from sdclr.training import step as train_step
 from sdclr.training.loop import CHECKPOINT_NAME, LOG_NAME, MODEL_NAME
-from tests.helpers import pretrain, tiny_settings, toy_images
+from tests.helpers import (
+    assert_a_killed_run_resumes_bit_identically,
+    pool_images,
+    pretrain,
+    tiny_settings,
+    toy_images,
+)
 
 E = math.e
 
@@ -194,12 +200,6 @@ def colt_settings(method: str = "sdclr", epochs: int = 4, **colt) -> dict:
     return settings
 
 
-def pool_images(n: int = 30) -> torch.Tensor:
-    return torch.randint(
-        0, 256, (n, 3, 14, 14), generator=torch.Generator().manual_seed(7), dtype=torch.uint8
-    )
-
-
 def run_colt(settings: dict, out, **kwargs) -> dict:
     labels = torch.arange(48) % 4
     return pretrain(
@@ -272,6 +272,17 @@ def test_an_interrupted_colt_run_resumes_bit_identically(tmp_path):
     for name in (MODEL_NAME, CHECKPOINT_NAME, LOG_NAME, "colt_resampling.json"):
         a = (tmp_path / "straight" / name).read_bytes()
         assert a == (tmp_path / "resumed" / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_a_colt_run_survives_a_kill_bit_identically(tmp_path):
+    """The same run SIGKILLed after epoch 2 (a separate process, as a scheduler kills a job:
+    after the first resampling, before the second) and run again ends with an uninterrupted
+    run's bytes: model, checkpoint (scores, pool choice), log and resampling record."""
+    settings = colt_settings("sdclr", epochs=5)
+    assert_a_killed_run_resumes_bit_identically(
+        settings, tmp_path, pool=True, records=("colt_resampling.json",)
+    )
 
 
 def test_a_pool_file_is_read_as_nchw_and_a_wrong_one_is_one_line_naming_it(tmp_path):
