@@ -29,11 +29,12 @@ class Registry(dict[str, T], Generic[T]):
     def register(self, cls: type) -> type:
         """Class decorator: add ``cls`` (or one instance of it) under ``cls.name``; a name
         that another class holds already is refused."""
-        held = self.get(cls.name)
-        if held is not None and (held if not self.instances else type(held)) is not cls:
-            raise ValueError(f"{self.kind} name {cls.name!r} is registered twice")
-        if held is None:
+        if cls.name not in self:
             self[cls.name] = cls() if self.instances else cls
+            return cls
+        held = self[cls.name]
+        if (type(held) if self.instances else held) is not cls:
+            raise ValueError(f"{self.kind} name {cls.name!r} is registered twice")
         return cls
 
     def lookup(self, name: str) -> T:
