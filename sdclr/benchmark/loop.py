@@ -15,8 +15,9 @@ from torch.profiler import ProfilerActivity, profile
 from sdclr.benchmark.config import BenchConfig, build, compile_setting, method_spec
 from sdclr.benchmark.timing import peak_gib, reset_peak, sync, synthetic_images
 from sdclr.data.augment import AugmentConfig, BatchAugment
+from sdclr.torch_files import torch_load
 from sdclr.training.config import PretrainConfig, PretrainJob
-from sdclr.training.loop import pretrain
+from sdclr.training.loop import CHECKPOINT_NAME, pretrain
 from sdclr.training.step import TrainStep, resolve_runtime
 
 
@@ -72,7 +73,7 @@ def bench_loop(cfg: BenchConfig, method_name: str, device: torch.device) -> dict
             progress=False,
             on_epoch_end=lambda epoch, metrics: epochs_seen.append(metrics),
         )
-        runtime = torch.load(Path(run_dir) / "resume.pt", weights_only=True)["runtime"]
+        runtime = torch_load(Path(run_dir) / CHECKPOINT_NAME, "checkpoint")["runtime"]
     seconds = [epoch["seconds"] for epoch in epochs_seen]
     warmup, steady = seconds[: cfg.loop_warmup_epochs], seconds[cfg.loop_warmup_epochs :]
     epoch_seconds = sum(steady) / len(steady)

@@ -18,7 +18,7 @@ from torch import nn
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
-from sdclr.benchmark.config import BenchConfig, build
+from sdclr.benchmark.config import REFERENCE_METHODS, BenchConfig, build
 from sdclr.benchmark.timing import complete, reset_peak, sync, synthetic_images, timed
 from sdclr.device import set_fp32_arithmetic
 from sdclr.models import masked_convs, set_branch
@@ -123,7 +123,13 @@ def _reference_step(
 
 
 def bench_reference(cfg: BenchConfig, method_name: str, device: torch.device) -> dict[str, Any]:
-    """Steady-state steps of the reference-style pipeline (see the module docstring)."""
+    """Steady-state steps of the reference-style pipeline (see the module docstring) of
+    SimCLR or SDCLR, the reference code it reproduces."""
+    if method_name not in REFERENCE_METHODS:
+        raise ValueError(
+            f"the reference-style pipeline reproduces {', '.join(REFERENCE_METHODS)} only, "
+            f"not {method_name!r}"
+        )
     set_fp32_arithmetic(conv_tf32=True, matmul_tf32=False)  # PyTorch's defaults, as it runs
     method, model, optimizer = build(cfg, method_name, device)
     images = synthetic_images(cfg.dataset_size, cfg.image_size, cfg.seed)

@@ -9,13 +9,14 @@ from typing import Any
 
 import torch
 
+from sdclr.device import describe_device
 from sdclr.io import write_json
 
 
 def describe_machine(device: torch.device) -> str:
-    """``cuda (<GPU name>)``, or ``cpu (<cores> cores, <processor>)``."""
+    """``cuda (<GPU name>)`` as outputs record it, or ``cpu (<cores> cores, <processor>)``."""
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
+        return describe_device(device)
     return f"cpu ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
 
 

@@ -156,8 +156,8 @@ def format_table(name: str, rules: list[RuleCost], speeds: Speeds) -> str:
 
 
 def _notes(rules: list[RuleCost], speeds: Speeds) -> list[str]:
-    measured = {**speeds.views_per_second, **speeds.methods}
-    views = ", ".join(f"{a} {v:,.0f}" for a, v in measured.items())
+    rates = {**speeds.views_per_second, **speeds.methods}
+    views = ", ".join(f"{a} {v:,.0f}" for a, v in rates.items())
     width, crop = speeds.reference
     notes = [
         f"speeds: {speeds.describe()}: pretraining views/s {views}; forward images/s "

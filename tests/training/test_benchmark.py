@@ -17,7 +17,13 @@ from torch._dynamo.testing import CompileCounter
 
 import sdclr.benchmark.loop
 import sdclr.training.loop
-from sdclr.benchmark import METHOD_SPECS, BenchConfig, bench_loop, step_operator_counts
+from sdclr.benchmark import (
+    METHOD_SPECS,
+    BenchConfig,
+    bench_loop,
+    bench_reference,
+    step_operator_counts,
+)
 from sdclr.benchmark.report import _loop_lines
 from sdclr.training import step as train_step
 
@@ -89,13 +95,17 @@ def test_benchmark_runs_end_to_end_and_reports_positive_numbers(tmp_path):
 
 
 def test_bench_config_refuses_impossible_settings():
-    """Unknown methods, a batch of one, or fewer images than a batch are refused up front."""
+    """Unknown methods, a batch of one, or fewer images than a batch are refused up front;
+    the reference-style pipeline refuses a method that has no reference code to reproduce
+    (it would time SimCLR's reference under BCL-D's name)."""
     with pytest.raises(ValueError, match="byol"):
         BenchConfig(methods=("byol",))
     with pytest.raises(ValueError, match="batch_size"):
         BenchConfig(batch_size=1)
     with pytest.raises(ValueError, match="dataset_size"):
         BenchConfig(batch_size=64, dataset_size=32)
+    with pytest.raises(ValueError, match="reproduces simclr, sdclr only, not 'bcl_d'"):
+        bench_reference(BenchConfig(methods=("bcl_d",)), "bcl_d", torch.device("cpu"))
     assert BenchConfig().steps_per_epoch == 22  # CIFAR-10-LT: 21 of 512 and the last of 413
 
 
